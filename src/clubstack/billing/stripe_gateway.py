@@ -85,7 +85,7 @@ def start_checkout(
         raise ProviderError() from error
     payment.external_id = checkout.id
     payment.checkout_url = checkout.url
-    expires = checkout.get("expires_at")
+    expires = checkout.to_dict().get("expires_at")
     if isinstance(expires, int):
         from datetime import UTC, datetime
 
@@ -115,7 +115,7 @@ def handle_webhook(session: Session, payload: bytes, signature: str | None) -> s
     kind = str(event.type)
     if not first_delivery(session, PROVIDER, str(event.id), kind):
         return "duplicate"
-    obj = event.data.object
+    obj = event.to_dict()["data"]["object"]
     handler = HANDLERS.get(kind)
     outcome = handler(session, obj) if handler else "ignored"
     set_outcome(session, PROVIDER, str(event.id), outcome)
@@ -123,7 +123,7 @@ def handle_webhook(session: Session, payload: bytes, signature: str | None) -> s
     return outcome
 
 
-def _completed(session: Session, obj: Any) -> str:
+def _completed(session: Session, obj: dict[str, Any]) -> str:
     payment = lock_payment(session, PROVIDER, str(obj.get("id")))
     if payment is None:
         return "unknown-session"
