@@ -80,7 +80,8 @@ def _unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 class StripeStub(_Server):
     """POST /v1/checkout/sessions as Stripe answers it; signs webhook events with whsec."""
 
-    def __init__(self, api_key: str = "sk_test_clubstack", webhook_secret: str = "whsec_test") -> None:
+    def __init__(self, api_key: str = "sk_test_clubstack",
+                 webhook_secret: str = "whsec_test") -> None:
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.sessions: dict[str, dict[str, Any]] = {}
@@ -108,7 +109,8 @@ class StripeStub(_Server):
             }
             self.sessions[session_id] = obj
             return 200, obj
-        return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}
+        return 404, {"error": {"type": "invalid_request_error",
+                               "message": "Unrecognized request URL"}}
 
     # --- webhooks ---
 

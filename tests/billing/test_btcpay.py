@@ -116,7 +116,9 @@ def test_out_of_order_settled_first(app: Any, member: Any, client: Any,
     assert _balance(app) == 2000
 
 
-@pytest.mark.parametrize("case", ["wrong-secret", "tampered", "missing", "no-prefix", "other-store"])
+@pytest.mark.parametrize(
+    "case", ["wrong-secret", "tampered", "missing", "no-prefix", "other-store"]
+)
 def test_unverified_webhooks_change_nothing(
     app: Any, member: Any, client: Any, btcpay_stub: BTCPayStub, case: str
 ) -> None:

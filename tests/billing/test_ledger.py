@@ -122,7 +122,7 @@ def _race(n: int, work: Any) -> list[Any]:
             try:
                 results[i] = work(own, i)
                 own.commit()
-            except Exception as error:  # noqa: BLE001 - reported below
+            except Exception as error:
                 own.rollback()
                 results[i] = error
 
@@ -179,7 +179,7 @@ def test_a_worker_that_loses_the_race_gets_the_winners_entry(server_app: Any) ->
                     box["id"] = ledger.charge(own, uid, 99, reason="x", reference="r",
                                               idempotency_key="same").id
                     own.commit()
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:
                     box["error"] = error
 
         thread = threading.Thread(target=b)

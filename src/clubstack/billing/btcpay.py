@@ -191,7 +191,8 @@ def rewind_credit(session: Session, payment: Payment) -> None:
     amount = payment.credited_cents
     ledger.record(
         session, payment.user_id, -amount, kind="rewind",
-        reason=f"Bitcoin payment {format_money(amount)} was invalid (double-spend); credit taken back",
+        reason=f"Bitcoin payment {format_money(amount)} was invalid (double-spend); "
+        "credit taken back",
         reference=f"btcpay:{payment.external_id}",
         idempotency_key=f"btcpay:rewind:{payment.external_id}:{payment.rewinds}",
         payment_id=payment.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from markupsafe import Markup
 
@@ -56,7 +57,7 @@ def balance_svg(points: list[tuple[datetime, int]], title: str = "Balance over t
     ET.SubElement(svg, "line", {"class": "axis", "x1": str(LEFT), "x2": str(LEFT),
                                 "y1": str(TOP), "y2": str(HEIGHT - BOTTOM)})
     path = [f"M{x(points[0][0])},{y(points[0][1])}"]
-    for (_, before), (when, value) in zip(points, points[1:], strict=False):
+    for (_, before), (when, value) in pairwise(points):
         path.append(f"L{x(when)},{y(before)}")
         path.append(f"L{x(when)},{y(value)}")
     ET.SubElement(svg, "path", {"d": " ".join(path), "fill": "none", "stroke": "currentColor",

@@ -112,7 +112,8 @@ def ledger_cmd(email: str, as_csv: bool) -> None:
                 writer.writerow([reports._safe_cell(c) for c in row])
             return
         for e in iter_entries(session, flt):
-            click.echo(f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} {format_money(e.amount_cents):>14} "
+            click.echo(f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} "
+                       f"{format_money(e.amount_cents):>14} "
                        f"{format_money(e.balance_after_cents):>14}  {e.reason}")
 
 

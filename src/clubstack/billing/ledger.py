@@ -68,7 +68,7 @@ def charge(
 ) -> LedgerEntry:
     """Spend `amount_cents` (>= 0) of the member's credit; the balance may go negative."""
     if not isinstance(amount_cents, int) or amount_cents < 0:
-        raise InputError(fields={"amount_cents": "A charge is a whole, non-negative number of cents."})
+        raise InputError(fields={"amount_cents": "A charge is a whole number of cents, >= 0."})
     return record(
         session, user_id, -amount_cents, kind="usage", reason=reason, reference=reference,
         idempotency_key=idempotency_key,
@@ -236,7 +236,7 @@ class EntryFilter:
     text: str | None = None
 
 
-def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa: ANN001
     if flt.user_id is not None:
         query = query.where(LedgerEntry.user_id == flt.user_id)
     if flt.kind:

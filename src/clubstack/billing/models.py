@@ -98,7 +98,7 @@ class Payment(Base):
 
 
 class WebhookEvent(Base):
-    """Provider events already handled: a replayed or duplicated delivery is answered, not redone."""
+    """Provider events already handled: a replay or duplicate is answered, not redone."""
 
     __tablename__ = "billing_webhook_events"
     __table_args__ = (UniqueConstraint("provider", "event_id"),)

@@ -64,7 +64,9 @@ def overview(session: Session, *, sort: str = "balance", page: int = 1, per_page
     ).join(User, User.id == BillingAccount.user_id)
     if search:
         like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(User.email.ilike(like, escape="\\") | User.nickname.ilike(like, escape="\\"))
+        query = query.where(
+            User.email.ilike(like, escape="\\") | User.nickname.ilike(like, escape="\\")
+        )
     query = query.order_by(*SORTS.get(sort, SORTS["balance"]))
     query = query.offset((max(page, 1) - 1) * per_page).limit(per_page)
     rows = [

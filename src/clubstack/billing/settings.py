@@ -41,7 +41,7 @@ class BillingSettings(ServiceSettings):
     stripe_webhook_tolerance: int = Field(
         default=300,
         ge=1,
-        description="Seconds a Stripe webhook signature stays valid (older deliveries are refused).",
+        description="Seconds a Stripe webhook signature stays valid (older ones are refused).",
     )
     btcpay_url: str | None = Field(
         default=None,

@@ -113,7 +113,8 @@ def warning_mail(state: AccountState, info: Standing, now: datetime) -> tuple[st
         subject = f"{site}: your credit runs out in {_duration(info.runway)}"
         text = (
             f"Your balance is {balance} and your capsuls use {rate} per hour, so your credit "
-            f"lasts {_duration(info.runway)} (until about {now + info.runway:%Y-%m-%d %H:%M} UTC).\n\n"
+            f"lasts {_duration(info.runway)} "
+            f"(until about {now + info.runway:%Y-%m-%d %H:%M} UTC).\n\n"
             f"When it reaches zero your capsuls are stopped, and {grace_hours} hours later they "
             f"are destroyed with their disks.\n\nAdd credit: {buy}\n"
         )
@@ -143,7 +144,9 @@ def send_warnings(session: Session, now: datetime) -> int:
     two workers running the job at once send it once; a failed mail un-claims it for a retry.
     """
     sent = 0
-    user_ids = list(session.scalars(select(BillingAccount.user_id).order_by(BillingAccount.user_id)))
+    user_ids = list(session.scalars(
+        select(BillingAccount.user_id).order_by(BillingAccount.user_id)
+    ))
     for user_id in user_ids:
         account = session.get(BillingAccount, user_id, populate_existing=True)
         if account is None:

@@ -138,7 +138,8 @@ def _completed(session: Session, obj: dict[str, Any]) -> str:
     ledger.credit(
         session, payment.user_id, payment.amount_cents,
         reason=f"Card payment {format_money(payment.amount_cents)}",
-        reference=f"stripe:{payment.external_id}", idempotency_key=f"stripe:checkout:{obj.get('id')}",
+        reference=f"stripe:{payment.external_id}",
+        idempotency_key=f"stripe:checkout:{obj.get('id')}",
         payment_id=payment.id,
     )
     payment.payment_ref = obj.get("payment_intent") or payment.payment_ref
@@ -179,7 +180,8 @@ def _refunded(session: Session, obj: Any) -> str:
     ledger.record(
         session, payment.user_id, -delta, kind="refund",
         reason=f"Card payment refunded {format_money(delta)}",
-        reference=f"stripe:{obj.get('id')}", idempotency_key=f"stripe:refund:{obj.get('id')}:{total}",
+        reference=f"stripe:{obj.get('id')}",
+        idempotency_key=f"stripe:refund:{obj.get('id')}:{total}",
         payment_id=payment.id,
     )
     payment.refunded_cents = total
