@@ -29,7 +29,8 @@ from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import csrf, limiter
 from clubstack.settings import get_settings
 
-bp = Blueprint("billing", __name__, template_folder="templates")
+bp = Blueprint("billing", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
 PER_PAGE = 50
 
 
