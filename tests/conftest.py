@@ -66,7 +66,7 @@ def _server_database(kind: str) -> str:
                 conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
                 conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         admin.dispose()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure means the server is not usable
         backend_missing(kind, str(error).splitlines()[0])
     url = base.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
@@ -116,7 +116,7 @@ def redis_url() -> str:
         client = redis.Redis.from_url(url, socket_timeout=3)
         client.flushdb()
         client.close()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001
         backend_missing("redis", str(error))
     return url
 

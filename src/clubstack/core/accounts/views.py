@@ -249,8 +249,8 @@ def admin_users() -> str | BaseResponse | tuple[str, int]:
         try:
             email = accounts.normalise_email(request.form.get("email", ""))
             if session_.scalar(select(User.id).where(User.email == email)) is None:
-                session_.add(User(email=email, role=(request.form.get("role") == "admin"
-                                  and "admin") or "member"))
+                session_.add(User(email=email, role=request.form.get("role") == "admin"
+                                  and "admin" or "member"))
                 session_.commit()
             flash(f"{email} may now log in.", "success")
             return redirect(url_for("accounts.admin_users"))
