@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -28,7 +28,14 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-limiter = Limiter(key_func=client_ip, headers_enabled=True, swallow_errors=True)
+def _default_rate() -> str:
+    return str(current_app.config["CLUBSTACK"].default_rate)
+
+
+# One limiter for the process; the default limit is read per app (tests build many apps).
+limiter = Limiter(
+    key_func=client_ip, default_limits=[_default_rate], headers_enabled=True, swallow_errors=True
+)
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
@@ -169,13 +176,12 @@ def init_web(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session instead; sessions expire on their own
         WTF_CSRF_SSL_STRICT=True,
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_DEFAULT=settings.default_rate,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_KEY_PREFIX="clubstack",
     )
+    app.before_request(_before)  # first, so even a rate-limited answer has a request id
     csrf.init_app(app)
     limiter.init_app(app)
-    app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)
