@@ -3,7 +3,6 @@ credit on Processing/Settled, a double-spend rewind that is announced, polling a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -36,7 +35,7 @@ def app(make_app: Any, btcpay_stub: BTCPayStub) -> Any:
         billing_btcpay_api_key=btcpay_stub.api_key,
         billing_btcpay_store_id=btcpay_stub.store,
         billing_btcpay_webhook_secret=btcpay_stub.webhook_secret,
-        http_allow_hosts=json.dumps([btcpay_stub.host]),
+        http_allow_hosts=btcpay_stub.host,
     )
 
 

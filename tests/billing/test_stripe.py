@@ -3,7 +3,6 @@ checkout.session.completed webhooks, never twice; refunds and disputes as negati
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +33,7 @@ def app(make_app: Any, stripe_stub: StripeStub) -> Any:
         billing_stripe_secret_key=stripe_stub.api_key,
         billing_stripe_webhook_secret=stripe_stub.webhook_secret,
         billing_stripe_api_base=stripe_stub.url,
-        http_allow_hosts=json.dumps([stripe_stub.host]),
+        http_allow_hosts=stripe_stub.host,
         billing_currency="EUR",
     )
 
