@@ -120,3 +120,49 @@ def test_a_top_up_resets_the_warnings(japp: Any, burning: dict[int, int]) -> Non
     assert _descend(japp, uid, 1, start_hour=80) == []  # back to OK: silent
     again = _descend(japp, uid, 60, start_hour=81)  # 2190 -> ... a week left again at 1680
     assert [h for h, _ in again] == [131]
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def server_app(make_app: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    app = make_app(db_kind=request.param)
+    with app.app_context():
+        yield app
+
+
+def test_two_workers_running_the_job_at_once_send_one_mail(
+    server_app: Any, burning: dict[int, int]
+) -> None:
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    session = db.session()
+    uid = make_user(session, "twice@example.org")
+    ledger.credit(session, uid, 100, reason="p", reference="r", idempotency_key="p1")
+    session.commit()
+    session.close()
+    burning[uid] = BURN  # 10 hours left: LOW_DAY
+    barrier = threading.Barrier(4)
+    sent: list[int] = []
+
+    def worker() -> None:
+        with Session(db.engine) as own:
+            barrier.wait()
+            sent.append(send_warnings(own, clock.utcnow()))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(sent) == [0, 0, 0, 1]
+    assert [m["To"] for m in outbox_messages(server_app)] == ["twice@example.org"]
+
+
+def test_bad_currency_or_locale_is_a_clear_settings_error(make_app: Any) -> None:
+    from clubstack.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="CLUBSTACK_BILLING_CURRENCY: .*unknown currency"):
+        make_app(billing_currency="XXY")
+    with pytest.raises(SettingsError, match="CLUBSTACK_BILLING_LOCALE: .*unknown locale"):
+        make_app(billing_currency="EUR", billing_locale="zz_QQ")

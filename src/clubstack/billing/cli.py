@@ -61,6 +61,7 @@ def balance_cmd(email: str) -> None:
 
 @billing_cli.command(
     "credit", context_settings={"ignore_unknown_options": True},
+    short_help="Credit (or, negative, debit) an amount with a note.",
 )
 @click.argument("email")
 @click.argument("amount")

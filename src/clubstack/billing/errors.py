@@ -15,13 +15,13 @@ class UnknownAccount(NotFound):
     message = "There is no such member."
 
 
-class WebhookRejected(ClubError):  # noqa: N818 - named like the core errors
+class WebhookRejected(ClubError):
     status = 400
     code = "webhook_rejected"
     message = "The webhook could not be verified."
 
 
-class WebhookRetryLater(ClubError):  # noqa: N818
+class WebhookRetryLater(ClubError):
     """The event refers to something not recorded yet (out of order); the provider retries."""
 
     status = 409

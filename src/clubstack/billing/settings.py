@@ -71,6 +71,17 @@ class BillingSettings(ServiceSettings):
             raise ValueError(f"unknown currency {value!r}")
         return code
 
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.strip())
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"unknown locale {value!r}") from None
+        return value.strip()
+
     @property
     def stripe_enabled(self) -> bool:
         return self.stripe_secret_key is not None and self.stripe_webhook_secret is not None
