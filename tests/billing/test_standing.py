@@ -162,7 +162,7 @@ def test_two_workers_running_the_job_at_once_send_one_mail(
 def test_bad_currency_or_locale_is_a_clear_settings_error(make_app: Any) -> None:
     from clubstack.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="CLUBSTACK_BILLING_CURRENCY: .*unknown currency"):
+    with pytest.raises(SettingsError, match=r"CLUBSTACK_BILLING_CURRENCY: .*unknown currency"):
         make_app(billing_currency="XXY")
-    with pytest.raises(SettingsError, match="CLUBSTACK_BILLING_LOCALE: .*unknown locale"):
+    with pytest.raises(SettingsError, match=r"CLUBSTACK_BILLING_LOCALE: .*unknown locale"):
         make_app(billing_currency="EUR", billing_locale="zz_QQ")
