@@ -120,12 +120,16 @@ def test_receipts_are_private(app: Any, member: Any) -> None:
                           status="paid", external_id="cs_x", credited_cents=1500)
         session.add(payment)
         session.flush()
+        ledger.credit(session, uid, 100, reason="Unrelated credit", reference="x",
+                      idempotency_key="other")
         ledger.credit(session, uid, 1500, reason="Card payment", reference="stripe:cs_x",
                       idempotency_key="stripe:checkout:cs_x", payment_id=payment.id)
         session.commit()
         payment_id = payment.id
     receipt = member.get(f"/billing/payments/{payment_id}").get_data(as_text=True)
     assert "Receipt" in receipt and "€15.00" in receipt and "cs_x" in receipt
+    assert "Card payment" in receipt  # the ledger entry this payment made ...
+    assert "Unrelated credit" not in receipt  # ... and no other
     assert payment_id in member.get("/billing/payments").get_data(as_text=True)
     stranger = app.test_client()
     login_as(stranger, app, "stranger@example.org")

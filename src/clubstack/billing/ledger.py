@@ -234,6 +234,7 @@ class EntryFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    payment_id: str | None = None
 
 
 def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa: ANN001
@@ -241,6 +242,8 @@ def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa:
         query = query.where(LedgerEntry.user_id == flt.user_id)
     if flt.kind:
         query = query.where(LedgerEntry.kind == flt.kind)
+    if flt.payment_id:
+        query = query.where(LedgerEntry.payment_id == flt.payment_id)
     if flt.since is not None:
         query = query.where(LedgerEntry.created_at >= flt.since)
     if flt.until is not None:

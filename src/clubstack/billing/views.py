@@ -202,8 +202,8 @@ def payment(payment_id: str) -> str:
     user = _user()
     session = db.session()
     item = member_payment(session, user.id, payment_id[:32])
-    rows = ledger.entries(session, EntryFilter(user_id=user.id), limit=None)
-    linked = [e for e in rows if e.payment_id == item.id]
+    linked = ledger.entries(session, EntryFilter(user_id=user.id, payment_id=item.id),
+                            limit=None, newest_first=False)
     return render_template("billing/payment.html", payment=item, entries=linked,
                            provider_title=PROVIDERS.get(item.provider, item.provider),
                            returned="returned" in request.args,
