@@ -14,6 +14,7 @@ from clubstack.billing import ledger
 from clubstack.billing.models import Payment
 from clubstack.core.accounts.models import User
 from clubstack.core.db import db
+from tests.billing.conftest import login_as
 from tests.billing.stubs import StripeStub
 from tests.conftest import LiveServer, csrf_token
 
@@ -232,3 +233,19 @@ def test_webhook_over_real_http(app: Any, member: Any, stripe_stub: StripeStub) 
     finally:
         server.stop()
     assert _balance(app) == 2000
+
+
+def test_stripe_calls_go_through_the_guarded_http_client(
+    make_app: Any, stripe_stub: StripeStub
+) -> None:
+    """Without the stub in http_allow_hosts the SSRF guard refuses loopback: proof that the
+    stripe library talks through clubstack's one outbound client."""
+    app = make_app(
+        billing_stripe_secret_key=stripe_stub.api_key,
+        billing_stripe_webhook_secret=stripe_stub.webhook_secret,
+        billing_stripe_api_base=stripe_stub.url,
+    )
+    client = app.test_client()
+    login_as(client, app, "member@example.org")
+    assert _buy(client).status_code == 503
+    assert stripe_stub.requests == []
