@@ -10,8 +10,8 @@ from markupsafe import Markup
 
 from clubstack.billing.money import format_money
 
-WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 10, 24
+WIDTH, HEIGHT = 600, 260
+LEFT, RIGHT, TOP, BOTTOM = 110, 20, 16, 36
 
 
 def balance_points(start_balance: int, changes: list[tuple[datetime, int]], start: datetime,
@@ -63,11 +63,11 @@ def balance_svg(points: list[tuple[datetime, int]], title: str = "Balance over t
     ET.SubElement(svg, "path", {"d": " ".join(path), "fill": "none", "stroke": "currentColor",
                                 "stroke-width": "2", "class": "balance-line"})
     for value in sorted({high, low, 0}):
-        label = ET.SubElement(svg, "text", {"x": str(LEFT - 6), "y": str(y(value) + 4),
+        label = ET.SubElement(svg, "text", {"x": str(LEFT - 6), "y": str(y(value) + 6),
                                             "text-anchor": "end"})
         label.text = format_money(value)
     for when, anchor in ((t0, "start"), (t1, "end")):
-        label = ET.SubElement(svg, "text", {"x": str(x(when)), "y": str(HEIGHT - 6),
+        label = ET.SubElement(svg, "text", {"x": str(x(when)), "y": str(HEIGHT - 8),
                                             "text-anchor": anchor})
         label.text = f"{when:%Y-%m-%d}"
     return Markup(ET.tostring(svg, encoding="unicode"))  # noqa: S704 - ElementTree escapes

@@ -102,6 +102,8 @@ def dashboard() -> str:
         .where(LedgerEntry.user_id == user.id, LedgerEntry.created_at < start)
         .order_by(LedgerEntry.id.desc()).limit(1)
     )
+    if before is None and changes:
+        start = min(changes[0][0], end - timedelta(days=1))  # a new member: from the first entry
     chart = balance_svg(balance_points(int(before or 0), list(changes), start, end))
     recent = ledger.entries(session, EntryFilter(user_id=user.id), limit=10)
     return render_template(
