@@ -213,3 +213,18 @@ def test_admin_sees_unresolved_invoices_and_can_poll(
     assert invoice_id not in admin.get("/billing/admin/invoices").get_data(as_text=True)
     assert _balance(app) == 2000
     assert member.get("/billing/admin/invoices").status_code == 403
+
+
+def test_webhook_while_btcpay_is_down_is_retried_not_lost(
+    app: Any, member: Any, client: Any, btcpay_stub: BTCPayStub
+) -> None:
+    invoice_id = _invoice(app, member, btcpay_stub)
+    btcpay_stub.set_status(invoice_id, "Processing")
+    payload = btcpay_stub.event("InvoiceProcessing", invoice_id, delivery_id="d-down")
+    btcpay_stub.fail_gets = True
+    down = _hook(client, btcpay_stub, payload)
+    assert down.status_code == 503 and _balance(app) == 0
+    btcpay_stub.fail_gets = False
+    again = _hook(client, btcpay_stub, payload)  # BTCPay redelivers the same delivery
+    assert again.status_code == 200 and again.json["outcome"] == "credited"
+    assert _balance(app) == 2000

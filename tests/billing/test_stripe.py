@@ -249,3 +249,15 @@ def test_stripe_calls_go_through_the_guarded_http_client(
     login_as(client, app, "member@example.org")
     assert _buy(client).status_code == 503
     assert stripe_stub.requests == []
+
+
+def test_expired_checkout_is_marked_and_credits_nothing(
+    app: Any, member: Any, client: Any, stripe_stub: StripeStub
+) -> None:
+    _buy(member)
+    session_id = next(iter(stripe_stub.sessions))
+    obj = dict(stripe_stub.sessions[session_id], status="expired")
+    assert _hook(client, stripe_stub, stripe_stub.event("checkout.session.expired", obj)).json[
+        "outcome"] == "expired"
+    assert _payment(app).status == "expired" and _balance(app) == 0
+    assert "expired" in member.get("/billing/payments").get_data(as_text=True)
