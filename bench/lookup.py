@@ -168,7 +168,8 @@ def main() -> int:
     )
     print(
         f"batch with {args.processes} processes x {args.workers} threads: {parallel:.2f} s "
-        f"(errors: {errors}, CPU of the coordinating process {client_cpu:.1f} s, DNS server {server_cpu:.1f} s)"
+        f"(errors: {errors}, CPU of the coordinating process {client_cpu:.1f} s, "
+        f"DNS server {server_cpu:.1f} s)"
     )
     print(f"speed-up vs sequential: {estimated / parallel:.1f}x")
     verdict = "MET" if parallel <= TARGET_SECONDS else "MISSED"

@@ -7,8 +7,8 @@ nameservers are used. The top-level TXT records are read by us, through the same
 resolver cache as the DNS check: checkdmarc's query_* helpers add SPF-type and CNAME
 queries per record, a quarter of all queries in a batch, for warnings we do not show.
 checkdmarc's module-level DNS cache (keyed by name only, not by nameserver, with its own
-lifetime) is switched off: caching is done per (indicator, check) by clubstack.lookup.cache, and within a batch by the
-resolver's TTL-honouring cache.
+lifetime) is switched off: caching is done per (indicator, check) by
+clubstack.lookup.cache, and within a batch by the resolver's TTL-honouring cache.
 
 Written here instead of checkdmarc:
 - MTA-STS policy *fetch*: checkdmarc fetches with its own requests session; every fetch
