@@ -37,16 +37,28 @@ def lookup(resolver: dns.resolver.Resolver, name: str, rtype: str) -> list[str] 
     return [r.to_text() for r in answer.rrset]
 
 
+_INTERNAL_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+]
+
+
 def _unusual_address(address: str) -> str | None:
+    """Why a public name pointing here is odd (DNS rebinding, SSRF bait), or None.
+
+    Documentation ranges (192.0.2.0/24, 2001:db8::/32) are not flagged: they reach nothing.
+    """
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:
         return "link-local"
-    if ip.is_private:
+    if ip.is_unspecified:
+        return "unspecified"
+    if any(ip in net for net in _INTERNAL_NETWORKS if net.version == ip.version):
         return "private"
-    if ip.is_unspecified or ip.is_reserved or ip.is_multicast:
-        return "reserved"
     return None
 
 

@@ -228,7 +228,10 @@ class MailSecurityCheck:
             for u in (tag("rua") or [])
             if isinstance(u, dict)
         ]
-        policy, pct = tag("p"), tag("pct")
+        policy = tag("p")
+        # checkdmarc follows RFC 9989, which dropped pct; receivers still honour it.
+        raw_pct = tag("pct") or _tags(records[0]).get("pct")
+        pct = int(raw_pct) if str(raw_pct or "").isdigit() else None
         dmarc.update(
             p=policy,
             sp=tag("sp"),
@@ -238,7 +241,7 @@ class MailSecurityCheck:
         )
         if policy == "none":
             result.add(Level.SUSPICIOUS, "DMARC p=none: not enforced")
-        elif pct is not None and int(pct) < 100:
+        elif pct is not None and pct < 100:
             result.add(Level.SUSPICIOUS, f"DMARC p={policy} applies to only {pct}% of mail")
         else:
             result.add(Level.HARMLESS, f"DMARC p={policy}")
@@ -306,19 +309,29 @@ class MailSecurityCheck:
             rpt["error"] = str(exc)
 
     def _dnssec(self, result: CheckResult, data: dict[str, Any], domain: str) -> None:
-        zone = registered_domain(domain) or domain
-        try:
-            answer = self.resolver.resolve(zone, "DNSKEY", raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            data["dnssec"] = {"zone": zone, "signed": False}
-            return
-        keys = answer.rrset is not None
+        # The zone apex is the name itself or its registered domain (one of the two for
+        # nearly every name analysts look up; a full apex walk costs a query per label).
+        org = registered_domain(domain)
+        answer = None
+        zone = domain
+        for zone in dict.fromkeys(z for z in (domain, org) if z):
+            try:
+                answer = self.resolver.resolve(
+                    zone, "DNSKEY", raise_on_no_answer=False, search=False
+                )
+            except dns.resolver.NXDOMAIN:
+                answer = None
+            if answer is not None and answer.rrset is not None:
+                break
+        keys = answer is not None and answer.rrset is not None
         # DS lives in the parent zone; only worth a query when the zone publishes keys.
         ds = bool(lookup(self.resolver, zone, "DS")) if keys else False
-        validated = bool(answer.response.flags & dns.flags.AD)
+        validated = bool(answer is not None and answer.response.flags & dns.flags.AD)
         data["dnssec"] = {"zone": zone, "dnskey": keys, "ds": ds, "validated": validated}
         if keys and ds:
             result.add(Level.NONE, "DNSSEC signed" + (" and validated" if validated else ""))
+        elif keys:
+            result.add(Level.NONE, "DNSSEC keys published but no DS at the parent")
 
     def _bimi(self, result: CheckResult, data: dict[str, Any], domain: str) -> None:
         records = self._records(f"default._bimi.{domain}", "v=BIMI1")
