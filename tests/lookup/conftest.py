@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver  # noqa: E402
-from lookup_http import ProviderServer  # noqa: E402
+from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver
+from lookup_http import ProviderServer
 
-from clubstack.lookup.resolver import make_resolver  # noqa: E402
+from clubstack.lookup.resolver import make_resolver
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def dns_server() -> Iterator[LocalDNS]:
 
 
 @pytest.fixture
-def resolver(dns_server: LocalDNS):  # noqa: ANN201
+def resolver(dns_server: LocalDNS):
     return make_resolver([dns_server.nameserver], timeout=1.0, lifetime=1.5)
 
 

@@ -77,11 +77,20 @@ class LocalDNS:
     def __init__(self, resolver: ZoneResolver, address: str = "127.0.0.1") -> None:
         self.resolver = resolver
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        self.udp = DNSServer(resolver, address=address, port=0, logger=logger, server=UDPServer)
-        self.port = self.udp.server.server_address[1]
-        self.tcp = DNSServer(
-            resolver, address=address, port=self.port, logger=logger, server=TCPServer
-        )
+        for attempt in range(20):
+            # UDP gets a free port from the kernel; TCP must take the same number, which
+            # another process may hold: then try another port.
+            self.udp = DNSServer(resolver, address=address, port=0, logger=logger, server=UDPServer)
+            self.port = self.udp.server.server_address[1]
+            try:
+                self.tcp = DNSServer(
+                    resolver, address=address, port=self.port, logger=logger, server=TCPServer
+                )
+                break
+            except OSError:
+                self.udp.server.server_close()
+                if attempt == 19:
+                    raise
         self.address = address
 
     @property
@@ -116,7 +125,7 @@ mx1.good.example.com.    IN A     192.0.2.25
 ns1.good.example.com.    IN A     192.0.2.53
 _dmarc.good.example.com. IN TXT   "v=DMARC1; p=reject; pct=100; rua=mailto:dmarc@good.example.com"
 _mta-sts.good.example.com. IN TXT "v=STSv1; id=20240101T000000"
-mta-sts.good.example.com. IN A    127.0.0.1
+mta-sts.good.example.com. IN A    93.184.215.14
 _smtp._tls.good.example.com. IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.example.com"
 default._bimi.good.example.com. IN TXT "v=BIMI1; l=https://good.example.com/logo.svg"
 sel1._domainkey.good.example.com. IN TXT {dkim_rsa}

@@ -54,7 +54,7 @@ def rdap_domain(name: str, created: datetime, registrar: str = "Example Registra
             {"eventAction": "registration", "eventDate": created.isoformat()},
             {
                 "eventAction": "expiration",
-                "eventDate": (created + timedelta(days=365 * 2)).isoformat(),
+                "eventDate": (datetime.now(UTC) + timedelta(days=200)).isoformat(),
             },
         ],
         "entities": [
@@ -62,7 +62,10 @@ def rdap_domain(name: str, created: datetime, registrar: str = "Example Registra
                 "objectClassName": "entity",
                 "handle": "292",
                 "roles": ["registrar"],
-                "vcardArray": ["vcard", [["version", {}, "text", "4.0"], ["fn", {}, "text", registrar]]],
+                "vcardArray": [
+                    "vcard",
+                    [["version", {}, "text", "4.0"], ["fn", {}, "text", registrar]],
+                ],
             }
         ],
         "nameservers": [{"objectClassName": "nameserver", "ldhName": f"NS1.{name.upper()}"}],
@@ -85,7 +88,10 @@ def rdap_network(start: str, end: str, cidr: str, name: str, owner: str, country
                 "objectClassName": "entity",
                 "handle": "ORG-1",
                 "roles": ["registrant"],
-                "vcardArray": ["vcard", [["version", {}, "text", "4.0"], ["fn", {}, "text", owner]]],
+                "vcardArray": [
+                    "vcard",
+                    [["version", {}, "text", "4.0"], ["fn", {}, "text", owner]],
+                ],
             }
         ],
     }
@@ -112,12 +118,13 @@ class ProviderServer:
             "198.51.100.7": QUOTA,
             "198.51.100.8": NOT_JSON,
         }
+        # RDAP covers registered domains (the name below the public suffix)
         self.rdap_domains: dict[str, Any] = {
-            "good.example.com": rdap_domain("good.example.com", now - timedelta(days=4000)),
-            "new.example.net": rdap_domain("new.example.net", now - timedelta(days=3)),
-            "evil.example.com": rdap_domain("evil.example.com", now - timedelta(days=12)),
-            "broken.example.com": MALFORMED,
-            "slowpoke.example.com": QUOTA,
+            "oldshop.com": rdap_domain("oldshop.com", now - timedelta(days=4000)),
+            "fresh-login.net": rdap_domain("fresh-login.net", now - timedelta(days=3)),
+            "example.com": rdap_domain("example.com", now - timedelta(days=11000)),
+            "broken-rdap.org": MALFORMED,
+            "limited-rdap.org": QUOTA,
         }
         self.rdap_ips: dict[str, Any] = {
             "185.220.101.4": rdap_network(
@@ -191,14 +198,22 @@ class ProviderServer:
     def _vt(self, rest: str, headers: Any) -> tuple:
         json_type = "application/json"
         if headers.get("x-apikey") != VT_KEY:
-            return 401, {"error": {"code": "WrongCredentialsError", "message": "bad key"}}, json_type
+            return (
+                401,
+                {"error": {"code": "WrongCredentialsError", "message": "bad key"}},
+                json_type,
+            )
         kind, _, ident = rest.partition("/")
         if kind == "urls":
             padded = ident + "=" * (-len(ident) % 4)
             ident = base64.urlsafe_b64decode(padded).decode()
         value = self.vt.get(f"{kind}/{ident}")
         if value is None:
-            return 404, {"error": {"code": "NotFoundError", "message": f"{ident} not found"}}, json_type
+            return (
+                404,
+                {"error": {"code": "NotFoundError", "message": f"{ident} not found"}},
+                json_type,
+            )
         if value == QUOTA:
             return 429, {"error": {"code": "QuotaExceededError", "message": "quota"}}, json_type
         if value == MALFORMED:
@@ -249,5 +264,5 @@ class ProviderServer:
         if answer == QUOTA:
             return 429, {"errorCode": 429, "title": "Too Many Requests"}, rdap_type
         if answer == MALFORMED:
-            return 200, b"{\"objectClassName\": \"domain\", \"events\": ", rdap_type
+            return 200, b'{"objectClassName": "domain", "events": ', rdap_type
         return 200, answer, rdap_type

@@ -65,6 +65,27 @@ checkdmarc.utils.DNS_CACHE = _NoCache()
 PolicyFetcher = Callable[[str], str]
 
 
+MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 policies are a few hundred bytes
+
+
+def policy_fetcher(http: Any) -> PolicyFetcher:
+    """Fetch MTA-STS policies through the core HTTP client (SSRF guard, timeouts)."""
+
+    def fetch(url: str) -> str:
+        response = http.get(url, allow_redirects=False, stream=True)
+        try:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code} from {url}")
+            body = response.raw.read(MAX_POLICY_BYTES + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(body) > MAX_POLICY_BYTES:
+            raise ValueError("policy larger than 64 KiB")
+        return body.decode("utf-8", "replace")
+
+    return fetch
+
+
 def _tags(record: str) -> dict[str, str]:
     tags: dict[str, str] = {}
     for part in record.split(";"):

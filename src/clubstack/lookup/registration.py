@@ -17,10 +17,10 @@ from typing import Any
 import dns.exception
 import dns.resolver
 import whoisit
-from clubstack.core.net import HttpClient, SSRFBlocked, UpstreamError
 from whoisit.errors import ParseError
 from whoisit.parser import parse as parse_rdap
 
+from clubstack.core.net import HttpClient, SSRFBlocked, UpstreamError
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, registered_domain
@@ -140,13 +140,13 @@ class RdapCheck:
     def _ip(self, parsed: dict[str, Any]) -> CheckResult:
         entities = parsed.get("entities") or {}
         owner = _first_name(entities, "registrant", "administrative", "abuse") or parsed.get("name")
-        network = parsed.get("network") or ", ".join(parsed.get("cidrs") or [])
+        network = str(parsed.get("network") or ", ".join(str(c) for c in parsed.get("cidrs") or []))
         country = parsed.get("country") or None
         result = CheckResult(self.name)
         result.data = {
             "network": network,
-            "name": parsed.get("name"),
-            "handle": parsed.get("handle"),
+            "name": str(parsed.get("name") or "") or None,
+            "handle": str(parsed.get("handle") or "") or None,
             "owner": owner,
             "country": country,
             "created": _iso(parsed.get("registration_date")),
