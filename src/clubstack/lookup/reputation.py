@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from clubstack.core.net import HttpClient, Quota, QuotaExhausted, SSRFBlocked, UpstreamError
-
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, is_public_name
 
