@@ -105,7 +105,7 @@ def _table(batch: object) -> None:
     colours = {"none": "dim", "harmless": "green", "suspicious": "yellow", "malicious": "red"}
     table = Table(show_lines=False)
     table.add_column("verdict")
-    table.add_column("indicator")
+    table.add_column("indicator", no_wrap=True)
     for check in batches.CHECK_ORDER:
         table.add_column(batches.CHECK_TITLES[check])
     for row in batches.rows(batch):  # type: ignore[arg-type]
@@ -117,4 +117,5 @@ def _table(batch: object) -> None:
             else:
                 cells.append(f"[{colours.get(r.get('level', 'none'))}]{r.get('summary', '')}[/]")
         table.add_row(*cells)
-    Console().print(table)
+    # A pipe or file gets wide lines rather than indicators broken across rows.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
