@@ -216,3 +216,39 @@ def test_per_user_rate_limit(make_app, dns_server) -> None:
         for _ in range(3)
     ]
     assert codes == [202, 202, 429]
+
+
+def test_batch_on_every_database(make_app, db_kind, dns_server) -> None:  # noqa: ANN001
+    app = make_app(db_kind, lookup_nameservers=dns_server.nameserver, lookup_dkim_selectors="")
+    client = app.test_client()
+    login(client, app, f"db-{db_kind}@example.org", nickname=f"db{db_kind}")
+    headers = {"Authorization": f"Bearer {api_token(client)}"}
+    long_url = "https://good.example.com/" + "a" * 1900
+    response = client.post(
+        "/lookup/api/lookups",
+        json={"indicators": ["good.example.com", "db01.internal", long_url]},
+        headers=headers,
+    )
+    assert response.status_code == 202
+    again = client.post(
+        "/lookup/api/lookups", json={"indicators": ["good.example.com"]}, headers=headers
+    )
+    status = client.get(again.headers["Location"], headers=headers).get_json()
+    assert status["status"] == "done"
+    assert status["results"][0]["results"]["dns"]["data"]["records"]["A"] == ["192.0.2.10"]
+    first = client.get(response.headers["Location"], headers=headers).get_json()
+    assert {r["indicator"] for r in first["results"]} == {
+        "good.example.com",
+        "db01.internal",
+        long_url,
+    }
+
+
+def test_api_key_from_secret_file(make_app, tmp_path) -> None:  # noqa: ANN001
+    key_file = tmp_path / "vt.key"
+    key_file.write_text("from-a-file\n")
+    make_app(lookup_virustotal_api_key_file=str(key_file))
+    from clubstack.lookup.batches import settings
+
+    assert settings().virustotal_key() == "from-a-file"
+    assert "from-a-file" not in repr(settings())

@@ -100,7 +100,14 @@ def build_checks(
 
 
 def make_checks() -> list[Check]:
-    """Picklable check factory for worker processes (reads settings in the child)."""
+    """Picklable check factory for worker processes (reads settings in the child).
+
+    The child needs its own database connection: quotas are counted there (or in Redis).
+    """
+    from clubstack.core.db import db
+    from clubstack.settings import get_settings
+
+    db.init(get_settings().sqlalchemy_url)
     return build_checks()
 
 
