@@ -252,3 +252,29 @@ def test_api_key_from_secret_file(make_app, tmp_path) -> None:  # noqa: ANN001
 
     assert settings().virustotal_key() == "from-a-file"
     assert "from-a-file" not in repr(settings())
+
+
+def test_batch_spread_over_two_processes(make_app, dns_server, providers) -> None:  # noqa: ANN001
+    app = make_app(
+        lookup_nameservers=dns_server.nameserver,
+        lookup_dkim_selectors="",
+        lookup_processes=2,
+        lookup_workers=2,
+        lookup_virustotal_url=f"{providers.url}/vt/api/v3",
+        lookup_virustotal_api_key=VT_KEY,
+        lookup_virustotal_per_minute=100,
+        http_allow_hosts=providers.host,
+    )
+    client = app.test_client()
+    login(client, app, "procs@example.org", nickname="procs")
+    headers = {"Authorization": f"Bearer {api_token(client)}"}
+    response = client.post(
+        "/lookup/api/lookups",
+        json={"indicators": ["evil.example.com", "good.example.com", "db01.internal"]},
+        headers=headers,
+    )
+    status = client.get(response.headers["Location"], headers=headers).get_json()
+    assert status["status"] == "done" and status["progress"]["percent"] == 100
+    evil = next(r for r in status["results"] if r["indicator"] == "evil.example.com")
+    assert evil["verdict"] == "malicious"  # VirusTotal ran in a child, with the quota in the DB
+    assert providers.count("/vt/") == 2

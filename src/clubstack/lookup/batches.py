@@ -105,8 +105,11 @@ def make_checks() -> list[Check]:
     The child needs its own database connection: quotas are counted there (or in Redis).
     """
     from clubstack.core.db import db
-    from clubstack.settings import get_settings
+    from clubstack.core.net import reset_http
+    from clubstack.settings import clear_settings_cache, get_settings
 
+    clear_settings_cache()
+    reset_http()
     db.init(get_settings().sqlalchemy_url)
     return build_checks()
 

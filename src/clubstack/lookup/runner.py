@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ OnResult = Callable[[Indicator, CheckResult], None]
 # or a functools.partial of one).
 MakeChecks = Callable[[], Sequence[Check]]
 
+ENV_PREFIX = "CLUBSTACK_"
 _PRELOAD = [
     "clubstack.lookup.dnsrecords",
     "clubstack.lookup.mailsec",
@@ -116,8 +118,13 @@ def _process_main(
     tasks: multiprocessing.Queue,  # type: ignore[type-arg]
     done: multiprocessing.Queue,  # type: ignore[type-arg]
     workers: int,
+    environment: dict[str, str],
 ) -> None:
     """A worker process: pull (kind, value, check) tasks, run them on a thread pool."""
+    # The fork server was started once, maybe with older settings: use the caller's.
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+        del os.environ[key]
+    os.environ.update(environment)
     checks = {check.name: check for check in make_checks()}
     slots = threading.BoundedSemaphore(workers * 2)
 
@@ -147,11 +154,15 @@ def _run_in_processes(
     context.set_forkserver_preload(_PRELOAD)
     tasks = context.Queue()
     done = context.Queue()
+    environment = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     by_task = {(i.kind.value, i.value, c.name): i for i, c in pending}
     for kind, value, name in by_task:
         tasks.put((kind, value, name))
     children = [
-        context.Process(target=_process_main, args=(make_checks, tasks, done, workers))
+        context.Process(
+            target=_process_main,
+            args=(make_checks, tasks, done, workers, environment),
+        )
         for _ in range(processes)
     ]
     for child in children:
