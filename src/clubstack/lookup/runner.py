@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from clubstack.lookup.cache import ResultCache
@@ -68,34 +68,45 @@ def run_lookups(
         if on_result is not None:
             on_result(indicator, result)
 
-    pending: list[tuple[Indicator, Check]] = []
+    pending: dict[str, tuple[Indicator, list[Check]]] = {}
     for indicator in indicators:
         for check in checks:
             cached = cache.get(indicator.key, check.name) if cache is not None else None
             if cached is not None:
                 deliver(indicator, cached)
             else:
-                pending.append((indicator, check))
+                pending.setdefault(indicator.key, (indicator, []))[1].append(check)
 
     if not pending:
         return results
-    if processes > 1 and make_checks is not None and len(pending) > workers:
-        for indicator, result in _run_in_processes(pending, make_checks, processes, workers):
-            if cache is not None:
-                cache.put(indicator.key, result)
-            deliver(indicator, result)
+    # With enough indicators to keep every thread busy, one task runs all checks of one
+    # indicator in turn, so later checks find the DNS answers of earlier ones in the
+    # resolver's cache (MX, TXT); with few indicators, each check is its own task.
+    if len(pending) >= workers:
+        units = [(indicator, group) for indicator, group in pending.values()]
+    else:
+        units = [(indicator, [check]) for indicator, group in pending.values() for check in group]
+
+    def finish(indicator: Indicator, result: CheckResult) -> None:
+        if cache is not None:
+            cache.put(indicator.key, result)
+        deliver(indicator, result)
+
+    if processes > 1 and make_checks is not None and len(units) > workers:
+        for indicator, result in _run_in_processes(units, make_checks, processes, workers):
+            finish(indicator, result)
         return results
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lookup") as pool:
         # Submit lazily so a huge batch does not queue thousands of futures at once.
-        queue = iter(pending)
-        running: dict[Future[CheckResult], Indicator] = {}
+        queue = iter(units)
+        running: dict[Future[list[CheckResult]], Indicator] = {}
 
         def submit_next() -> bool:
             item = next(queue, None)
             if item is None:
                 return False
-            indicator, check = item
-            running[pool.submit(run_check, check, indicator)] = indicator
+            indicator, group = item
+            running[pool.submit(run_checks, group, indicator)] = indicator
             return True
 
         for _ in range(workers * 2):
@@ -105,12 +116,14 @@ def run_lookups(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 indicator = running.pop(future)
-                result = future.result()
-                if cache is not None:
-                    cache.put(indicator.key, result)
-                deliver(indicator, result)
+                for result in future.result():
+                    finish(indicator, result)
                 submit_next()
     return results
+
+
+def run_checks(checks: Sequence[Check], indicator: Indicator) -> list[CheckResult]:
+    return [run_check(check, indicator) for check in checks]
 
 
 def _process_main(
@@ -128,8 +141,8 @@ def _process_main(
     checks = {check.name: check for check in make_checks()}
     slots = threading.BoundedSemaphore(workers * 2)
 
-    def finished(future: Future[CheckResult], task: tuple[str, str, str]) -> None:
-        done.put((task, future.result().to_dict()))
+    def finished(future: Future[list[CheckResult]], task: tuple[str, str, tuple[str, ...]]) -> None:
+        done.put((task[0], task[1], [result.to_dict() for result in future.result()]))
         slots.release()
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookup") as pool:
@@ -137,27 +150,31 @@ def _process_main(
             task = tasks.get()
             if task is None:
                 break
-            kind, value, name = task
+            kind, value, names = task
             slots.acquire()
-            future = pool.submit(run_check, checks[name], Indicator(Kind(kind), value))
+            future = pool.submit(
+                run_checks, [checks[name] for name in names], Indicator(Kind(kind), value)
+            )
             future.add_done_callback(lambda f, t=task: finished(f, t))
 
 
 def _run_in_processes(
-    pending: list[tuple[Indicator, Check]],
+    units: list[tuple[Indicator, list[Check]]],
     make_checks: MakeChecks,
     processes: int,
     workers: int,
-) -> list[tuple[Indicator, CheckResult]]:
+) -> Iterator[tuple[Indicator, CheckResult]]:
     # forkserver: children start from a clean process, not a fork of a threaded web worker.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     tasks = context.Queue()
     done = context.Queue()
     environment = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
-    by_task = {(i.kind.value, i.value, c.name): i for i, c in pending}
-    for kind, value, name in by_task:
-        tasks.put((kind, value, name))
+    by_key = {(i.kind.value, i.value): i for i, _ in units}
+    expected = 0
+    for indicator, group in units:
+        tasks.put((indicator.kind.value, indicator.value, tuple(c.name for c in group)))
+        expected += 1
     children = [
         context.Process(
             target=_process_main,
@@ -168,19 +185,20 @@ def _run_in_processes(
     for child in children:
         tasks.put(None)
         child.start()
-    out: list[tuple[Indicator, CheckResult]] = []
+    received = 0
     try:
-        while len(out) < len(by_task):
+        while received < expected:
             try:
-                task, data = done.get(timeout=5)
+                kind, value, results = done.get(timeout=5)
             except queue.Empty:
                 if not any(child.is_alive() for child in children):
                     raise RuntimeError("lookup worker processes died") from None
                 continue
-            out.append((by_task[tuple(task)], CheckResult.from_dict(data)))
+            received += 1
+            for data in results:
+                yield by_key[(kind, value)], CheckResult.from_dict(data)
     finally:
         for child in children:
             child.join(timeout=5)
             if child.is_alive():
                 child.terminate()
-    return out
