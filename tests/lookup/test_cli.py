@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from clubstack.cli import main
 
 
-def test_cli_json_csv_and_exit_codes(make_app, dns_server, providers) -> None:  # noqa: ANN001
+def test_cli_json_csv_and_exit_codes(make_app, dns_server, providers) -> None:
     from lookup_http import VT_KEY
 
     make_app(
@@ -44,7 +44,7 @@ def test_cli_json_csv_and_exit_codes(make_app, dns_server, providers) -> None:  
     assert json.loads(text.output)["results"][0]["indicator"] == "a@good.example.com"
 
 
-def test_cli_bad_input(make_app) -> None:  # noqa: ANN001
+def test_cli_bad_input(make_app) -> None:
     make_app()
     runner = CliRunner()
     assert runner.invoke(main, ["lookup"]).exit_code == 2

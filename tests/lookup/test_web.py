@@ -218,7 +218,7 @@ def test_per_user_rate_limit(make_app, dns_server) -> None:
     assert codes == [202, 202, 429]
 
 
-def test_batch_on_every_database(make_app, db_kind, dns_server) -> None:  # noqa: ANN001
+def test_batch_on_every_database(make_app, db_kind, dns_server) -> None:
     app = make_app(db_kind, lookup_nameservers=dns_server.nameserver, lookup_dkim_selectors="")
     client = app.test_client()
     login(client, app, f"db-{db_kind}@example.org", nickname=f"db{db_kind}")
@@ -244,7 +244,7 @@ def test_batch_on_every_database(make_app, db_kind, dns_server) -> None:  # noqa
     }
 
 
-def test_api_key_from_secret_file(make_app, tmp_path) -> None:  # noqa: ANN001
+def test_api_key_from_secret_file(make_app, tmp_path) -> None:
     key_file = tmp_path / "vt.key"
     key_file.write_text("from-a-file\n")
     make_app(lookup_virustotal_api_key_file=str(key_file))
@@ -254,7 +254,7 @@ def test_api_key_from_secret_file(make_app, tmp_path) -> None:  # noqa: ANN001
     assert "from-a-file" not in repr(settings())
 
 
-def test_batch_spread_over_two_processes(make_app, dns_server, providers) -> None:  # noqa: ANN001
+def test_batch_spread_over_two_processes(make_app, dns_server, providers) -> None:
     app = make_app(
         lookup_nameservers=dns_server.nameserver,
         lookup_dkim_selectors="",
