@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -71,7 +73,9 @@ def test_preview_shows_what_was_recognised(analyst) -> None:
         "beacon to evil[.]example[.]com and 185.220.101[.]4, hash 44D88612FEA8A8F36DE82E1278ABB02F",
     ).get_data(as_text=True)
     assert "3 indicators recognised" in page
-    assert 'value="evil.example.com"' in page and 'value="185.220.101.4"' in page
+    assert "evil.example.com\n185.220.101.4\n44d88612fea8a8f36de82e1278abb02f" in html.unescape(
+        page
+    )
     assert "evil[.]example[.]com" in page  # shown defanged before anything runs
 
 
@@ -278,3 +282,21 @@ def test_batch_spread_over_two_processes(make_app, dns_server, providers) -> Non
     evil = next(r for r in status["results"] if r["indicator"] == "evil.example.com")
     assert evil["verdict"] == "malicious"  # VirusTotal ran in a child, with the quota in the DB
     assert providers.count("/vt/") == 2
+
+
+def test_a_thousand_indicators_fit_through_the_preview_form(make_app, dns_server) -> None:
+    """A form may have at most 1,000 parts: the preview sends the list as one field."""
+    app = make_app(lookup_nameservers=dns_server.nameserver, jobs_immediate="false")
+    client = app.test_client()
+    login(client, app, "bulk@example.org", nickname="bulk")
+    text = "\n".join(f"host{i}.internal" for i in range(1000))
+    page = preview(client, text).get_data(as_text=True)
+    assert "1000 indicators recognised" in page
+    field = re.search(r'name="indicators" value="([^"]*)"', page).group(1)
+    token = csrf_token(client, "/lookup/")
+    response = client.post(
+        "/lookup/batches", data={"indicators": html.unescape(field), "csrf_token": token}
+    )
+    assert response.status_code == 303
+    status = client.get("/lookup/api/lookups/" + response.headers["Location"].rsplit("/", 1)[1])
+    assert status.get_json()["progress"]["total"] == 6000

@@ -86,7 +86,13 @@ def preview() -> str | tuple[str, int]:
 @login_required
 @limiter.limit(_rate, key_func=user_key)
 def create() -> BaseResponse:
-    found = batches.recognise(indicators=request.form.getlist("indicators"))
+    values = [
+        line.strip()
+        for field in request.form.getlist("indicators")
+        for line in field.splitlines()
+        if line.strip()
+    ]
+    found = batches.recognise(indicators=values)
     batch = start(found, "web")
     return redirect(url_for("lookup.batch", batch_id=batch.id), code=303)
 
