@@ -155,7 +155,7 @@ def test_rate_limits_live_in_redis_when_configured(make_app: Any) -> None:
     client = app.test_client()
     statuses = [client.get("/login").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
-    keys = redis.Redis.from_url(BACKEND_URLS["redis"]).keys("clubstack*")
+    keys = redis.Redis.from_url(BACKEND_URLS["redis"]).keys("*clubstack*")
     assert keys, "the limiter kept its counters somewhere else"
 
 
