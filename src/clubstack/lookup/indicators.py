@@ -16,6 +16,7 @@ import contextlib
 import enum
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit, urlunsplit
@@ -425,10 +426,10 @@ def extract(text: str) -> list[Indicator]:
     return dedupe(indicator for _, indicator in found)
 
 
-def dedupe(indicators: object) -> list[Indicator]:
+def dedupe(indicators: Iterable[Indicator]) -> list[Indicator]:
     seen: set[str] = set()
     unique: list[Indicator] = []
-    for indicator in indicators:  # type: ignore[attr-defined]
+    for indicator in indicators:
         if indicator.key not in seen:
             seen.add(indicator.key)
             unique.append(indicator)
