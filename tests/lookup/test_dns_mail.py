@@ -224,3 +224,10 @@ def test_policy_fetch_to_loopback_refused_by_core_client(app, providers) -> None
         with pytest.raises(SSRFBlocked):
             fetch(url)
     assert providers.requests == []
+
+
+def test_internal_names_get_mail_information_not_suspicion(resolver) -> None:
+    result = MailSecurityCheck(resolver).run(parse_one("db01.internal"))
+    assert result.level is Level.NONE
+    assert result.summary.startswith("internal name; no MX records; SPF missing")
+    assert result.data["internal"] is True

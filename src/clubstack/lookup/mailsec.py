@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
-from clubstack.lookup.indicators import Indicator, Kind, registered_domain
+from clubstack.lookup.indicators import Indicator, Kind, is_public_name, registered_domain
 
 log = logging.getLogger("clubstack.lookup.mailsec")
 
@@ -154,12 +154,21 @@ class MailSecurityCheck:
         self._bimi(result, data, domain)
         self._dkim(result, data, domain)
         result.data = data
+        if not is_public_name(domain):
+            # An internal name receives no mail from the internet: nobody can be fooled by
+            # spoofing it there, so gaps are information, not a reason to distrust the host.
+            for finding in result.findings:
+                if finding.level >= Level.SUSPICIOUS:
+                    finding.level = Level.NONE
+            data["internal"] = True
         problems = [f.text for f in result.findings if f.level >= Level.SUSPICIOUS]
-        result.summary = (
-            "; ".join(problems[:2]) + (" …" if len(problems) > 2 else "")
-            if problems
-            else "SPF and DMARC enforced"
-        )
+        if problems:
+            result.summary = "; ".join(problems[:2]) + (" …" if len(problems) > 2 else "")
+        elif data.get("internal"):
+            notes = [f.text for f in result.findings][:2]
+            result.summary = "internal name" + ("".join(f"; {n}" for n in notes))
+        else:
+            result.summary = "SPF and DMARC enforced"
         return result
 
     # --- parts ---------------------------------------------------------------------
