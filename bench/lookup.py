@@ -120,7 +120,7 @@ def checks_for(nameserver: str) -> list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--domains", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=48)
+    parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
