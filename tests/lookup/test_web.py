@@ -300,3 +300,21 @@ def test_a_thousand_indicators_fit_through_the_preview_form(make_app, dns_server
     assert response.status_code == 303
     status = client.get("/lookup/api/lookups/" + response.headers["Location"].rsplit("/", 1)[1])
     assert status.get_json()["progress"]["total"] == 6000
+
+
+def test_deleting_an_account_deletes_its_batches(lookup_app, analyst) -> None:  # noqa: ANN001
+    from sqlalchemy import func, select
+
+    from clubstack.core.accounts.login import delete_account
+    from clubstack.core.accounts.models import User
+    from clubstack.core.db import db
+    from clubstack.lookup.models import LookupBatch, LookupItem
+
+    run(analyst, ["db01.internal", "good.example.com"])
+    with lookup_app.app_context():
+        session = db.session()
+        user = session.scalar(select(User).where(User.email == "analyst@example.org"))
+        delete_account(session, user)
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(LookupBatch)) == 0
+        assert session.scalar(select(func.count()).select_from(LookupItem)) == 0
