@@ -302,7 +302,7 @@ def test_a_thousand_indicators_fit_through_the_preview_form(make_app, dns_server
     assert status.get_json()["progress"]["total"] == 6000
 
 
-def test_deleting_an_account_deletes_its_batches(lookup_app, analyst) -> None:  # noqa: ANN001
+def test_deleting_an_account_deletes_its_batches(lookup_app, analyst) -> None:
     from sqlalchemy import func, select
 
     from clubstack.core.accounts.login import delete_account
