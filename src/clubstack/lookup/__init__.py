@@ -21,7 +21,7 @@ service = Service(
     title="Look-up",
     summary="What the internet knows about a URL, domain, IP, e-mail address or hash.",
     blueprint=_blueprint,
-    cli=lookup_command,  # type: ignore[arg-type]
+    cli=lookup_command,
     settings=LookupSettings,
     tasks="clubstack.lookup.tasks",
 )
