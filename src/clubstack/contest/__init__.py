@@ -1,0 +1,1 @@
+"""contest: a WhibOx-style submission server (C programs judged in a sandbox)."""
