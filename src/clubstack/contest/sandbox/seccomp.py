@@ -52,7 +52,7 @@ SYSCALLS_X86_64: dict[str, int] = {
     "uname": 63, "readlink": 89, "getrusage": 98, "arch_prctl": 158, "gettid": 186,
     "futex": 202, "set_tid_address": 218, "clock_gettime": 228, "exit_group": 231,
     "tgkill": 234, "newfstatat": 262, "readlinkat": 267, "set_robust_list": 273,
-    "prlimit64": 302, "seccomp": 317, "getrandom": 318, "rseq": 334,
+    "prlimit64": 302, "wait4": 61, "seccomp": 317, "getrandom": 318, "rseq": 334,
 }
 
 # Syscalls whose third argument is a PROT_* mask: allowed only without PROT_EXEC, so no code
@@ -86,6 +86,8 @@ STARTUP = Profile(
         "readlink", "readlinkat", "getrandom", "mprotect", "fstat", "newfstatat", "ioctl",
         "lseek", "seccomp", "futex", "getpid", "gettid", "tgkill", "rt_sigprocmask",
         "rt_sigaction", "uname",
+        # bubblewrap's pid-1 init runs under the same filter: it only waits and exits.
+        "wait4",
     ),
 )
 
