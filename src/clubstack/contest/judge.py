@@ -86,7 +86,7 @@ def compile_submission(kind: Kind, source: str, limits: ContestLimits) -> Compil
     sourcefilter.check_compiler_output(message)
     if not comp.ok or "submission.o" not in comp.files:
         if "signal 25" in message or "File size limit" in message or \
-                comp.verdict is Verdict.OUTPUT_LIMIT:
+                comp.signal == signal.SIGXFSZ:
             raise SourceRejected(f"the object file would exceed {limits.object_bytes} bytes")
         raise SourceRejected("compilation failed: " + _describe(comp))
     obj = comp.files["submission.o"]
@@ -162,6 +162,7 @@ def run_tests(kind: Kind, binary: bytes, inputs: list[bytes], limits: ContestLim
         report.verdict = Verdict.TIME_LIMIT.value
         report.reason = f"call {call}: more than {limits.call_cpu_seconds:g} s of CPU time"
     elif result.verdict is not Verdict.OK:
+        report.verdict = result.verdict.value
         report.reason = f"call {call}: {result.reason}"
     elif report.verdict == "ok" and (not finished or result.exit_code != 0):
         report.verdict = "crashed"
@@ -208,6 +209,7 @@ class Judgement:
 
     accepted: bool
     reason: str
+    stage: str = "tested"  # filtered, compile_failed, tested
     object_size: int = 0
     mean_ram_bytes: float = 0.0
     mean_cpu_seconds: float = 0.0
@@ -219,7 +221,7 @@ def conclude(kind: Kind, vectors: Vectors, answer: dict, limits: ContestLimits) 
     """Verify a sandbox node's answer against what only the web side knows."""
     if answer.get("stage") != "tested":
         return Judgement(False, str(answer.get("message", "compilation failed")),
-                         compiler_message=str(answer.get("message", "")))
+                         stage="compile_failed", compiler_message=str(answer.get("message", "")))
     message = str(answer.get("message", ""))
     if answer["verdict"] != "ok":
         return Judgement(False, f"{answer['verdict']}: {answer['reason']}",
@@ -243,6 +245,9 @@ def conclude(kind: Kind, vectors: Vectors, answer: dict, limits: ContestLimits) 
 def judge_locally(kind: Kind, source_bytes: bytes, vectors: Vectors,
                   limits: ContestLimits) -> tuple[Judgement, dict]:
     """Filter, compile, test and verify on this machine (the CLI's `judge`)."""
-    source = sourcefilter.check_source(source_bytes, filter_rules(kind, limits))
+    try:
+        source = sourcefilter.check_source(source_bytes, filter_rules(kind, limits))
+    except SourceRejected as exc:
+        return Judgement(False, exc.message, stage="filtered"), {"stage": "filtered"}
     answer = execute_job(make_payload(kind, source, vectors.inputs, limits))
     return conclude(kind, vectors, answer, limits), answer
