@@ -42,7 +42,7 @@ _FORBIDDEN_WORDS: dict[str, str] = {
 }
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STDC_RE = re.compile(r"__STDC_\w*")
-_SECTION_NAMES_RE = re.compile(r"\.(init|fini|ctors|dtors|preinit_array)\b")
+_SECTION_NAMES_RE = re.compile(r"\.(preinit_array|init_array|fini_array|init|fini|ctors|dtors)\b")
 _DIRECTIVE_RE = re.compile(r"^\s*#\s*([A-Za-z_]\w*)(.*)$", re.MULTILINE)
 _ALLOWED_DIRECTIVES = {"define", "undef", "if", "ifdef", "ifndef", "elif", "else", "endif",
                        "error", "warning", "include"}
