@@ -73,8 +73,8 @@ HOSTILE = {
                       "killed"),
     "memory_hog": (
         "void *malloc(unsigned long);\n" + AES_PROTO
-        + " { for (;;) { volatile char *b = malloc(1 << 20); for (int i = 0; i < (1 << 20); i += 4096)"
-        " b[i] = 1; } }\n", "memory_limit"),
+        + " { for (;;) { volatile char *b = malloc(1 << 20);"
+        " for (int i = 0; i < (1 << 20); i += 4096) b[i] = 1; } }\n", "memory_limit"),
     "output_flood": (
         "long write(int, const void *, unsigned long);\nstatic char buf[65536];\n" + AES_PROTO
         + " { for (int i = 0; i < 1600; i++) write(1, buf, sizeof buf); }\n", "output_limit"),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from clubstack.core.errors import ClubError
 
-class ContestError(Exception):
+
+class ContestError(ClubError):
     status = 400
     code = "contest_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
 class SourceRejected(ContestError):
@@ -17,6 +18,11 @@ class SourceRejected(ContestError):
 
     status = 422
     code = "source_rejected"
+
+
+class UnknownKind(ContestError):
+    status = 422
+    code = "unknown_kind"
 
 
 class InvalidKey(ContestError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -184,7 +185,7 @@ def make_payload(kind: Kind, source: str, inputs: list[bytes], limits: ContestLi
             "limits": asdict(limits)}
 
 
-def execute_job(payload: dict) -> dict:
+def execute_job(payload: dict, on_compiled: Callable[[], None] | None = None) -> dict:
     """Compile and test; return raw outputs and measurements. Never raises for bad code."""
     kind = get_kind(payload["kind"])
     limits = ContestLimits(**payload["limits"])
@@ -193,6 +194,8 @@ def execute_job(payload: dict) -> dict:
         compiled = compile_submission(kind, payload["source"], limits)
     except SourceRejected as exc:
         return {"stage": "compile_failed", "message": exc.message}
+    if on_compiled is not None:
+        on_compiled()
     test = run_tests(kind, compiled.binary, inputs, limits)
     return {
         "stage": "tested", "message": compiled.message, "object_size": compiled.object_size,

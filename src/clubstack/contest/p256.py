@@ -13,6 +13,7 @@ Proof of knowledge (EC-SDSA, ISO/IEC 14888-3, "normal" variant), over the empty 
 x and y are 32-byte big-endian coordinates.
 """
 
+# ruff: noqa: N803, N806 - upper-case names follow the curve formulas (X, Y, Z, R, Q)
 from __future__ import annotations
 
 import hashlib

@@ -11,7 +11,8 @@ from clubstack.contest.sandbox.runner import (
     Verdict,
     run,
 )
-from clubstack.contest.sandbox.seccomp import STARTUP, STRICT, Profile, build as build_seccomp
+from clubstack.contest.sandbox.seccomp import STARTUP, STRICT, Profile
+from clubstack.contest.sandbox.seccomp import build as build_seccomp
 
 __all__ = [
     "STARTUP", "STRICT", "InputFile", "Limits", "Profile", "Result", "SandboxError", "Verdict",

@@ -139,7 +139,7 @@ def _read_regular(path: Path, cap: int) -> bytes | None:
 
 
 def _child_setup(procs_files: list[str], rlimits: list[tuple[int, int, int]],
-                 uid: int | None, gid: int | None):  # noqa: ANN202 - closure for Popen
+                 uid: int | None, gid: int | None):
     def setup() -> None:
         pid = str(os.getpid()).encode()
         for path in procs_files:
@@ -218,7 +218,7 @@ def run(
         for key, value in (env or {}).items():
             cmd += ["--setenv", key, value]
         if toolchain:
-            cmd += toolchain_binds() + ["--proc", "/proc"]
+            cmd += [*toolchain_binds(), "--proc", "/proc"]
         cmd += ["--dev", "/dev", "--bind", host_dir, WORKDIR, "--chdir", WORKDIR]
         pass_fds: tuple[int, ...] = ()
         if seccomp_profile is not None:

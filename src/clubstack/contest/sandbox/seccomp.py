@@ -80,8 +80,8 @@ STRICT = Profile(
 
 STARTUP = Profile(
     "startup",
-    STRICT.allow
-    + (
+    (
+        *STRICT.allow,
         "execve", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
         "readlink", "readlinkat", "getrandom", "mprotect", "fstat", "newfstatat", "ioctl",
         "lseek", "seccomp", "futex", "getpid", "gettid", "tgkill", "rt_sigprocmask",
