@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from clubstack.cli import main
 from clubstack.contest import p256
 
 from .conftest import SAMPLES
+
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
 
 AES_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 

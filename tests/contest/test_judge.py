@@ -12,6 +12,8 @@ from clubstack.contest.kinds import KINDS, ContestLimits, Vectors
 
 from .conftest import SAMPLES
 
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
 AES = KINDS["aes"]
 ECDSA = KINDS["ecdsa"]
 AES_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")

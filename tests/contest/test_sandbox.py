@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from clubstack.contest.sandbox import STARTUP, InputFile, Limits, Verdict, run, runner
+from clubstack.contest.sandbox import STARTUP, InputFile, Limits, Verdict, run
 from clubstack.contest.sandbox.cgroups import detect_version
 
-pytestmark = pytest.mark.skipif(not Path(runner.BWRAP).exists(), reason="bubblewrap missing")
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
 
 PY = "/usr/bin/python3"
 FAST = Limits(cpu_seconds=1, wall_seconds=3, memory_bytes=64 * 2**20, max_processes=16,

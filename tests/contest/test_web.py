@@ -20,6 +20,8 @@ from tests.conftest import api_token, csrf_token, login
 
 from .conftest import SAMPLES
 
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
 AES_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 ECDSA_D = 0xC477F9F65C22CCE20657FAA5B2D1D8122336F851A508A1ED04E479C34985BF96
 FAST = {"contest_random_vectors": 10, "contest_call_cpu_seconds": 1}

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 import uuid
+from functools import cache
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -49,6 +50,7 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
+@cache
 def _v2_base() -> Path | None:
     controllers = CGROUP_ROOT / "cgroup.controllers"
     if not controllers.exists():
@@ -60,6 +62,7 @@ def _v2_base() -> Path | None:
     return CGROUP_ROOT / own.lstrip("/")
 
 
+@cache
 def _v1_bases() -> dict[str, Path] | None:
     own = _own_paths()
     bases: dict[str, Path] = {}
@@ -71,8 +74,9 @@ def _v1_bases() -> dict[str, Path] | None:
     return bases
 
 
+@cache
 def detect_version() -> int | None:
-    """2 or 1 when run cgroups can be created here, None otherwise."""
+    """2 or 1 when run cgroups can be created here, None otherwise (looked at once)."""
     if os.geteuid() != 0:
         return None
     base = _v2_base()
@@ -97,7 +101,8 @@ class RunCgroup:
             base = _v2_base()
             assert base is not None
             parent = base / PARENT_NAME
-            parent.mkdir(exist_ok=True)
+            if not parent.is_dir():
+                parent.mkdir(exist_ok=True)
             # Controllers must be enabled in the parent for its children (no internal processes
             # live in `parent`, so this is allowed).
             with contextlib.suppress(OSError):
@@ -113,9 +118,8 @@ class RunCgroup:
             bases = _v1_bases()
             assert bases is not None
             for ctrl, base in bases.items():
-                parent = base / PARENT_NAME
-                parent.mkdir(exist_ok=True)
-                run = parent / name
+                run = base / PARENT_NAME / name
+                run.parent.mkdir(exist_ok=True)
                 run.mkdir()
                 self.dirs[ctrl] = run
             mem = self.dirs["memory"]

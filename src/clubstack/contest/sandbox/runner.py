@@ -218,8 +218,8 @@ def run(
         for key, value in (env or {}).items():
             cmd += ["--setenv", key, value]
         if toolchain:
-            cmd += [*toolchain_binds(), "--proc", "/proc"]
-        cmd += ["--dev", "/dev", "--bind", host_dir, WORKDIR, "--chdir", WORKDIR]
+            cmd += [*toolchain_binds(), "--proc", "/proc", "--dev", "/dev"]
+        cmd += ["--bind", host_dir, WORKDIR, "--chdir", WORKDIR]
         pass_fds: tuple[int, ...] = ()
         if seccomp_profile is not None:
             program = seccomp.build(seccomp_profile)
