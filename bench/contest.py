@@ -86,7 +86,7 @@ def main() -> int:
 
     plain_ms, boxed_ms = bench_overhead(args.runs)
     added = boxed_ms - plain_ms
-    print("sandbox overhead (empty static program, median of %d runs)" % args.runs)
+    print(f"sandbox overhead (empty static program, median of {args.runs} runs)")
     print(f"  plain fork/exec     {plain_ms:8.2f} ms")
     print(f"  in the sandbox      {boxed_ms:8.2f} ms   ratio {boxed_ms / plain_ms:.1f}x")
     print(f"  added               {added:8.2f} ms   target <= {OVERHEAD_TARGET_MS:g} ms "

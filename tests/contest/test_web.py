@@ -264,3 +264,40 @@ def test_rules_page_follows_settings(make_app):
     page = app.test_client().get("/contest/rules").get_data(as_text=True)
     assert "Test edition" in page and "12345678 bytes of RAM" in page
     assert "ECDSA_256_sign" in page and "gmp.h" in page
+
+
+def test_sandbox_job_runs_on_its_own_queue_without_the_database(aes_app, monkeypatch):
+    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.core.db import db as database
+    from clubstack.core.jobs import configure_jobs, huey
+    from clubstack.settings import clear_settings_cache, get_settings
+
+    owner = aes_app.test_client()
+    login(owner, aes_app, "designer@example.org", nickname="designer")
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")  # a real queue from here on
+    clear_settings_cache()
+    configure_jobs(get_settings())
+    queue = sandbox_queue(get_settings())
+    response = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    page = owner.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="status">filtered<' in page and "position 1 in the queue" in page
+
+    task = queue.dequeue()
+    assert task is not None and task.name == "contest.execute"
+    assert set(task.args[1]) == {"kind", "source", "inputs", "limits"}  # no key, no expected
+    assert AES_KEY not in str(task.args)
+
+    def no_database() -> None:
+        raise AssertionError("a sandbox node touched the database")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(database, "session", no_database)
+        queue.execute(task)
+
+    names = []
+    while (pending := huey.dequeue()) is not None:
+        names.append(pending.name)
+        huey.execute(pending)
+    assert names == ["contest.progress", "contest.conclude"]
+    page = owner.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="status">published<' in page
