@@ -13,6 +13,8 @@ Exit status 0 (it reports; it does not fail on a missed target).
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,7 +43,14 @@ def empty_program(folder: Path) -> Path:
     return out
 
 
-def bench_overhead(runs: int) -> tuple[float, float]:
+def cpu_now() -> float:
+    """CPU seconds of this process and its reaped children (the sandbox's processes too)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def bench_overhead(runs: int) -> tuple[float, float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         program = empty_program(Path(tmp))
         data = program.read_bytes()
@@ -49,11 +58,14 @@ def bench_overhead(runs: int) -> tuple[float, float]:
             subprocess.run([str(program)], check=True)
             run(["/work/empty"], {"empty": InputFile(data, 0o755)}, toolchain=False)
         plain = []
+        cpu0 = cpu_now()
         for _ in range(runs):
             start = time.perf_counter()
             subprocess.run([str(program)], check=True)
             plain.append(time.perf_counter() - start)
+        plain_cpu = (cpu_now() - cpu0) / runs
         boxed = []
+        cpu0 = cpu_now()
         limits = Limits(cpu_seconds=1, wall_seconds=5, memory_bytes=32 * 2**20)
         for _ in range(runs):
             start = time.perf_counter()
@@ -61,7 +73,9 @@ def bench_overhead(runs: int) -> tuple[float, float]:
                          toolchain=False, seccomp_profile=STARTUP)
             boxed.append(time.perf_counter() - start)
             assert result.ok, result
-    return statistics.median(plain) * 1000, statistics.median(boxed) * 1000
+        boxed_cpu = (cpu_now() - cpu0) / runs
+    return (statistics.median(plain) * 1000, statistics.median(boxed) * 1000,
+            plain_cpu * 1000, boxed_cpu * 1000)
 
 
 def bench_turnaround(rounds: int) -> list[float]:
@@ -84,13 +98,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="turnaround rounds")
     args = parser.parse_args()
 
-    plain_ms, boxed_ms = bench_overhead(args.runs)
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} on {os.cpu_count()} CPUs (wall times grow with load)")
+    plain_ms, boxed_ms, plain_cpu, boxed_cpu = bench_overhead(args.runs)
     added = boxed_ms - plain_ms
     print(f"sandbox overhead (empty static program, median of {args.runs} runs)")
     print(f"  plain fork/exec     {plain_ms:8.2f} ms")
     print(f"  in the sandbox      {boxed_ms:8.2f} ms   ratio {boxed_ms / plain_ms:.1f}x")
     print(f"  added               {added:8.2f} ms   target <= {OVERHEAD_TARGET_MS:g} ms "
           f"-> {'OK' if added <= OVERHEAD_TARGET_MS else 'MISSED'}")
+    print(f"  CPU per run         {plain_cpu:8.2f} ms plain, {boxed_cpu:.2f} ms sandboxed "
+          f"(added {boxed_cpu - plain_cpu:.2f} ms of CPU)")
 
     times = bench_turnaround(args.rounds)
     median = statistics.median(times)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clubstack.contest.sandbox import STARTUP, InputFile, Limits, Verdict, run
+from clubstack.contest.sandbox import STARTUP, InputFile, Limits, Verdict, run, runner
 from clubstack.contest.sandbox.cgroups import detect_version
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
@@ -119,8 +119,10 @@ def test_no_network():
 
 
 def test_infinite_loop_hits_cpu_limit():
-    res = run(["/bin/sh", "-c", "while :; do :; done"], limits=FAST)
-    assert res.verdict is Verdict.TIME_LIMIT
+    # a generous wall clock, so that a loaded machine still reaches the CPU limit first
+    limits = Limits(cpu_seconds=1, wall_seconds=60, memory_bytes=64 * 2**20)
+    res = run(["/bin/sh", "-c", "while :; do :; done"], limits=limits)
+    assert res.verdict is Verdict.TIME_LIMIT and "CPU" in res.reason
     assert res.cpu_seconds >= 1.0
 
 
@@ -174,3 +176,11 @@ def test_seccomp_refuses_executable_memory(static_program):
     res = run(["/work/p"], {"p": InputFile(binary, 0o755)}, toolchain=False,
               seccomp_profile=STARTUP, limits=FAST)
     assert res.verdict is Verdict.KILLED
+
+
+def test_python_fallback_when_the_launcher_cannot_be_built(monkeypatch):
+    monkeypatch.setattr(runner, "launcher", lambda: None)
+    res = run([PY, "-c", "import os; print(os.getuid())"], limits=FAST)
+    assert res.ok and res.stdout.strip() == b"65534"
+    res = run([PY, "-c", "b = bytearray(200 * 2**20)"], limits=FAST)
+    assert res.verdict is Verdict.MEMORY_LIMIT

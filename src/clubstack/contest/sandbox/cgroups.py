@@ -38,14 +38,25 @@ def _own_paths() -> dict[str, str]:
     return paths
 
 
-def _write(path: Path, value: str) -> None:
-    with open(path, "w") as fh:
-        fh.write(value)
-
-
-def _read_int(path: Path) -> int | None:
+def _write(path: Path | str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
     try:
-        return int(path.read_text().split()[0])
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path | str) -> str:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
+def _read_int(path: Path | str) -> int | None:
+    try:
+        return int(_read(path).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -144,7 +155,7 @@ class RunCgroup:
         d = self.dirs["cpuacct"]
         if self.version == 2:
             try:
-                for line in (d / "cpu.stat").read_text().splitlines():
+                for line in _read(d / "cpu.stat").splitlines():
                     key, _, value = line.partition(" ")
                     if key == "usage_usec":
                         return int(value) / 1e6
@@ -164,7 +175,7 @@ class RunCgroup:
         d = self.dirs["memory"]
         name = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            for line in (d / name).read_text().splitlines():
+            for line in _read(d / name).splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill" and int(value) > 0:
                     return True
@@ -179,7 +190,7 @@ class RunCgroup:
         d = self.dirs["memory"]
         if self.version == 2:
             try:
-                for line in (d / "memory.events").read_text().splitlines():
+                for line in _read(d / "memory.events").splitlines():
                     key, _, value = line.partition(" ")
                     if key in ("max", "oom") and int(value) > 0:
                         return True
@@ -189,11 +200,11 @@ class RunCgroup:
         return (_read_int(d / "memory.failcnt") or 0) > 0
 
     def pids(self) -> list[int]:
-        found: set[int] = set()
-        for path in self.procs_files:
-            with contextlib.suppress(OSError):
-                found.update(int(x) for x in Path(path).read_text().split())
-        return sorted(found)
+        # every process of the run joined all controllers: one list is enough
+        try:
+            return [int(x) for x in _read(self.dirs["memory"] / "cgroup.procs").split()]
+        except OSError:
+            return []
 
     def kill_all(self, timeout: float = 5.0) -> bool:
         """SIGKILL every process of the run until the cgroup is empty. True when empty."""

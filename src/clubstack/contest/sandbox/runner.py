@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import functools
+import hashlib
 import math
 import os
 import resource
@@ -138,6 +140,46 @@ def _read_regular(path: Path, cap: int) -> bytes | None:
         os.close(fd)
 
 
+LAUNCH_SOURCE = Path(__file__).with_name("launch.c")
+
+
+@functools.cache
+def launcher() -> str | None:
+    """The small C launcher (launch.c), compiled at first use; None if it cannot be built.
+
+    Kept in a private cache directory owned by this user (it runs as root before dropping
+    privileges, so nobody else may be able to replace it).
+    """
+    source = LAUNCH_SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    cache = Path(os.environ.get("CLUBSTACK_SANDBOX_CACHE",
+                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                                / "clubstack"))
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = cache.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            cache = Path(tempfile.mkdtemp(prefix="clubstack-launch-"))
+        target = cache / f"sandbox-launch-{digest}"
+        if not target.exists():
+            partial = cache / f".{target.name}.{os.getpid()}"
+            subprocess.run(["gcc", "-O2", "-static", "-o", str(partial), str(LAUNCH_SOURCE)],
+                           check=True, capture_output=True, timeout=120)
+            os.replace(partial, target)
+        return str(target)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _launch_prefix(exe: str, procs_files: list[str], rlimits: list[tuple[int, int, int]],
+                   uid: int | None, gid: int | None) -> list[str]:
+    args = [exe, str(len(procs_files)), *procs_files, str(len(rlimits))]
+    for res, soft, hard in rlimits:
+        args += [str(res), str(soft), str(hard)]
+    args += [str(-1 if uid is None else uid), str(-1 if gid is None else gid), "--"]
+    return args
+
+
 def _child_setup(procs_files: list[str], rlimits: list[tuple[int, int, int]],
                  uid: int | None, gid: int | None):
     def setup() -> None:
@@ -233,10 +275,15 @@ def run(
         stdin_fd = os.memfd_create("sandbox-stdin")
         os.write(stdin_fd, stdin)
         os.lseek(stdin_fd, 0, os.SEEK_SET)
-        setup = _child_setup(
-            cgroup.procs_files if cgroup else [], rlimits,
-            uid if is_root else None, gid if is_root else None,
-        )
+        procs = cgroup.procs_files if cgroup else []
+        drop_uid = uid if is_root else None
+        drop_gid = gid if is_root else None
+        exe = launcher()
+        setup = None
+        if exe is not None:  # spawn with vfork; the launcher does the setup
+            cmd = _launch_prefix(exe, procs, rlimits, drop_uid, drop_gid) + cmd
+        else:
+            setup = _child_setup(procs, rlimits, drop_uid, drop_gid)
         start = time.monotonic()
         try:
             proc = subprocess.Popen(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import platform
 import struct
 from dataclasses import dataclass
+from functools import cache
 
 # BPF opcodes (linux/filter.h)
 _LD_W_ABS = 0x20
@@ -96,6 +97,7 @@ def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k)
 
 
+@cache
 def build(profile: Profile, default: int = RET_KILL_PROCESS) -> bytes:
     """The cBPF program (struct sock_filter[]) for ``profile`` on this machine."""
     if platform.machine() not in ("x86_64", "AMD64"):
