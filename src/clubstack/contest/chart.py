@@ -71,7 +71,7 @@ def render(series: list[Series], now: datetime, final: datetime | None,
                                  "y2": str(TOP + plot_h)})
     ET.SubElement(axes, "line", {"x1": str(LEFT), "y1": str(TOP + plot_h),
                                  "x2": str(LEFT + plot_w), "y2": str(TOP + plot_h)})
-    labels = ET.SubElement(svg, "g", {"fill": "currentColor", "font-size": "11"})
+    labels = ET.SubElement(svg, "g", {"fill": "currentColor", "font-size": "13"})
     for frac in (0, 0.5, 1):
         value = top * frac
         t = ET.SubElement(labels, "text", {"x": str(LEFT - 6), "y": f"{y(value) + 4:.1f}",
@@ -93,7 +93,7 @@ def render(series: list[Series], now: datetime, final: datetime | None,
         ET.SubElement(svg, "rect", {"x": str(WIDTH - RIGHT + 10), "y": str(ly - 9),
                                     "width": "10", "height": "10", "fill": colour})
         legend = ET.SubElement(svg, "text", {"x": str(WIDTH - RIGHT + 24), "y": str(ly),
-                                             "font-size": "11", "fill": "currentColor"})
+                                             "font-size": "13", "fill": "currentColor"})
         legend.text = s.label
         summary.append(f"{s.label} {curve[-1][1]:.3g}")
     desc.text = "Current strawberries: " + ", ".join(summary) + "."

@@ -20,7 +20,8 @@ from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import client_ip, limiter
 from clubstack.settings import service_settings
 
-bp = Blueprint("contest", __name__, template_folder="templates")
+bp = Blueprint("contest", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/contest")
 
 
 def settings() -> ContestSettings:
