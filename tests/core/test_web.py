@@ -144,3 +144,23 @@ def test_landing_lists_enabled_services(make_app: Any) -> None:
 
 def test_csrf_token_present_on_login_form(client: Any) -> None:
     assert csrf_token(client, "/login")
+
+
+def test_rate_limits_live_in_redis_when_configured(make_app: Any) -> None:
+    import redis
+
+    from tests.conftest import BACKEND_URLS
+
+    app = make_app(redis=True, default_rate="2/minute")
+    client = app.test_client()
+    statuses = [client.get("/login").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    keys = redis.Redis.from_url(BACKEND_URLS["redis"]).keys("*clubstack*")
+    assert keys, "the limiter kept its counters somewhere else"
+
+
+def test_anonymous_landing_page_cache_does_not_leak_a_login(app: Any, client: Any) -> None:
+    assert "Log in" in client.get("/").get_data(as_text=True)
+    login(client, app, "ada@example.org")
+    page = client.get("/").get_data(as_text=True)
+    assert "Log out" in page and "ada@example.org" in page

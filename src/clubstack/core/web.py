@@ -7,6 +7,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
@@ -76,6 +77,29 @@ def with_csp(policy: str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorate
+
+
+def cache_anonymous_page(view: F) -> F:
+    """Serve a page that is the same for every anonymous visitor from memory.
+
+    Only when there is no session cookie (so no user, no flash messages) and the page uses no
+    per-request nonce; the rendered bytes are kept per app and endpoint.
+    """
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]) or args or kwargs:
+            return view(*args, **kwargs)
+        cache = current_app.extensions.setdefault("clubstack.page_cache", {})
+        body = cache.get(request.endpoint)
+        if body is None:
+            result = view()
+            if not isinstance(result, str) or "csp_nonce" in g:
+                return result
+            body = cache[request.endpoint] = result.encode()
+        return Response(body, mimetype="text/html")
+
+    return wrapped  # type: ignore[return-value]
 
 
 def wants_json() -> bool:
