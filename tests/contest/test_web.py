@@ -44,7 +44,9 @@ def second_user(app, address="attacker@example.org", nickname="attacker"):
     return client
 
 
-def test_aes_submission_is_judged_published_and_broken(aes_app):
+@pytest.mark.parametrize("database", ["sqlite", "postgres", "mariadb"])
+def test_aes_submission_is_judged_published_and_broken(make_app, database):
+    aes_app = make_app(database, contest_kind="aes", **FAST)
     owner = aes_app.test_client()
     login(owner, aes_app, "designer@example.org", nickname="designer")
     response = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
@@ -129,8 +131,9 @@ def test_filter_rejection_is_shown_on_the_form(aes_app):
         assert db.session().scalar(select(func.count(Challenge.id))) == 0
 
 
-def test_ecdsa_api_submit_status_and_break(make_app):
-    app = make_app(contest_kind="ecdsa", **FAST)
+@pytest.mark.parametrize("database", ["sqlite", "postgres", "mariadb"])
+def test_ecdsa_api_submit_status_and_break(make_app, database):
+    app = make_app(database, contest_kind="ecdsa", **FAST)
     client = app.test_client()
     login(client, app, "designer@example.org", nickname="designer")
     token = api_token(client)
@@ -301,3 +304,15 @@ def test_sandbox_job_runs_on_its_own_queue_without_the_database(aes_app, monkeyp
     assert names == ["contest.progress", "contest.conclude"]
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">published<' in page
+
+
+def test_submissions_wait_for_the_start(make_app):
+    start = datetime.now(UTC) + timedelta(hours=2)
+    app = make_app(contest_kind="aes", contest_start=start.isoformat(), **FAST)
+    owner = app.test_client()
+    login(owner, app, "designer@example.org", nickname="designer")
+    early = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    assert early.status_code == 403 and "submissions open on" in early.get_data(as_text=True)
+    clock.travel(timedelta(hours=3))
+    assert submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(),
+                       key=AES_KEY).status_code == 302

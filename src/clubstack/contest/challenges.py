@@ -294,11 +294,12 @@ class BananaRow:
 
 
 def bananas_ranking(session: Session) -> list[BananaRow]:
-    rows = session.execute(
-        select(User, func.max(Break.strawberries_at_break), func.count(Break.id))
-        .join(Break, Break.user_id == User.id).group_by(User.id)
-    ).all()
-    ranking = [BananaRow(user.display_name, scoring.bananas([best]), n) for user, best, n in rows]
+    best = (select(Break.user_id, func.max(Break.strawberries_at_break).label("best"),
+                   func.count(Break.id).label("n"))
+            .group_by(Break.user_id).subquery())
+    rows = session.execute(select(User, best.c.best, best.c.n)
+                           .join(best, best.c.user_id == User.id)).all()
+    ranking = [BananaRow(user.display_name, scoring.bananas([top]), n) for user, top, n in rows]
     ranking.sort(key=lambda row: (-row.bananas, row.nickname))
     return ranking
 

@@ -32,6 +32,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +163,7 @@ def launcher() -> str | None:
             cache = Path(tempfile.mkdtemp(prefix="clubstack-launch-"))
         target = cache / f"sandbox-launch-{digest}"
         if not target.exists():
-            partial = cache / f".{target.name}.{os.getpid()}"
+            partial = cache / f".{target.name}.{uuid.uuid4().hex}"  # threads may race
             subprocess.run(["gcc", "-O2", "-static", "-o", str(partial), str(LAUNCH_SOURCE)],
                            check=True, capture_output=True, timeout=120)
             os.replace(partial, target)
