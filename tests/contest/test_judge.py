@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from clubstack.contest import judge, p256
+from clubstack.contest.errors import SourceRejected
 from clubstack.contest.kinds import KINDS, ContestLimits, Vectors
 
 from .conftest import SAMPLES
@@ -160,3 +161,14 @@ def test_sandbox_node_answer_needs_no_secret():
     assert judge.conclude(AES, vectors, answer, FEW).accepted
     forged = dict(answer, outputs=["00" * 16] * len(answer["outputs"]))
     assert not judge.conclude(AES, vectors, forged, FEW).accepted
+
+
+def test_compiler_sees_no_host_file_even_without_the_filter(tmp_path):
+    secret = tmp_path / "secret.h"
+    secret.write_text("#error SECRET-CONTENT\n")
+    for target in ("/etc/hostname", str(secret)):
+        source = f'#include "{target}"\n' + AES_PROTO + " { c[0] = p[0]; }\n"
+        with pytest.raises(SourceRejected) as info:
+            judge.compile_submission(AES, source, FEW)  # straight to the compiler
+        assert "No such file" in info.value.message
+        assert "SECRET-CONTENT" not in info.value.message
