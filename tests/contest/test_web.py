@@ -269,7 +269,9 @@ def test_rules_page_follows_settings(make_app):
     assert "ECDSA_256_sign" in page and "gmp.h" in page
 
 
-def test_sandbox_job_runs_on_its_own_queue_without_the_database(aes_app, monkeypatch):
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_sandbox_job_runs_on_its_own_queue_without_the_database(make_app, monkeypatch, store):
+    aes_app = make_app(contest_kind="aes", redis=store == "redis", **FAST)
     from clubstack.contest.tasks import sandbox_queue
     from clubstack.core.db import db as database
     from clubstack.core.jobs import configure_jobs, huey
@@ -281,6 +283,8 @@ def test_sandbox_job_runs_on_its_own_queue_without_the_database(aes_app, monkeyp
     clear_settings_cache()
     configure_jobs(get_settings())
     queue = sandbox_queue(get_settings())
+    expected_store = "RedisStorage" if store == "redis" else "SqliteStorage"
+    assert type(queue.storage).__name__ == expected_store and queue.name != huey.name
     response = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">filtered<' in page and "position 1 in the queue" in page
