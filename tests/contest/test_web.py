@@ -218,6 +218,7 @@ def test_lost_job_is_retried_once_then_failed(aes_app):
     owner = aes_app.test_client()
     login(owner, aes_app, "designer@example.org", nickname="designer")
     conf = service_settings(ContestSettings)
+    timeout = timedelta(minutes=conf.job_timeout_minutes + 1)
     with aes_app.app_context():
         session = db.session()
         from clubstack.core.accounts.models import User
@@ -225,15 +226,19 @@ def test_lost_job_is_retried_once_then_failed(aes_app):
         user = session.scalar(select(User))
         c = challenges.submit(session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(),
                               key=AES_KEY)
-        session.commit()  # stored and "queued", but no worker ever answers
+        session.commit()  # stored and queued, but no worker ever answers
         requeued: list[str] = []
-        later = clock.utcnow() + timedelta(minutes=conf.job_timeout_minutes + 1)
-        assert challenges.reap_lost_jobs(session, conf, lambda ch: requeued.append(ch.name),
-                                         now=later) == (1, 0)
-        assert requeued == [c.name] and c.attempts == 2
-        much_later = later + timedelta(minutes=conf.job_timeout_minutes + 1)
+        now = clock.utcnow()
+        # waiting in a long queue is not being lost
         assert challenges.reap_lost_jobs(session, conf, requeued.append,
-                                         now=much_later) == (0, 1)
+                                         now=now + 3 * timeout) == (0, 0)
+        challenges.record_progress(session, c.id, "started", now=now)  # a worker took it
+        assert challenges.reap_lost_jobs(session, conf, lambda ch: requeued.append(ch.name),
+                                         now=now + timeout) == (1, 0)
+        assert requeued == [c.name] and c.attempts == 2 and c.status == "filtered"
+        challenges.record_progress(session, c.id, "started", now=now + timeout)
+        assert challenges.reap_lost_jobs(session, conf, requeued.append,
+                                         now=now + 2 * timeout + timedelta(minutes=1)) == (0, 1)
         assert c.status == "failed" and "retried once" in c.failure
 
 
@@ -255,8 +260,9 @@ def test_queue_position_and_maintenance_job(aes_app):
         first_id = first.id
     from clubstack.contest.tasks import maintenance
 
-    with clock.moved(timedelta(minutes=conf.job_timeout_minutes + 1)):
-        maintenance.call_local()  # retries both lost jobs: judged inline in tests
+    lost_after = conf.job_timeout_minutes * challenges.UNSTARTED_FACTOR + 1
+    with clock.moved(timedelta(minutes=lost_after)):
+        maintenance.call_local()  # the store "lost" both jobs: retried, judged inline
     with aes_app.app_context():
         assert db.session().get(Challenge, first_id).status == "published"
 
@@ -305,7 +311,7 @@ def test_sandbox_job_runs_on_its_own_queue_without_the_database(make_app, monkey
     while (pending := huey.dequeue()) is not None:
         names.append(pending.name)
         huey.execute(pending)
-    assert names == ["contest.progress", "contest.conclude"]
+    assert names == ["contest.progress", "contest.progress", "contest.conclude"]
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">published<' in page
 

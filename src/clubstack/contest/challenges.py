@@ -99,7 +99,7 @@ def submit(session: Session, user: User, settings: ContestSettings, source: byte
     challenge.vectors = _vectors_json(vectors)
     challenge.name = friendly_name(session)
     challenge.status = "filtered"
-    challenge.started_at = now
+    challenge.queued_at = now
     challenge.attempts = 1
     session.add(challenge)
     session.flush()
@@ -123,10 +123,15 @@ def queue_position(session: Session, challenge: Challenge) -> int | None:
     return int(ahead or 0) + 1
 
 
-def record_progress(session: Session, challenge_id: int, stage: str) -> None:
+def record_progress(session: Session, challenge_id: int, stage: str,
+                    now: datetime | None = None) -> None:
+    """A sandbox node reports: "started" (took the job) or "compiled"."""
     challenge = session.get(Challenge, challenge_id)
-    if challenge is not None and challenge.status in ("submitted", "filtered") and \
-            stage == "compiled":
+    if challenge is None or challenge.status not in ("submitted", "filtered", "compiled"):
+        return
+    if stage == "started":
+        challenge.started_at = now or utcnow()
+    elif stage == "compiled":
         challenge.status = "compiled"
 
 
@@ -154,20 +159,34 @@ def record_answer(session: Session, challenge_id: int, answer: dict, settings: C
     return challenge
 
 
+UNSTARTED_FACTOR = 48  # a job nobody took for 48 job timeouts is presumed lost too
+
+
 def reap_lost_jobs(session: Session, settings: ContestSettings,
                    requeue: Callable[[Challenge], None],
                    now: datetime | None = None) -> tuple[int, int]:
-    """Jobs whose worker died: retried once, then failed. Returns (retried, failed)."""
+    """Jobs whose worker died: retried once, then failed. Returns (retried, failed).
+
+    A job counts as lost when a worker took it ("started") more than ``job_timeout_minutes``
+    ago without answering, or when no worker took it for 48 times that (a store that lost
+    it). A long queue alone does not fail anything.
+    """
     now = now or utcnow()
-    limit = now.timestamp() - settings.job_timeout_minutes * 60
+    timeout = settings.job_timeout_minutes * 60
     retried = failed = 0
     stuck = session.scalars(select(Challenge).where(Challenge.status.in_(QUEUED))).all()
     for challenge in stuck:
-        if challenge.started_at is None or challenge.started_at.timestamp() > limit:
+        if challenge.started_at is not None:
+            lost = (now - challenge.started_at).total_seconds() > timeout
+        else:
+            waited = (now - (challenge.queued_at or challenge.created_at)).total_seconds()
+            lost = waited > timeout * UNSTARTED_FACTOR
+        if not lost:
             continue
         if challenge.attempts < 2:
             challenge.attempts += 1
-            challenge.started_at = now
+            challenge.started_at = None
+            challenge.queued_at = now
             challenge.status = "filtered"
             requeue(challenge)
             retried += 1

@@ -38,7 +38,8 @@ class Challenge(Base):
     vectors: Mapped[str] = mapped_column(LongText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last put on the queue
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a worker took it
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     first_break_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     object_size: Mapped[int | None] = mapped_column(Integer)

@@ -43,6 +43,7 @@ def sandbox_queue(settings: Settings | None = None) -> ClubHuey:
 @sandbox_huey.task(retries=1, retry_delay=10, context=True, name="contest.execute")
 def execute(challenge_id: int, payload: dict, task: Any = None) -> None:
     """On a sandbox node: compile and test, then queue the answer for the site."""
+    progress(challenge_id, "started")
     try:
         answer = judge.execute_job(payload, on_compiled=lambda: progress(challenge_id, "compiled"))
     except Exception:

@@ -49,6 +49,7 @@ def upgrade() -> None:
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", clubstack.core.db.UTCDateTime(), nullable=False),
+        sa.Column("queued_at", clubstack.core.db.UTCDateTime(), nullable=True),
         sa.Column("started_at", clubstack.core.db.UTCDateTime(), nullable=True),
         sa.Column("published_at", clubstack.core.db.UTCDateTime(), nullable=True),
         sa.Column("first_break_at", clubstack.core.db.UTCDateTime(), nullable=True),
