@@ -38,6 +38,9 @@ BODY = "void AES_128_encrypt(unsigned char c[16], unsigned char p[16]) { c[0] = 
         ("#line 1 \"/etc/passwd\"\n" + BODY, "#line"),
         ("_Pragma(\"once\")\n" + BODY, "_Pragma"),
         ("int x = 1 ??' 2;\n" + BODY, "trigraph"),
+        ("int __libc_start_main(void) { return 0; }\n" + BODY, "reserved to the implementation"),
+        ("void _start(void) {}\n" + BODY, "reserved to the implementation"),
+        ("static int _Secret;\n" + BODY, "reserved to the implementation"),
     ],
 )
 def test_filter_rejects_with_reason(source, reason):
@@ -48,6 +51,8 @@ def test_filter_rejects_with_reason(source, reason):
 
 def test_filter_accepts_plain_code_and_the_one_allowed_include():
     assert sourcefilter.check_source(BODY.encode(), AES_RULES)
+    keywords = "static _Bool f(void) { return __builtin_expect(1, 1); }\n" + BODY
+    assert sourcefilter.check_source(keywords.encode(), AES_RULES)
     ok = "/* sample */\n#include <gmp.h>\n" + BODY
     assert sourcefilter.check_source(ok.encode(), ECDSA_RULES)
     with pytest.raises(SourceRejected, match=r"only '#include <gmp\.h>' once"):

@@ -172,3 +172,15 @@ def test_compiler_sees_no_host_file_even_without_the_filter(tmp_path):
             judge.compile_submission(AES, source, FEW)  # straight to the compiler
         assert "No such file" in info.value.message
         assert "SECRET-CONTENT" not in info.value.message
+
+
+def test_forged_per_call_times_cannot_go_under_the_cgroup_total():
+    vectors = aes_vectors(5)
+    answer = judge.execute_job(judge.make_payload(
+        AES, (SAMPLES / "aes_sample.c").read_text(), vectors.inputs, FEW))
+    honest = judge.conclude(AES, vectors, answer, FEW)
+    forged = dict(answer, cpu_ns=[1] * len(answer["cpu_ns"]), total_cpu_seconds=8.05)
+    claimed = judge.conclude(AES, vectors, forged, FEW)
+    assert honest.accepted and claimed.accepted
+    assert claimed.mean_cpu_seconds == pytest.approx(8.0 / len(vectors.inputs))
+    assert claimed.performance < honest.performance

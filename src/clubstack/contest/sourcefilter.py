@@ -40,6 +40,14 @@ _FORBIDDEN_WORDS: dict[str, str] = {
     "__TIME__": "no date or time macros",
     "__TIMESTAMP__": "no date or time macros",
 }
+# Identifiers starting with an underscore belong to the implementation: a submission defining
+# __libc_start_main, _start or _init would run before the harness installs its filter.
+_UNDERSCORE_OK = {
+    "_Bool", "_Complex", "_Static_assert", "_Alignas", "_Alignof", "_Noreturn", "_Generic",
+    "_Thread_local", "_Atomic", "__attribute__", "__attribute", "__inline__", "__inline",
+    "__restrict__", "__restrict", "__volatile__", "__const__", "__signed__", "__extension__",
+    "__typeof__", "__alignof__",
+}
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STDC_RE = re.compile(r"__STDC_\w*")
 _SECTION_NAMES_RE = re.compile(r"\.(preinit_array|init_array|fini_array|init|fini|ctors|dtors)\b")
@@ -108,6 +116,9 @@ def _check_words(text: str, where: str) -> None:
         reason = _FORBIDDEN_WORDS.get(word)
         if reason is None and _STDC_RE.fullmatch(word):
             reason = "no __STDC_ macros"
+        if reason is None and word.startswith("_") and where == "" and \
+                word not in _UNDERSCORE_OK and not word.startswith("__builtin_"):
+            reason = "identifiers starting with '_' are reserved to the implementation"
         if reason is not None:
             line = _line_of(text, match.start())
             raise SourceRejected(f"{where}line {line}: '{word}' is not allowed: {reason}")
