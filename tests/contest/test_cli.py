@@ -43,3 +43,13 @@ def test_judge_ecdsa_text_and_rejections(monkeypatch, tmp_path):
     wrong_kind = runner.invoke(main, ["contest", "judge", str(SAMPLES / "ecdsa_sample.c"),
                                       "--kind", "aes", "--key", AES_KEY, "--vectors", "5"])
     assert wrong_kind.exit_code == 1 and "REJECTED (filtered)" in wrong_kind.output
+
+
+def test_prove_prints_a_key_and_proof_the_server_accepts():
+    from clubstack.contest.kinds import KINDS
+
+    result = CliRunner().invoke(main, ["contest", "prove", "0x" + "11" * 32])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(" ", 1) for line in result.output.strip().splitlines())
+    assert KINDS["ecdsa"].check_public_key(lines["public_key"], lines["proof"])
+    assert CliRunner().invoke(main, ["contest", "prove", "00"]).exit_code == 2

@@ -97,6 +97,25 @@ def judge(file: Path, kind: str, key: str | None, pubkey: str | None, proof: str
 
 
 @contest_cli.command()
+@click.argument("private_key")
+def prove(private_key: str) -> None:
+    """Print the public key and the EC-Schnorr proof for an ECDSA PRIVATE_KEY (64 hex digits).
+
+    What a designer gives with an ecdsa submission. Runs locally; nothing is sent.
+    """
+    from clubstack.contest import p256
+
+    try:
+        d = int(private_key.strip().removeprefix("0x"), 16)
+    except ValueError:
+        raise click.UsageError("the private key must be hexadecimal") from None
+    if not 0 < d < p256.N:
+        raise click.UsageError("the private key must be in [1, n-1]")
+    click.echo(f"public_key {p256.encode_point(p256.public_key(d)).hex()}")
+    click.echo(f"proof {p256.schnorr_prove(d).hex()}")
+
+
+@contest_cli.command()
 @click.option("--workers", default=1, show_default=True, help="Submissions judged at once.")
 def worker(workers: int) -> None:
     """Run a sandbox worker: judge queued submissions. Needs the job store, not the database."""
