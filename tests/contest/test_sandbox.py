@@ -184,3 +184,11 @@ def test_python_fallback_when_the_launcher_cannot_be_built(monkeypatch):
     assert res.ok and res.stdout.strip() == b"65534"
     res = run([PY, "-c", "b = bytearray(200 * 2**20)"], limits=FAST)
     assert res.verdict is Verdict.MEMORY_LIMIT
+
+
+def test_a_broken_sandbox_is_an_error_not_a_verdict(monkeypatch):
+    # a toolchain directory that does not exist makes bubblewrap itself fail
+    monkeypatch.setattr(runner, "toolchain_binds",
+                        lambda: ["--ro-bind", "/nonexistent-toolchain", "/usr"])
+    with pytest.raises(runner.SandboxError, match="bwrap"):
+        run(["/bin/true"], limits=FAST)

@@ -62,14 +62,21 @@ def judge(file: Path, kind: str, key: str | None, pubkey: str | None, proof: str
             vectors = challenge_kind.make_vectors(raw, random_vectors)
     except ContestError as error:
         raise click.UsageError(error.message) from None
-    if as_json:
-        verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(), vectors, limits)
-    else:
-        from rich.console import Console
+    from clubstack.contest.sandbox import SandboxError
 
-        with Console(stderr=True).status(f"judging {file.name} ({len(vectors.inputs)} vectors)"):
+    try:
+        if as_json:
             verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(), vectors,
                                                     limits)
+        else:
+            from rich.console import Console
+
+            with Console(stderr=True).status(
+                    f"judging {file.name} ({len(vectors.inputs)} vectors)"):
+                verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(),
+                                                        vectors, limits)
+    except SandboxError as error:
+        raise click.ClickException(f"the sandbox could not run: {error}") from None
     result = {
         "accepted": verdict.accepted, "stage": verdict.stage, "reason": verdict.reason,
         "vectors": len(vectors.inputs), "object_size": verdict.object_size,

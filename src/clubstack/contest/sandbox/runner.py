@@ -312,6 +312,8 @@ def run(
             sig = rc - 128  # bubblewrap reports a signalled child as 128 + signal
         else:
             exit_code = rc
+        if not outcome.killed_by_us and _setup_failed(exit_code, outcome.stderr):
+            raise SandboxError(bytes(outcome.stderr[:2000]).decode("utf-8", "replace").strip())
         verdict, reason = _classify(outcome, sig, cgroup, cpu, limits)
         collected: dict[str, bytes] = {}
         for name in collect:
@@ -336,6 +338,12 @@ def run(
             cgroup.remove()
 
 
+def _setup_failed(exit_code: int | None, stderr: bytearray) -> bool:
+    """bubblewrap or the launcher failed before running the program (not its fault)."""
+    return (exit_code == 1 and stderr.startswith(b"bwrap: ")) or \
+        (exit_code == 127 and stderr.startswith(b"launch: "))
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime  # cumulative; only a rough fallback without cgroups
@@ -348,6 +356,10 @@ class _Outcome:
     output_exceeded: bool = False
     cpu_exceeded: bool = False
     wall_exceeded: bool = False
+
+    @property
+    def killed_by_us(self) -> bool:
+        return self.output_exceeded or self.cpu_exceeded or self.wall_exceeded
 
 
 def _kill(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
