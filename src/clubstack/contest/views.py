@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.contest import challenges, chart, feed
 from clubstack.contest.kinds import KINDS
+from clubstack.contest.models import Challenge
 from clubstack.contest.settings import ContestSettings
 from clubstack.contest.tasks import enqueue
 from clubstack.core.accounts.auth import current_user, login_required
@@ -62,7 +62,7 @@ def read_source(form: SubmitForm) -> bytes:
     raise InputError(fields={"file": "Choose a C file or paste the source."})
 
 
-def _chart_series(now: Any) -> list[chart.Series]:
+def _chart_series() -> list[chart.Series]:
     top = challenges.published_challenges(db.session(), limit=8)
     return [chart.Series(c.name, c.performance or 0.0, c.published_at, c.first_break_at)
             for c in top if c.published_at is not None]
@@ -73,7 +73,7 @@ def index() -> str:
     session = db.session()
     now = utcnow()
     conf = settings()
-    svg = chart.render(_chart_series(now), now, conf.final_deadline)
+    svg = chart.render(_chart_series(), now, conf.final_deadline)
     return render_template(
         "contest/index.html", counters=challenges.counters(session), chart_svg=svg,
         top=challenges.published_challenges(session, limit=10), conf=conf,
@@ -91,7 +91,7 @@ def rules() -> str:
 @bp.get("/chart.svg")
 def chart_svg() -> Response:
     now = utcnow()
-    svg = chart.render(_chart_series(now), now, settings().final_deadline)
+    svg = chart.render(_chart_series(), now, settings().final_deadline)
     return Response(svg, mimetype="image/svg+xml")
 
 
@@ -186,10 +186,6 @@ def submit() -> str | BaseResponse | tuple[str, int]:
 @login_required
 def submission(public_id: str) -> str:
     session = db.session()
-    from sqlalchemy import select
-
-    from clubstack.contest.models import Challenge
-
     found = session.scalar(select(Challenge).where(Challenge.public_id == public_id))
     user = current_user()
     if found is None or user is None or (found.owner_id != user.id and not user.is_admin):
