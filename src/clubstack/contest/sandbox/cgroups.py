@@ -222,7 +222,7 @@ class RunCgroup:
                     os.kill(pid, signal.SIGKILL)
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.002)
+            time.sleep(0.0005)
 
     def remove(self) -> None:
         for d in set(self.dirs.values()):
