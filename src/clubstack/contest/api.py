@@ -16,7 +16,7 @@ from clubstack.core.accounts.auth import api_auth, current_user
 from clubstack.core.db import db
 from clubstack.core.errors import InputError, NotFound
 from clubstack.core.validation import validate
-from clubstack.core.web import API_CSP, limiter, set_csp
+from clubstack.core.web import API_CSP, body_limit, limiter, set_csp
 
 
 class SubmitBody(BaseModel):
@@ -51,6 +51,7 @@ def _public(c: Challenge) -> dict:
 
 
 @bp.post("/api/submit")
+@body_limit(lambda: settings().source_bytes + 1_000_000)  # the source plus the JSON around it
 @api_auth
 @limiter.limit(submit_rate, key_func=rate_key)
 def api_submit() -> tuple[Response, int]:

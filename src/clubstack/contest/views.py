@@ -17,7 +17,7 @@ from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import client_ip, limiter
+from clubstack.core.web import body_limit, client_ip, limiter
 from clubstack.settings import service_settings
 
 bp = Blueprint("contest", __name__, template_folder="templates", static_folder="static",
@@ -154,6 +154,7 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
 
 
 @bp.route("/submit", methods=["GET", "POST"])
+@body_limit(lambda: settings().source_bytes + 1_000_000)  # the source plus the form's fields
 @login_required
 @limiter.limit(submit_rate, key_func=rate_key, methods=["POST"])
 def submit() -> str | BaseResponse | tuple[str, int]:

@@ -167,9 +167,27 @@ def _unexpected(error: Exception) -> Response:
     return error_response(500, "server_error", "Something went wrong on our side; it is logged.")
 
 
+def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
+    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload).
+
+    Put it right under the route decorator; the limit is applied before anything reads the body
+    (CSRF included), so every other route keeps the small default.
+    """
+
+    def decorate(view: F) -> F:
+        view.body_limit = nbytes  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def _before() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, "body_limit", None)
+    if limit is not None:
+        request.max_content_length = request.max_form_memory_size = limit()
 
 
 def _after(response: Response) -> Response:
