@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,31 @@ def _build_into(work: Path, kernel: Path) -> None:
                    check=True)
     for name in ("vmlinuz", "initrd.cpio", "base.qcow2"):
         os.chmod(work / name, 0o644)
+
+
+def ensure_local_libvirtd(timeout: float = 15.0) -> None:
+    """Start virtlogd and libvirtd (without systemd) unless they already answer."""
+    import libvirt
+
+    from clubstack.compute.hypervisor import _silence_libvirt_stderr
+
+    _silence_libvirt_stderr()
+
+    def answers() -> bool:
+        try:
+            libvirt.open("qemu:///system").close()
+        except libvirt.libvirtError:
+            return False
+        return True
+
+    if answers():
+        return
+    for daemon in ("virtlogd", "libvirtd"):
+        if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
+            subprocess.run([f"/usr/sbin/{daemon}", "-d"], check=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answers():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("libvirtd did not start answering on qemu:///system")
