@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from clubstack.compute import hypervisor as h
-from clubstack.compute.errors import HostUnavailable, HypervisorError
+from clubstack.compute.errors import HostDownError, HypervisorError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXJrZXkxMjM0NTY3ODkwYWJjZGVmZ2hpamts ann@laptop"
 
@@ -86,7 +86,7 @@ def test_counters_are_summed_per_device():
 
 
 def test_unreachable_host_says_why():
-    with pytest.raises(HostUnavailable, match="cannot connect"):
+    with pytest.raises(HostDownError, match="cannot connect"):
         h.Hypervisor("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import libvirt
 import yaml
+from defusedxml import ElementTree as SafeET
 
-from clubstack.compute.errors import HostUnavailable, HypervisorError
+from clubstack.compute.errors import HostDownError, HypervisorError
 
 METADATA_NS = "https://clubstack.org/ns/compute/1"
 METADATA_PREFIX = "clubstack"
@@ -174,7 +175,7 @@ def _add_interface(devices: ET.Element, network: str) -> None:
 
 def parse_metadata(xml: str) -> tuple[str | None, str | None]:
     """(capsul id, owner id) from a domain's XML, or (None, None) when it is not ours."""
-    root = ET.fromstring(xml)
+    root = SafeET.fromstring(xml)
     el = root.find(f"metadata/{{{METADATA_NS}}}capsul")
     if el is None:
         return None, None
@@ -264,7 +265,7 @@ class Hypervisor:
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            raise HostUnavailable(f"cannot connect to {uri}: {exc.get_error_message()}") from exc
+            raise HostDownError(f"cannot connect to {uri}: {exc.get_error_message()}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):
@@ -321,7 +322,7 @@ class Hypervisor:
                         used_vcpus=used_cpu, used_memory_mib=used_mem)
 
     def supports(self, domain_type: str) -> bool:
-        caps = ET.fromstring(self.conn.getCapabilities())
+        caps = SafeET.fromstring(self.conn.getCapabilities())
         return any(d.get("type") == domain_type
                    for d in caps.iterfind("guest/arch[@name='x86_64']/domain"))
 
@@ -569,7 +570,7 @@ class Hypervisor:
             records = self.conn.getAllDomainStats(
                 flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
         except libvirt.libvirtError as exc:
-            raise HostUnavailable(f"{self.uri}: {exc.get_error_message()}") from exc
+            raise HostDownError(f"{self.uri}: {exc.get_error_message()}") from exc
         for dom, stats in records:
             out[dom.name()] = summarize_counters(stats)
         return out

@@ -77,7 +77,7 @@ class TinyGuest:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CLUBSTACK_GUEST_CACHE", "/var/tmp/clubstack-guest-cache"))
+    return Path(os.environ.get("CLUBSTACK_GUEST_CACHE", "/var/tmp/clubstack-guest-cache"))  # noqa: S108
 
 
 def find_kernel() -> Path:
@@ -129,15 +129,16 @@ def build(directory: Path | None = None) -> TinyGuest:
     if not BUSYBOX.exists():
         raise FileNotFoundError("no /bin/busybox: apt-get install busybox-static")
     base = (directory or cache_dir()) / _digest(kernel)
-    guest = TinyGuest(kernel=base / "vmlinuz", initrd=base / "initrd.cpio", disk=base / "base.qcow2")
+    guest = TinyGuest(kernel=base / "vmlinuz", initrd=base / "initrd.cpio",
+                      disk=base / "base.qcow2")
     if guest.kernel.exists() and guest.initrd.exists() and guest.disk.exists():
         return guest
     base.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(base.parent, 0o755)
+    os.chmod(base.parent, 0o755)  # noqa: S103 - QEMU (libvirt-qemu) reads it
     work = Path(tempfile.mkdtemp(prefix="build-", dir=base.parent))
     try:
         _build_into(work, kernel)
-        os.chmod(work, 0o755)
+        os.chmod(work, 0o755)  # noqa: S103 - QEMU (libvirt-qemu) reads it
         try:
             work.rename(base)
         except OSError:  # another process built it at the same time
@@ -178,7 +179,7 @@ def _build_into(work: Path, kernel: Path) -> None:
     }
     for rel, text in scripts.items():
         (root / rel).write_text(text)
-        os.chmod(root / rel, 0o755)
+        os.chmod(root / rel, 0o755)  # noqa: S103 - scripts inside the guest
     (root / "etc/inittab").write_text(INITTAB.replace("@MARKER@", MARKER))
     (root / "etc/hostname").write_text("tiny\n")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
