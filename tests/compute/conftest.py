@@ -7,15 +7,24 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 libvirt = pytest.importorskip("libvirt")
 
+from clubstack.compute import billing_port, tinyguest  # noqa: E402
 from clubstack.compute import hypervisor as hvmod  # noqa: E402
-from clubstack.compute import tinyguest  # noqa: E402
+from clubstack.compute.billing_port import AccountState  # noqa: E402
+from clubstack.compute.models import Host, Image, Plan  # noqa: E402
+from clubstack.core import clock  # noqa: E402
+from clubstack.core.accounts.models import User  # noqa: E402
+from clubstack.core.db import db  # noqa: E402
 
 RUN = f"t{os.getpid() % 100000}"
 
@@ -80,3 +89,110 @@ def hv(test_host: dict[str, str]) -> Iterator[hvmod.Hypervisor]:
 @pytest.fixture(scope="session")
 def domain_type(hv: hvmod.Hypervisor, guest: tinyguest.TinyGuest) -> str:
     return hv.detect_domain_type(str(guest.kernel), str(guest.initrd))
+
+
+# --- billing -------------------------------------------------------------------------------
+
+
+class LedgerDouble:
+    """Stands in for clubstack.billing until that branch is merged: the documented
+    interface (balance, charge with idempotency keys, account_state) over a dict."""
+
+    GRACE = timedelta(days=3)
+
+    def __init__(self) -> None:
+        self.balances: dict[int, int] = {}
+        self.entries: list[dict[str, Any]] = []
+        self.keys: set[str] = set()
+        self.empty_since: dict[int, datetime] = {}
+
+    def credit(self, user_id: int, cents: int) -> None:
+        self.balances[user_id] = self.balances.get(user_id, 0) + cents
+
+    def balance(self, _session: Any, user_id: int) -> int:
+        return self.balances.get(user_id, 0)
+
+    def charge(self, _session: Any, user_id: int, amount_cents: int, *, reason: str,
+               reference: str, idempotency_key: str) -> dict[str, Any]:
+        if idempotency_key in self.keys:
+            return next(e for e in self.entries if e["key"] == idempotency_key)
+        entry = {"user": user_id, "amount": amount_cents, "reason": reason,
+                 "reference": reference, "key": idempotency_key}
+        self.keys.add(idempotency_key)
+        self.entries.append(entry)
+        self.balances[user_id] = self.balances.get(user_id, 0) - amount_cents
+        return entry
+
+    def runway(self, session: Any, user_id: int, hourly: int) -> timedelta | None:
+        return None if hourly <= 0 else timedelta(hours=self.balance(session, user_id) / hourly)
+
+    def account_state(self, session: Any, user_id: int, hourly: int,
+                      now: datetime) -> AccountState:
+        balance = self.balance(session, user_id)
+        if balance > 0:
+            self.empty_since.pop(user_id, None)
+            left = self.runway(session, user_id, hourly)
+            if left is not None and left < timedelta(days=1):
+                return AccountState.LOW_DAY
+            return AccountState.OK
+        since = self.empty_since.setdefault(user_id, now)
+        return (AccountState.GRACE_EXPIRED if now - since >= self.GRACE
+                else AccountState.EMPTY)
+
+
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> LedgerDouble:
+    double = LedgerDouble()
+    for name in ("balance", "charge", "runway", "account_state"):
+        monkeypatch.setattr(billing_port, name, getattr(double, name))
+    return double
+
+
+# --- an app with a host, an image (the tiny guest) and plans -------------------------------
+
+
+@pytest.fixture
+def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
+                domain_type: str, ledger: LedgerDouble) -> Any:
+    app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24")
+    with app.app_context():
+        session = db.session()
+        session.add(Host(name="test", uri=test_host["uri"], pool_name=test_host["pool_name"],
+                         pool_path=test_host["pool_path"], network="none",
+                         domain_type=domain_type, vcpus=2, memory_mib=4096, disk_gib=100,
+                         up=True, last_seen_at=clock.utcnow()))
+        session.add(Image(name="tiny", title="Tiny busybox guest", path=str(guest.disk),
+                          kernel=str(guest.kernel), initrd=str(guest.initrd),
+                          cmdline=guest.cmdline))
+        session.add(Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1,
+                         price_month_cents=730))  # 1 cent per hour
+        session.add(Plan(name="f1-s", vcpus=1, memory_mib=256, disk_gib=2,
+                         price_month_cents=7300))  # 10 cents per hour
+        session.add(Plan(name="huge", vcpus=1, memory_mib=1 << 19, disk_gib=1,
+                         price_month_cents=100))
+        session.commit()
+    app.config["LEDGER"] = ledger
+    return app
+
+
+def user_id(app: Any, address: str) -> int:
+    with app.app_context():
+        return db.session().scalar(select(User.id).where(User.email == address))
+
+
+def make_user(app: Any, address: str) -> int:
+    with app.app_context():
+        session = db.session()
+        user = User(email=address)
+        session.add(user)
+        session.commit()
+        return user.id
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, every: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)

@@ -179,20 +179,18 @@ def request_capsul(session: Session, user_id: int, *, plan: str, image: str, nam
     """
     problems: dict[str, str] = {}
     chosen_plan = chosen_image = None
-    for field, fn in (("plan", lambda: plan_by_name(session, plan)),
-                      ("image", lambda: image_by_name(session, image)),
-                      ("name", lambda: check_hostname(name))):
-        try:
-            value = fn()
-        except InputError as exc:
-            problems.update(exc.fields)
-            continue
-        if field == "plan":
-            chosen_plan = value
-        elif field == "image":
-            chosen_image = value
-        else:
-            name = value
+    try:
+        chosen_plan = plan_by_name(session, plan)
+    except InputError as exc:
+        problems.update(exc.fields)
+    try:
+        chosen_image = image_by_name(session, image)
+    except InputError as exc:
+        problems.update(exc.fields)
+    try:
+        name = check_hostname(name)
+    except InputError as exc:
+        problems.update(exc.fields)
     lines = []
     for text in keys:
         try:

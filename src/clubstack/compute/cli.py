@@ -41,7 +41,7 @@ def _session() -> Iterator[Session]:
         raise click.ClickException(f"{error.message} {detail}".strip()) from None
 
 
-def _settings():  # noqa: ANN202 - lazy import keeps --help fast
+def _settings():
     from clubstack.compute.settings import ComputeSettings
     from clubstack.settings import service_settings
 

@@ -88,7 +88,7 @@ def check_hosts(session: Session) -> list[Host]:
         except (HostDownError, ComputeError) as exc:
             host.up, host.last_error = False, exc.message[:500]
             continue
-        except Exception as exc:  # noqa: BLE001 - libvirt raises many kinds; the host is down
+        except Exception as exc:
             host.up, host.last_error = False, str(exc)[:500]
             continue
         host.vcpus, host.memory_mib, host.disk_gib = cap.vcpus, cap.memory_mib, cap.disk_gib

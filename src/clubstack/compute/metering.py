@@ -49,7 +49,8 @@ def meter_capsul(session: Session, capsul: Capsul, now: datetime) -> int:
         start = capsul.billed_until
         billing_port.charge(
             session, capsul.user_id, price,
-            reason=f"capsul {capsul.name} ({capsul.plan.name}), hour from {start:%Y-%m-%d %H:%M} UTC",
+            reason=f"capsul {capsul.name} ({capsul.plan.name}), "
+                   f"hour from {start:%Y-%m-%d %H:%M} UTC",
             reference=f"compute:{capsul.id}",
             idempotency_key=period_key(capsul.id, start))
         capsul.billed_until = start + PERIOD

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -76,7 +77,7 @@ def _delta(cur: int, prev: int) -> int:
 
 def rates(samples: list[CapsulSample]) -> list[Point]:
     points = []
-    for prev, cur in zip(samples, samples[1:], strict=False):
+    for prev, cur in pairwise(samples):
         seconds = (cur.at - prev.at).total_seconds()
         if seconds <= 0:
             continue
