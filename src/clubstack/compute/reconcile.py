@@ -51,8 +51,10 @@ def _note(session: Session, report: Report, host: Host, kind: str, domain: str, 
     now = utcnow()
     if finding is None or finding.resolved_at is not None:
         if finding is None:
-            finding = Finding(host_id=host.id, kind=kind, domain_name=domain, first_seen_at=now)
+            finding = Finding(host_id=host.id, kind=kind, domain_name=domain, first_seen_at=now,
+                              detail=detail[:500])
             session.add(finding)
+            session.flush()  # an id, so the resolve step below knows it was seen
         finding.first_seen_at, finding.resolved_at, finding.mailed_at = now, None, None
     finding.detail, finding.capsul_id, finding.fixed = detail[:500], capsul_id, fixed
     finding.last_seen_at = now
