@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
+from tests.compute.conftest import user_id
+from tests.conftest import api_token, csrf_token, login
 
 from clubstack.compute import capsuls
 from clubstack.compute.errors import InputError
 from clubstack.compute.models import Capsul
 from clubstack.core.db import db
-from tests.compute.conftest import user_id
-from tests.conftest import api_token, csrf_token, login
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")
@@ -114,7 +114,7 @@ def test_another_members_capsul_does_not_exist_for_me(compute_app, ann, ledger):
 
 
 def test_too_little_credit_and_no_room(compute_app, ann, ledger):
-    client, auth = ann
+    _, auth = ann
     api = compute_app.test_client()
     ledger.balances[user_id(compute_app, "ann@example.org")] = 23  # < 24 h at 1 cent
     response = api.post("/compute/api/capsuls", headers=auth,
@@ -139,5 +139,6 @@ def test_bad_ssh_keys(text):
 
 def test_key_fingerprint_matches_ssh_keygen():
     parsed = capsuls.parse_ssh_key(KEY)
-    assert parsed.fingerprint == "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"  # ssh-keygen -l
+    # what ssh-keygen -l prints for KEY
+    assert parsed.fingerprint == "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"
     assert parsed.line == KEY

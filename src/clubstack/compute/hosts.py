@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from clubstack.compute import hypervisor
@@ -73,6 +73,7 @@ def remove_host(session: Session, name: str) -> None:
         Capsul.host_id == host.id, Capsul.status.in_(LIVE_STATUSES)))
     if live:
         raise ComputeError(f"Host {name} still runs {live} capsul(s); destroy or move them first.")
+    session.execute(update(Capsul).where(Capsul.host_id == host.id).values(host_id=None))
     session.delete(host)
     session.flush()
 
