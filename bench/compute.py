@@ -57,10 +57,10 @@ def timed(fn: Any, repeat: int) -> float:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="clubstack-bench-", dir="/var/tmp"))
-    os.chmod(work, 0o755)  # noqa: S103 - QEMU runs as libvirt-qemu and reads the pool
+    os.chmod(work, 0o755)
     pool_dir = work / "pool"
     pool_dir.mkdir()
-    os.chmod(pool_dir, 0o755)  # noqa: S103
+    os.chmod(pool_dir, 0o755)
     os.environ.update({
         "CLUBSTACK_INSTANCE": str(work / "instance"),
         "CLUBSTACK_DATABASE_URL": f"sqlite:///{work}/instance/bench.db",
