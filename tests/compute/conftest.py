@@ -151,10 +151,9 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> LedgerDouble:
 # --- an app with a host, an image (the tiny guest) and plans -------------------------------
 
 
-@pytest.fixture
-def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
-                domain_type: str, ledger: LedgerDouble) -> Any:
-    app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24")
+def setup_compute(app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
+                  domain_type: str, ledger: LedgerDouble) -> Any:
+    """The test host, the tiny guest as an image, and a few plans."""
     with app.app_context():
         session = db.session()
         session.add(Host(name="test", uri=test_host["uri"], pool_name=test_host["pool_name"],
@@ -173,6 +172,22 @@ def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyG
         session.commit()
     app.config["LEDGER"] = ledger
     return app
+
+
+@pytest.fixture
+def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
+                domain_type: str, ledger: LedgerDouble) -> Any:
+    app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24")
+    return setup_compute(app, test_host, guest, domain_type, ledger)
+
+
+@pytest.fixture
+def compute_app_any_db(make_app: Any, db_kind: str, test_host: dict[str, str],
+                       guest: tinyguest.TinyGuest, domain_type: str,
+                       ledger: LedgerDouble) -> Any:
+    """The same, on SQLite, PostgreSQL and MariaDB."""
+    app = make_app(db_kind, compute_stop_timeout="20", compute_min_credit_hours="24")
+    return setup_compute(app, test_host, guest, domain_type, ledger)
 
 
 def user_id(app: Any, address: str) -> int:

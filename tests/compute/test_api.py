@@ -112,8 +112,8 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
     assert api.get(f"/compute/api/capsuls/{capsul_id}", headers=auth(token)).status_code == 404
 
 
-def test_metering_over_a_moved_clock_charges_once_per_period(compute_app, ledger):
-    app = compute_app
+def test_metering_over_a_moved_clock_charges_once_per_period(compute_app_any_db, ledger):
+    app = compute_app_any_db
     with app.app_context():
         session = db.session()
         user = User(email="carol@example.org")

@@ -16,12 +16,16 @@ KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0d
        "ann@laptop")
 
 
+def member_of(app, ledger):
+    client = app.test_client()
+    login(client, app, "ann@example.org", nickname="ann")
+    ledger.credit(user_id(app, "ann@example.org"), 100_000)
+    return client, {"Authorization": f"Bearer {api_token(client)}"}
+
+
 @pytest.fixture
 def ann(compute_app, ledger):
-    client = compute_app.test_client()
-    login(client, compute_app, "ann@example.org", nickname="ann")
-    ledger.credit(user_id(compute_app, "ann@example.org"), 100_000)
-    return client, {"Authorization": f"Bearer {api_token(client)}"}
+    return member_of(compute_app, ledger)
 
 
 def count_capsuls(app):
@@ -76,8 +80,9 @@ def test_form_shows_errors_next_to_fields(compute_app, ann):
     assert count_capsuls(compute_app) == 0
 
 
-def test_another_members_capsul_does_not_exist_for_me(compute_app, ann, ledger):
-    client, auth = ann
+def test_another_members_capsul_does_not_exist_for_me(compute_app_any_db, ledger):
+    compute_app = compute_app_any_db
+    client, auth = member_of(compute_app, ledger)
     with compute_app.app_context():
         session = db.session()
         from clubstack.core.accounts.models import User

@@ -39,6 +39,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     hosts_down: list[str] = field(default_factory=list)
+    newly_down: list[str] = field(default_factory=list)
 
     def kinds(self) -> set[tuple[str, str]]:
         return {(f.kind, f.domain_name) for f in self.findings}
@@ -72,6 +73,8 @@ def reconcile(session: Session, *, mail: bool = True) -> Report:
                 domains = {d.name: d for d in hv.list_domains()}
                 _reconcile_host(session, report, host, hv, domains)
         except (HostDownError, HypervisorError) as exc:
+            if host.up:  # mail once when it goes down, not on every run
+                report.newly_down.append(host.name)
             host.up, host.last_error = False, exc.message[:500]
             report.hosts_down.append(host.name)
             continue
@@ -133,10 +136,10 @@ def _reconcile_host(session: Session, report: Report, host: Host,
 
 def _mail_admins(session: Session, report: Report) -> None:
     new = [f for f in report.findings if not f.fixed and f.mailed_at is None]
-    if not new and not report.hosts_down:
+    if not new and not report.newly_down:
         return
     lines = [f"- [{f.kind}] {f.host.name}: {f.domain_name}: {f.detail}" for f in new]
-    lines += [f"- host {name} does not answer" for name in report.hosts_down]
+    lines += [f"- host {name} does not answer" for name in report.newly_down]
     text = ("The compute reconcile job found differences between the database and the "
             "hosts that it did not fix:\n\n" + "\n".join(lines) + "\n")
     for admin in session.scalars(select(User).where(User.role == "admin")):
