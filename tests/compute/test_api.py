@@ -53,7 +53,7 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
     # the member's key is in the NoCloud seed the VM boots with
     seed = hv.pool().storageVolLookupByName(h.seed_volume(name))
     assert seed.path() in hv.lookup(name).XMLDesc(0)
-    assert KEY in hv._read_volume_text(h.seed_volume(name), limit=8 << 20)
+    assert KEY in hv.read_volume_text(h.seed_volume(name), limit=8 << 20)
 
     def action(name_):
         r = api.post(f"/compute/api/capsuls/{capsul_id}/actions", headers=auth(token),

@@ -362,7 +362,7 @@ class Hypervisor:
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                text = self._read_volume_text(f"{name}.log")
+                text = self.read_volume_text(f"{name}.log")
                 if "Linux version" in text:
                     booted = True
                     break
@@ -422,7 +422,7 @@ class Hypervisor:
             build_seed_iso(iso, instance_id=instance_id, hostname=hostname, ssh_keys=ssh_keys)
             return self.upload_volume(name, iso.read_bytes())
 
-    def _read_volume_text(self, name: str, limit: int = 256 * 1024) -> str:
+    def read_volume_text(self, name: str, limit: int = 256 * 1024) -> str:
         """The tail of a file in the pool (the console log) through a libvirt stream."""
         pool = self.pool()
         with contextlib.suppress(libvirt.libvirtError):
@@ -576,7 +576,7 @@ class Hypervisor:
         return out
 
     def console_log(self, name: str, limit: int = 256 * 1024) -> str:
-        return self._read_volume_text(console_volume(name), limit)
+        return self.read_volume_text(console_volume(name), limit)
 
     def wait_for_console(self, name: str, needle: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
