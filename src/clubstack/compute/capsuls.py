@@ -150,10 +150,10 @@ def member_capsuls(session: Session, user_id: int) -> list[Capsul]:
 
 
 def hourly_burn(session: Session, user_id: int) -> int:
-    """Cents per hour the member's billed capsuls cost (suspended ones are not billed)."""
+    """Cents per hour the member's billed capsuls cost (suspended and failed ones are not)."""
     prices = session.scalars(
         select(Plan.price_month_cents).join(Capsul, Capsul.plan_id == Plan.id)
-        .where(Capsul.user_id == user_id, Capsul.status.in_((CREATING, ACTIVE, FAILED))))
+        .where(Capsul.user_id == user_id, Capsul.status.in_((CREATING, ACTIVE))))
     return sum(-(-p // HOURS_PER_MONTH) for p in prices)
 
 
@@ -274,9 +274,13 @@ def provision(session: Session, capsul_id: str,
             capsul.addresses = ",".join(hv.addresses(name))
     except (HypervisorError, HostDownError) as exc:
         capsul.status, capsul.error = FAILED, exc.message[:500]
-        capsul.progress = "failed; it will be retried"
+        capsul.progress = "failed"
         session.flush()
+        if commit:
+            commit()  # keep the failure on record: the job's session is rolled back next
         raise
+    if capsul.status == FAILED:  # billing starts when a retried creation succeeds
+        capsul.billed_until = utcnow()
     capsul.status, capsul.error, capsul.progress = ACTIVE, None, "running"
     capsul.started_at = utcnow()
     session.flush()

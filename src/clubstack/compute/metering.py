@@ -21,7 +21,6 @@ from clubstack.compute.errors import ClubError, HostDownError, HypervisorError
 from clubstack.compute.models import (
     ACTIVE,
     CREATING,
-    FAILED,
     HOURS_PER_MONTH,
     LIVE_STATUSES,
     SUSPENDED,
@@ -32,7 +31,7 @@ from clubstack.core.mail import send_mail
 
 log = logging.getLogger("clubstack.compute.metering")
 PERIOD = timedelta(hours=1)
-BILLED = (CREATING, ACTIVE, FAILED)
+BILLED = (CREATING, ACTIVE)  # failed creations are not billed
 
 
 def period_key(capsul_id: str, start: datetime) -> str:

@@ -79,9 +79,10 @@ def _create(data: Any) -> Capsul:
         if parsed.line not in saved.values():
             capsuls.add_ssh_key(session, user_id, "", parsed.line)
     session.commit()
-    enqueue_provision(capsul.id)
-    session.expire_all()
-    return session.get(Capsul, capsul.id)  # type: ignore[return-value]
+    capsul_id = capsul.id
+    # with immediate jobs (tests, small sites) the job runs here, on this thread's session
+    enqueue_provision(capsul_id)
+    return db.session().get(Capsul, capsul_id)  # type: ignore[return-value]
 
 
 def capsul_json(c: Capsul) -> dict[str, Any]:
