@@ -142,3 +142,25 @@ def test_detected_domain_type_really_boots_and_full_lifecycle(hv, guest, domain_
     assert not [v for v in names if v.startswith(name)]
     with pytest.raises(libvirt.libvirtError):
         hv.conn.lookupByName(name)
+
+
+def test_stop_forces_off_a_guest_that_ignores_the_power_button(hv):
+    # no kernel and no disk: SeaBIOS waits for a boot device and never answers ACPI
+    dom = ET.Element("domain", type="qemu")
+    ET.SubElement(dom, "name").text = "capsul-deaf"
+    ET.SubElement(dom, "memory", unit="MiB").text = "32"
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type", arch="x86_64", machine="pc").text = "hvm"
+    ET.SubElement(ET.SubElement(dom, "features"), "acpi")
+    domain = hv.conn.defineXML(ET.tostring(dom, encoding="unicode"))
+    try:
+        hv.start("capsul-deaf")
+        assert hv.state("capsul-deaf") == "running"
+        started = time.monotonic()
+        assert hv.stop("capsul-deaf", timeout=1.5) is False  # had to be forced
+        assert 1.5 <= time.monotonic() - started < 10
+        assert hv.state("capsul-deaf") == "stopped"
+    finally:
+        if domain.isActive():
+            domain.destroy()
+        domain.undefine()
