@@ -24,7 +24,7 @@ class HostDownError(HypervisorError, Unavailable):
     message = "The virtual machine host does not answer."
 
 
-class InsufficientCredit(ComputeError):  # noqa: N818 - the name the house rules use
+class InsufficientCredit(ComputeError):
     status = 402
     code = "insufficient_credit"
     message = "Your credit does not cover this capsul."
