@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from tests.compute.conftest import make_user
+from tests.compute.conftest import make_user, wait_until
 from tests.conftest import api_token, login
 
 from clubstack.compute import capsuls
@@ -50,6 +50,11 @@ def test_failed_creation_is_finished_by_a_retry_and_retries_do_nothing_twice(
         hv.pool().refresh(0)
         mine = sorted(v for v in hv.pool().listVolumes() if v.startswith(capsul.domain_name))
         assert mine == sorted(h.capsul_volumes(capsul.domain_name))
+
+        # the page's Stop presses the power button and returns; the guest powers off itself
+        hv.wait_for_console(capsul.domain_name, "CLUBSTACK-GUEST ready", 90)
+        capsuls.request_stop(session, capsul)
+        assert wait_until(lambda: hv.state(capsul.domain_name) == "stopped", 60)
         capsuls.destroy(session, capsul)
         session.commit()
     assert hv.state(capsul.domain_name) == "missing"

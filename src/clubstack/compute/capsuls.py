@@ -325,6 +325,20 @@ def act(session: Session, capsul: Capsul, action: str, *, stop_timeout: float = 
     return capsul.state
 
 
+def request_stop(session: Session, capsul: Capsul) -> None:
+    """Press the ACPI power button now; a job waits and forces the VM off if needed."""
+    if capsul.status == CREATING:
+        raise WrongState("The capsul is still being created.")
+    assert capsul.host is not None
+    with open_host(capsul.host) as hv:
+        if hv.lookup(capsul.domain_name) is None:
+            raise WrongState("The virtual machine is missing on its host; an administrator "
+                             "has been told.")
+        hv.request_shutdown(capsul.domain_name)
+        capsul.state = hv.state(capsul.domain_name)
+    session.flush()
+
+
 def refresh(session: Session, capsul: Capsul) -> Capsul:
     """Read state, addresses and SSH host keys from the host (for the status page)."""
     if capsul.host is None or capsul.status in (CREATING, DESTROYED):

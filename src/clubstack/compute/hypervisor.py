@@ -500,6 +500,13 @@ class Hypervisor:
         self.force_off(name)
         return False
 
+    def request_shutdown(self, name: str) -> None:
+        """Press the ACPI power button and return at once."""
+        dom = self._domain(name)
+        if dom.isActive():
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+
     def force_off(self, name: str) -> None:
         dom = self._domain(name)
         if dom.isActive():

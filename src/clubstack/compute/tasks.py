@@ -7,6 +7,7 @@ import logging
 from huey import crontab
 
 from clubstack.compute import capsuls, hosts, metering, reconcile, stats
+from clubstack.compute.models import ACTIVE, SUSPENDED, Capsul
 from clubstack.compute.settings import ComputeSettings
 from clubstack.core.clock import utcnow
 from clubstack.core.db import session_scope
@@ -29,6 +30,22 @@ def provision_capsul(capsul_id: str) -> None:
 
 def enqueue_provision(capsul_id: str) -> None:
     provision_capsul(capsul_id)
+
+
+@huey.task()
+def stop_capsul(capsul_id: str) -> None:
+    """Wait for the guest to shut down after the power button; force it off after the
+    stop_timeout setting."""
+    settings = service_settings(ComputeSettings)
+    with session_scope() as session:
+        capsul = session.get(Capsul, capsul_id)
+        if capsul is None or capsul.status not in (ACTIVE, SUSPENDED):
+            return
+        capsuls.act(session, capsul, "stop", stop_timeout=settings.stop_timeout)
+
+
+def enqueue_stop(capsul_id: str) -> None:
+    stop_capsul(capsul_id)
 
 
 @huey.periodic_task(crontab(minute="*"))

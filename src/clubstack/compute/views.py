@@ -240,18 +240,39 @@ def status(capsul_id: str) -> str:
 @login_required
 @limiter.limit("60/hour")
 def action(capsul_id: str) -> BaseResponse:
-    session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
-    req = validate(ActionRequest, {"action": request.form.get("action", "")})
     try:
-        state = capsuls.act(session, capsul, req.action, stop_timeout=_settings().stop_timeout)
+        action_name, capsul = _act(capsul_id, request.form.get("action", ""))
     except ClubError as exc:
-        session.rollback()
+        if exc.status == 404:
+            raise
+        db.session().rollback()
         flash(exc.message, "error")
     else:
-        session.commit()
-        flash(f"{req.action.capitalize()}: the capsul is now {state}.", "success")
+        if action_name == "stop" and capsul.state != "stopped":
+            flash(f"Stop: the guest was asked to shut down; it is forced off after "
+                  f"{_settings().stop_timeout:.0f} seconds if it does not.", "success")
+        else:
+            flash(f"{action_name.capitalize()}: the capsul is now {capsul.state}.", "success")
     return redirect(url_for("compute.status", capsul_id=capsul_id))
+
+
+def _act(capsul_id: str, action: object) -> tuple[str, Capsul]:
+    """Power actions for the page and the API. A stop waits for the guest, so it runs as a
+    job (the ACPI button is pressed right away); the others are quick and run here."""
+    from clubstack.compute.tasks import enqueue_stop
+
+    session = db.session()
+    user_id = _user_id()
+    capsul = capsuls.get_capsul(session, capsul_id, user_id)
+    req = validate(ActionRequest, {"action": action})
+    if req.action != "stop":
+        capsuls.act(session, capsul, req.action, stop_timeout=_settings().stop_timeout)
+        session.commit()
+        return req.action, capsul
+    capsuls.request_stop(session, capsul)
+    session.commit()
+    enqueue_stop(capsul_id)  # with immediate jobs it runs now, on this thread's session
+    return req.action, capsuls.get_capsul(db.session(), capsul_id, user_id)
 
 
 @bp.route("/capsuls/<capsul_id>/destroy", methods=["GET", "POST"])
@@ -323,11 +344,8 @@ def api_get(capsul_id: str) -> Response:
 @api_auth
 @limiter.limit("60/hour")
 def api_action(capsul_id: str) -> Response:
-    session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
-    req = validate(ActionRequest, request.get_json(silent=True))
-    capsuls.act(session, capsul, req.action, stop_timeout=_settings().stop_timeout)
-    session.commit()
+    _, capsul = _act(capsul_id, (request.get_json(silent=True) or {}).get("action")
+                     if isinstance(request.get_json(silent=True), dict) else None)
     return jsonify(capsul_json(capsul))
 
 
