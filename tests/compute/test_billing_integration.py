@@ -64,3 +64,23 @@ def test_metering_and_standing_with_the_real_ledger(real_billing_app):
         clock.travel(timedelta(hours=73))
         assert billing_port.account_state(session, owner, 10, clock.utcnow()) == \
             AccountState.GRACE_EXPIRED
+
+
+def test_billing_knows_what_capsuls_burn(real_billing_app):
+    from clubstack.billing.burn import hourly_burn
+
+    from clubstack.compute import billing_port
+
+    assert billing_port.register_burn() is True
+    app = real_billing_app
+    owner = make_user(app, "jo@example.org")
+    with app.app_context():
+        session = db.session()
+        plan = session.scalar(select(Plan).where(Plan.name == "f1-s"))
+        for i, status in enumerate(("active", "suspended", "destroyed", "creating")):
+            session.add(Capsul(user_id=owner, plan_id=plan.id,
+                               host_id=session.scalar(select(Host.id)),
+                               image_id=session.scalar(select(Image.id)), name=f"jo{i}",
+                               domain_name=f"capsul-jo{i}", uuid=f"jo-{i}", status=status))
+        session.commit()
+        assert hourly_burn(session, owner) == 20  # active and creating, 10 cents each

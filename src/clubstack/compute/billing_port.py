@@ -57,3 +57,19 @@ def account_state(session: Session, user_id: int, hourly_burn_cents: int,
     _, standing = _billing()
     state = standing.account_state(session, user_id, hourly_burn_cents, now)
     return AccountState(getattr(state, "name", str(state)))
+
+
+def _capsul_burn(session: Session, user_id: int) -> int:
+    from clubstack.compute.capsuls import hourly_burn
+
+    return hourly_burn(session, user_id)
+
+
+def register_burn() -> bool:
+    """Tell billing what a member's capsuls cost per hour (for its runway and warnings)."""
+    try:
+        from clubstack.billing.burn import register_burn_source
+    except ModuleNotFoundError:
+        return False
+    register_burn_source(_capsul_burn)
+    return True

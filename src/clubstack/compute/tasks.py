@@ -6,7 +6,7 @@ import logging
 
 from huey import crontab
 
-from clubstack.compute import capsuls, hosts, metering, reconcile, stats
+from clubstack.compute import billing_port, capsuls, hosts, metering, reconcile, stats
 from clubstack.compute.models import ACTIVE, SUSPENDED, Capsul
 from clubstack.compute.settings import ComputeSettings
 from clubstack.core.clock import utcnow
@@ -15,6 +15,7 @@ from clubstack.core.jobs import huey
 from clubstack.settings import service_settings
 
 log = logging.getLogger("clubstack.compute.tasks")
+billing_port.register_burn()  # this module is loaded by the web app and by the worker
 
 
 def run_provision(capsul_id: str) -> None:
