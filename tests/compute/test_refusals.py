@@ -147,3 +147,25 @@ def test_key_fingerprint_matches_ssh_keygen():
     # what ssh-keygen -l prints for KEY
     assert parsed.fingerprint == "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"
     assert parsed.line == KEY
+
+
+def test_ssh_keys_through_the_api(compute_app, ann):
+    _, auth = ann
+    api = compute_app.test_client()
+    response = api.post("/compute/api/ssh-keys", headers=auth,
+                        json={"name": "laptop", "public_key": KEY})
+    assert response.status_code == 201
+    key_id = response.get_json()["id"]
+    assert response.get_json()["fingerprint"] == (
+        "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU")
+    again = api.post("/compute/api/ssh-keys", headers=auth,
+                     json={"name": "again", "public_key": KEY})
+    assert again.status_code == 400 and "already" in again.get_json()["fields"]["public_key"]
+    listed = api.get("/compute/api/ssh-keys", headers=auth).get_json()["ssh_keys"]
+    assert [k["name"] for k in listed] == ["laptop"]
+    # a capsul can be created from the saved key by id
+    response = api.post("/compute/api/capsuls", headers=auth, json={
+        "name": "bykey", "plan": "huge", "image": "tiny", "ssh_key_ids": [key_id]})
+    assert response.status_code == 503  # the key was accepted; only the host is too small
+    assert api.delete(f"/compute/api/ssh-keys/{key_id}", headers=auth).status_code == 200
+    assert api.delete(f"/compute/api/ssh-keys/{key_id}", headers=auth).status_code == 404

@@ -44,6 +44,7 @@ from clubstack.compute.models import (
     SshKey,
 )
 from clubstack.core.clock import utcnow
+from clubstack.core.errors import NotFound
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
@@ -112,7 +113,7 @@ def ssh_keys(session: Session, user_id: int) -> list[SshKey]:
 def delete_ssh_key(session: Session, user_id: int, key_id: int) -> None:
     key = session.get(SshKey, key_id)
     if key is None or key.user_id != user_id:
-        raise InputError(fields={"key": "No such key."})
+        raise NotFound("No such SSH key.")
     session.delete(key)
     session.flush()
 

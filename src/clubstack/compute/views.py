@@ -382,6 +382,33 @@ def api_stats(capsul_id: str) -> Response:
          "net_tx": p.net_tx} for p in points])
 
 
+@bp.get("/api/ssh-keys")
+@api_auth
+def api_keys() -> Response:
+    return jsonify(ssh_keys=[{"id": k.id, "name": k.name, "public_key": k.public_key,
+                              "fingerprint": k.fingerprint}
+                             for k in capsuls.ssh_keys(db.session(), _user_id())])
+
+
+@bp.post("/api/ssh-keys")
+@api_auth
+def api_add_key() -> tuple[Response, int]:
+    req = validate(KeyRequest, request.get_json(silent=True))
+    session = db.session()
+    key = capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
+    session.commit()
+    return jsonify(id=key.id, name=key.name, fingerprint=key.fingerprint), 201
+
+
+@bp.delete("/api/ssh-keys/<int:key_id>")
+@api_auth
+def api_delete_key(key_id: int) -> Response:
+    session = db.session()
+    capsuls.delete_ssh_key(session, _user_id(), key_id)
+    session.commit()
+    return jsonify(id=key_id, deleted=True)
+
+
 @bp.get("/api/plans")
 def api_plans() -> Response:
     plans = db.session().scalars(select(Plan).where(Plan.active.is_(True))
