@@ -83,7 +83,7 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
         assert metering.meter(session, clock.utcnow()) == 30
         session.commit()
         assert ledger.balance(session, bob) == 300 - 31 * 10
-        done = metering.enforce(session, clock.utcnow(), stop_timeout=20)
+        done = metering.enforce(session, clock.utcnow(), stop_timeout=3)
         session.commit()
         assert done.suspended == [capsul_id]
         assert session.get(Capsul, capsul_id).status == "suspended"
