@@ -9,12 +9,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 try:
     import libvirt
@@ -23,9 +23,10 @@ except ModuleNotFoundError:  # pragma: no cover - a dev machine without the bind
         raise
     pytest.skip("libvirt-python is not installed", allow_module_level=True)
 
-from clubstack.compute import billing_port, tinyguest
+from clubstack.billing import ledger as billing_ledger
+from clubstack.billing.models import LedgerEntry
 from clubstack.compute import hypervisor as hvmod
-from clubstack.compute.billing_port import AccountState
+from clubstack.compute import tinyguest
 from clubstack.compute.models import Host, Image, Plan
 from clubstack.core import clock
 from clubstack.core.accounts.models import User
@@ -99,65 +100,58 @@ def domain_type(hv: hvmod.Hypervisor, guest: tinyguest.TinyGuest) -> str:
 # --- billing -------------------------------------------------------------------------------
 
 
-class LedgerDouble:
-    """Stands in for clubstack.billing until that branch is merged: the documented
-    interface (balance, charge with idempotency keys, account_state) over a dict."""
-
-    GRACE = timedelta(days=3)
+class Ledger:
+    """The real billing ledger (clubstack.billing), with test conveniences: credit a member
+    and read the usage entries compute wrote. Uses its own session, so call it when the
+    test's session has committed (SQLite allows one writer)."""
 
     def __init__(self) -> None:
-        self.balances: dict[int, int] = {}
-        self.entries: list[dict[str, Any]] = []
-        self.keys: set[str] = set()
-        self.empty_since: dict[int, datetime] = {}
+        self.app: Any = None
+        self.n = 0
+
+    def _write(self, fn: Any) -> None:
+        with Session(db.engine) as session:
+            fn(session)
+            session.commit()
 
     def credit(self, user_id: int, cents: int) -> None:
-        self.balances[user_id] = self.balances.get(user_id, 0) + cents
+        self.n += 1
+        key = f"test-credit-{user_id}-{self.n}-{os.getpid()}"
+        self._write(lambda s: billing_ledger.credit(s, user_id, cents, reason="test credit",
+                                                    reference="test", idempotency_key=key))
 
-    def balance(self, _session: Any, user_id: int) -> int:
-        return self.balances.get(user_id, 0)
+    def set_balance(self, user_id: int, cents: int) -> None:
+        with Session(db.engine) as session:
+            diff = cents - billing_ledger.balance(session, user_id)
+        if diff:
+            self.n += 1
+            key = f"test-adjust-{user_id}-{self.n}-{os.getpid()}"
+            self._write(lambda s: billing_ledger.adjust(s, user_id, diff, note="test",
+                                                        by_user_id=None, idempotency_key=key))
 
-    def charge(self, _session: Any, user_id: int, amount_cents: int, *, reason: str,
-               reference: str, idempotency_key: str) -> dict[str, Any]:
-        if idempotency_key in self.keys:
-            return next(e for e in self.entries if e["key"] == idempotency_key)
-        entry = {"user": user_id, "amount": amount_cents, "reason": reason,
-                 "reference": reference, "key": idempotency_key}
-        self.keys.add(idempotency_key)
-        self.entries.append(entry)
-        self.balances[user_id] = self.balances.get(user_id, 0) - amount_cents
-        return entry
+    def balance(self, session: Any, user_id: int) -> int:
+        return billing_ledger.balance(session, user_id)
 
-    def runway(self, session: Any, user_id: int, hourly: int) -> timedelta | None:
-        return None if hourly <= 0 else timedelta(hours=self.balance(session, user_id) / hourly)
-
-    def account_state(self, session: Any, user_id: int, hourly: int,
-                      now: datetime) -> AccountState:
-        balance = self.balance(session, user_id)
-        if balance > 0:
-            self.empty_since.pop(user_id, None)
-            left = self.runway(session, user_id, hourly)
-            if left is not None and left < timedelta(days=1):
-                return AccountState.LOW_DAY
-            return AccountState.OK
-        since = self.empty_since.setdefault(user_id, now)
-        return (AccountState.GRACE_EXPIRED if now - since >= self.GRACE
-                else AccountState.EMPTY)
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """Usage charged by compute, oldest first."""
+        with Session(db.engine) as session:
+            rows = session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "usage")
+                                   .order_by(LedgerEntry.id))
+            return [{"user": e.user_id, "amount": -e.amount_cents, "key": e.idempotency_key,
+                     "reason": e.reason} for e in rows]
 
 
 @pytest.fixture
-def ledger(monkeypatch: pytest.MonkeyPatch) -> LedgerDouble:
-    double = LedgerDouble()
-    for name in ("balance", "charge", "runway", "account_state"):
-        monkeypatch.setattr(billing_port, name, getattr(double, name))
-    return double
+def ledger() -> Ledger:
+    return Ledger()
 
 
 # --- an app with a host, an image (the tiny guest) and plans -------------------------------
 
 
 def setup_compute(app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
-                  domain_type: str, ledger: LedgerDouble) -> Any:
+                  domain_type: str, ledger: Ledger) -> Any:
     """The test host, the tiny guest as an image, and a few plans."""
     with app.app_context():
         session = db.session()
@@ -175,13 +169,14 @@ def setup_compute(app: Any, test_host: dict[str, str], guest: tinyguest.TinyGues
         session.add(Plan(name="huge", vcpus=1, memory_mib=1 << 19, disk_gib=1,
                          price_month_cents=100))
         session.commit()
-    app.config["LEDGER"] = ledger
+    if ledger is not None:
+        ledger.app = app
     return app
 
 
 @pytest.fixture
 def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
-                domain_type: str, ledger: LedgerDouble) -> Any:
+                domain_type: str, ledger: Ledger) -> Any:
     app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24")
     return setup_compute(app, test_host, guest, domain_type, ledger)
 
@@ -189,7 +184,7 @@ def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyG
 @pytest.fixture
 def compute_app_any_db(make_app: Any, db_kind: str, test_host: dict[str, str],
                        guest: tinyguest.TinyGuest, domain_type: str,
-                       ledger: LedgerDouble) -> Any:
+                       ledger: Ledger) -> Any:
     """The same, on SQLite, PostgreSQL and MariaDB."""
     app = make_app(db_kind, compute_stop_timeout="20", compute_min_credit_hours="24")
     return setup_compute(app, test_host, guest, domain_type, ledger)

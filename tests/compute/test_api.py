@@ -118,7 +118,7 @@ def test_metering_over_a_moved_clock_charges_once_per_period(compute_app_any_db,
         session = db.session()
         user = User(email="carol@example.org")
         session.add(user)
-        session.flush()
+        session.commit()
         plan = session.scalar(select(Plan).where(Plan.name == "f1-s"))
         capsul = Capsul(user_id=user.id, plan_id=plan.id,
                         host_id=session.scalar(select(Host.id)),

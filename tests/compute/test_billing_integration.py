@@ -1,8 +1,5 @@
-"""Metering and credit enforcement against the real billing ledger and standing.
-
-Runs when the billing service is present (it is built on its own branch); the rest of the
-compute tests use the LedgerDouble, which follows the same documented interface.
-"""
+"""Metering through the port against billing's ledger and standing, and the burn billing
+uses for its warnings."""
 
 from __future__ import annotations
 
@@ -12,13 +9,12 @@ import pytest
 from sqlalchemy import select
 from tests.compute.conftest import make_user, setup_compute
 
+from clubstack.billing import ledger
 from clubstack.compute import metering
 from clubstack.compute.billing_port import AccountState
 from clubstack.compute.models import Capsul, Host, Image, Plan
 from clubstack.core import clock
 from clubstack.core.db import db
-
-ledger = pytest.importorskip("clubstack.billing.ledger")
 
 
 @pytest.fixture
@@ -68,7 +64,6 @@ def test_metering_and_standing_with_the_real_ledger(real_billing_app):
 
 def test_billing_knows_what_capsuls_burn(real_billing_app):
     from clubstack.billing.burn import hourly_burn
-
     from clubstack.compute import billing_port
 
     assert billing_port.register_burn() is True

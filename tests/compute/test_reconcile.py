@@ -38,7 +38,7 @@ def test_reconcile_finds_vanished_and_foreign_vms(compute_app, hv, ledger):
             session = db.session()
             user = User(email="dan@example.org")
             session.add(user)
-            session.flush()
+            session.commit()
             ledger.credit(user.id, 10_000)
             kept = capsuls.request_capsul(session, user.id, plan="f1-xs", image="tiny",
                                           name="kept", keys=[KEY], min_credit_hours=1,

@@ -89,7 +89,7 @@ def test_another_members_capsul_does_not_exist_for_me(compute_app_any_db, ledger
 
         other = User(email="eve@example.org")
         session.add(other)
-        session.flush()
+        session.commit()
         ledger.credit(other.id, 100_000)
         capsul = capsuls.request_capsul(session, other.id, plan="f1-xs", image="tiny",
                                         name="evebox", keys=[KEY], min_credit_hours=1,
@@ -121,12 +121,12 @@ def test_another_members_capsul_does_not_exist_for_me(compute_app_any_db, ledger
 def test_too_little_credit_and_no_room(compute_app, ann, ledger):
     _, auth = ann
     api = compute_app.test_client()
-    ledger.balances[user_id(compute_app, "ann@example.org")] = 23  # < 24 h at 1 cent
+    ledger.set_balance(user_id(compute_app, "ann@example.org"), 23)  # < 24 h at 1 cent
     response = api.post("/compute/api/capsuls", headers=auth,
                         json={"name": "a", "plan": "f1-xs", "image": "tiny", "ssh_keys": [KEY]})
     assert response.status_code == 402
     assert "does not cover 24 hours" in response.get_json()["message"]
-    ledger.balances[user_id(compute_app, "ann@example.org")] = 100_000
+    ledger.set_balance(user_id(compute_app, "ann@example.org"), 100_000)
     response = api.post("/compute/api/capsuls", headers=auth,
                         json={"name": "a", "plan": "huge", "image": "tiny", "ssh_keys": [KEY]})
     assert response.status_code == 503 and response.get_json()["error"] == "no_room"
