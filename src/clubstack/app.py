@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def _access_log(response: Response) -> Response:
         logging.getLogger("clubstack.access").info(
-            "%s %s %s", request.method, request.path, response.status_code
+            "%s %s %s", request.method, g.get("log_path", request.path), response.status_code
         )
         return response
 
