@@ -7,6 +7,8 @@ from typing import Any
 from clubstack.drop.config import DropSettings
 
 ID_PATTERN = "^[A-Za-z0-9_-]{22}$"
+# Some non-space character and no NUL: what the server accepts as a message.
+TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -14,6 +16,12 @@ def _error(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+
+
+def _or_page(answer: dict[str, Any]) -> dict[str, Any]:
+    """The same error as a page, for clients that did not ask for JSON (GET of a message)."""
+    content = {**answer["content"], "text/html": {"schema": {"type": "string"}}}
+    return {**answer, "content": content}
 
 
 def _limited() -> dict[str, Any]:
@@ -28,7 +36,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "description": "The message's id: 128 random bits, 22 URL-safe characters.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": ID_PATTERN},
     }
     common = {
         "404": _error("No such message: missing, expired, already read, or a malformed id."),
@@ -43,6 +51,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
             "message": {
                 "type": "string",
                 "minLength": 1,
+                "pattern": TEXT_PATTERN,
                 "description": f"The text (at most {settings.max_bytes} bytes of UTF-8). "
                 "Ciphertext from the page's end-to-end encryption is text like any other.",
             },
@@ -88,7 +97,11 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "description": "Lifetime for text/plain bodies.",
-                            "schema": {"type": "integer", "minimum": 60},
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 60,
+                                "maximum": settings.max_lifetime,
+                            },
                         },
                         {
                             "name": "burn_after_reading",
@@ -103,7 +116,9 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": create_body},
                             "application/x-www-form-urlencoded": {"schema": create_body},
-                            "text/plain": {"schema": {"type": "string", "minLength": 1}},
+                            "text/plain": {
+                                "schema": {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}
+                            },
                         },
                     },
                     "responses": {
@@ -141,7 +156,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                                 "text/html": {"schema": {"type": "string"}},
                             },
                         },
-                        **common,
+                        **{status: _or_page(answer) for status, answer in common.items()},
                     },
                 },
                 "delete": {
@@ -152,7 +167,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                             "name": "X-Delete-Token",
                             "in": "header",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "minLength": 1, "pattern": "\\S"},
                         }
                     ],
                     "responses": {
