@@ -210,3 +210,18 @@ def test_form_errors_rerender_the_page(client: Any) -> None:
     empty = client.post("/drop/", data={"message": ""}, headers=browser)
     assert empty.status_code == 400 and empty.mimetype == "text/html"
     assert 'aria-invalid="true"' in empty.get_data(as_text=True)
+
+
+def test_empty_prefix_answers_at_the_root(make_app: Any) -> None:
+    client = make_app(drop_prefix="").test_client()
+    created = client.post("/", json={"message": "at the root"}, headers=JSON)
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["url"] == f"http://localhost/msg/{body['message_id']}"
+    assert client.get(f"/msg/{body['message_id']}", headers=JSON).get_json()["message"] == (
+        "at the root"
+    )
+    assert client.get(f"/msg/{body['message_id']}/raw").get_data() == b"at the root"
+    assert 'action="/"' in client.get("/").get_data(as_text=True)
+    assert client.get("/openapi.json").get_json()["servers"] == [{"url": "/"}]
+    assert client.get("/assets/drop.js").status_code == 200
