@@ -18,10 +18,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def drop_app(make_app: Callable[..., Any], backend: str) -> Any:
     """The app with its drop store on `backend` (Redis store when Redis is configured)."""
-    if backend == "redis":
-        app = make_app(redis=True)
-    else:
-        app = make_app(db_kind=backend)
+    app = make_app(redis=True) if backend == "redis" else make_app(db_kind=backend)
     kind = type(app.extensions["clubstack.drop"]["store"]).__name__
     assert kind == ("RedisStore" if backend == "redis" else "SqlStore")
     return app

@@ -72,7 +72,9 @@ def test_default_size_limit_is_64_kib(client: Any) -> None:
         ("POST", "/drop/openapi.json", {"GET", "HEAD"}),
     ],
 )
-def test_other_methods_answer_405_with_allow(client: Any, method: str, path: str, allow: set) -> None:
+def test_other_methods_answer_405_with_allow(
+    client: Any, method: str, path: str, allow: set
+) -> None:
     response = client.open(path, method=method)
     assert response.status_code == 405
     assert {m.strip() for m in response.headers["Allow"].split(",")} == allow
@@ -189,7 +191,11 @@ def test_form_post_without_javascript_shows_the_link(client: Any) -> None:
     assert 'name="message"' in page and 'action="/drop/"' in page
     created = client.post(
         "/drop/",
-        data={"message": "plain <b>from</b> a form", "expires_in": "3600", "burn_after_reading": "on"},
+        data={
+            "message": "plain <b>from</b> a form",
+            "expires_in": "3600",
+            "burn_after_reading": "on",
+        },
         headers=browser,
     )
     assert created.status_code == 201 and created.mimetype == "text/html"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
@@ -38,7 +37,7 @@ class CreateRequest(BaseModel):
 
     message: str = Field(min_length=1)
     expires_in: int | None = Field(default=None, ge=60)
-    burn_after_reading: StrictBool | bool = False
+    burn_after_reading: bool = False
 
     @field_validator("message")
     @classmethod
@@ -109,10 +108,6 @@ def remove(store: MessageStore, message_id: str, token: str) -> None:
         raise MessageNotFound()
     if not store.delete(message_id, hash_token(token)):
         raise MessageNotFound()
-
-
-def same_token(token: str, delete_hash: str) -> bool:
-    return hmac.compare_digest(hash_token(token), delete_hash)
 
 
 def iso(moment: datetime) -> str:

@@ -43,6 +43,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
         "429": _limited(),
         "503": _error("The message store is unreachable."),
     }
+    text_body = {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}
     create_body = {
         "type": "object",
         "required": ["message"],
@@ -116,9 +117,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": create_body},
                             "application/x-www-form-urlencoded": {"schema": create_body},
-                            "text/plain": {
-                                "schema": {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}
-                            },
+                            "text/plain": {"schema": text_body},
                         },
                     },
                     "responses": {

@@ -7,6 +7,7 @@ DELETE whose affected-row count tells which reader won.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import redis
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -116,7 +117,8 @@ class RedisStore:
             for burn in (False, True):
                 key = self._key(message_id, burn)
                 raw = self.client.get(key)
-                if raw is not None and _decode(message_id, raw, burn).delete_hash == delete_hash:
+                stored = _decode(message_id, raw, burn) if raw is not None else None
+                if stored is not None and hmac.compare_digest(stored.delete_hash, delete_hash):
                     return bool(self.client.delete(key))
         except redis.RedisError as error:
             raise _redis_down(error) from None
@@ -154,6 +156,14 @@ def _redis_down(error: Exception) -> StoreUnavailable:
 _table = DropMessage.__table__
 # Errors that mean the database cannot be reached; anything else is a bug and surfaces as one.
 _SQL_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+# Built once: the read path is the hot one, and building statements costs more than running them.
+_READ = select(_table).where(_table.c.id == bindparam("id"), _table.c.expires_at > bindparam("now"))
+_BURN = delete(_table).where(_table.c.id == bindparam("id"), _table.c.burn.is_(True))
+_DELETE = delete(_table).where(
+    _table.c.id == bindparam("id"), _table.c.delete_hash == bindparam("h")
+)
+_PURGE = delete(_table).where(_table.c.expires_at <= bindparam("now"))
+_INSERT = insert(_table)
 
 
 class SqlStore:
@@ -167,14 +177,15 @@ class SqlStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    insert(_table).values(
-                        id=message.id,
-                        body=message.body,
-                        burn=message.burn,
-                        created_at=message.created_at,
-                        expires_at=message.expires_at,
-                        delete_hash=message.delete_hash,
-                    )
+                    _INSERT,
+                    {
+                        "id": message.id,
+                        "body": message.body,
+                        "burn": message.burn,
+                        "created_at": message.created_at,
+                        "expires_at": message.expires_at,
+                        "delete_hash": message.delete_hash,
+                    },
                 )
         except _SQL_DOWN as error:
             raise _sql_down(error) from None
@@ -182,18 +193,14 @@ class SqlStore:
     def read(self, message_id: str) -> StoredMessage | None:
         try:
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(_table).where(_table.c.id == message_id, _table.c.expires_at > utcnow())
-                ).first()
+                row = conn.execute(_READ, {"id": message_id, "now": utcnow()}).first()
             if row is None:
                 return None
             if row.burn:
                 # The burn itself is this one statement: of concurrent readers, exactly one
                 # deletes the row (affected rows == 1) and may show the message.
                 with self.engine.begin() as conn:
-                    gone = conn.execute(
-                        delete(_table).where(_table.c.id == message_id, _table.c.burn.is_(True))
-                    )
+                    gone = conn.execute(_BURN, {"id": message_id})
                 if gone.rowcount != 1:
                     return None
         except _SQL_DOWN as error:
@@ -210,11 +217,7 @@ class SqlStore:
     def delete(self, message_id: str, delete_hash: str) -> bool:
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(
-                    delete(_table).where(
-                        _table.c.id == message_id, _table.c.delete_hash == delete_hash
-                    )
-                )
+                result = conn.execute(_DELETE, {"id": message_id, "h": delete_hash})
         except _SQL_DOWN as error:
             raise _sql_down(error) from None
         return result.rowcount == 1
@@ -222,7 +225,7 @@ class SqlStore:
     def purge(self) -> int:
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(delete(_table).where(_table.c.expires_at <= utcnow()))
+                result = conn.execute(_PURGE, {"now": utcnow()})
         except _SQL_DOWN as error:
             raise _sql_down(error) from None
         return int(result.rowcount or 0)
