@@ -1,21 +1,25 @@
 """Benchmark of the drop under gunicorn with the deployment settings.
 
-Starts, one after the other, three servers on this machine with the same gunicorn options
+Starts three servers on this machine with the same gunicorn options
 (clubstack.core.server.gunicorn_options, as `clubstack serve` uses them):
   redis  the real app, drop store in Redis (rate limits in Redis too, as deployed)
   sql    the real app, drop store in the SQL database (SQLite in a temporary instance)
   bare   a bare Flask app answering the same URLs with the same bytes, no store, no middleware
-and drives each with a bounded load generator: 32 keep-alive connections (2 processes x 16
-threads, http.client) for a fixed number of seconds, in two phases:
+and drives them in turn, in interleaved rounds (so the machine's changing load hits all alike),
+with a bounded load generator: 32 keep-alive connections (2 processes x 16 threads,
+http.client) for a fixed number of seconds per phase:
   round trip  POST a message, then GET it back (the drop's real use)
   get         GET messages created before (the read path alone)
-It prints requests/s and latency percentiles, the GET throughput ratio to the bare app, and the
-issue's targets (GET >= 60% of bare; p99 < 25 ms at 32 connections). Always exits 0.
+It prints requests/s and p99 latency, the GET throughput ratio to the bare app, and the issue's
+targets (GET >= 60% of bare; p99 < 25 ms at 32 connections). Always exits 0.
 
-The load generator runs on the same 2 cores as the server, so absolute numbers are modest;
+--diagnose adds servers with single core middleware parts switched off and a cProfile
+breakdown of one GET, to show where the time goes.
+
+The load generator runs on the same cores as the servers, so absolute numbers are modest;
 ratios are measured in the same run on the same machine.
 
-    python bench/drop.py [--seconds 8] [--connections 32]
+    python bench/drop.py [--seconds 4] [--rounds 3] [--connections 32] [--diagnose]
 """
 
 from __future__ import annotations
@@ -106,9 +110,28 @@ def serve(kind: str, port: int) -> None:
                 return bare_app()
             from clubstack.app import create_app
 
-            return create_app()
+            app = create_app()
+            disable_core_parts(os.environ.get("BENCH_DISABLE", ""))
+            return app
 
     Server().run()
+
+
+def disable_core_parts(parts: str) -> None:
+    """Diagnostics only (--diagnose): switch off one core middleware to measure its cost."""
+    import logging
+
+    from clubstack.core.web import limiter
+
+    for part in filter(None, parts.split(",")):
+        if part == "limiter":
+            limiter.enabled = False
+        elif part == "ratelimit-headers":
+            limiter._headers_enabled = False  # Flask-Limiter's RATELIMIT_HEADERS_ENABLED
+        elif part == "access-log":
+            logging.getLogger("clubstack.access").disabled = True
+        else:
+            raise SystemExit(f"unknown part {part}")
 
 
 def free_port() -> int:
@@ -117,10 +140,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(kind: str, instance: Path) -> tuple[subprocess.Popen[bytes], int]:
+def server_env(kind: str, instance: Path, port: int, disable: str = "") -> dict[str, str]:
     from clubstack.core.migrate import upgrade
 
-    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
@@ -132,6 +154,7 @@ def start(kind: str, instance: Path) -> tuple[subprocess.Popen[bytes], int]:
         "CLUBSTACK_DROP_READ_RATE": "10000000/minute",
         "CLUBSTACK_BASE_URL": f"http://127.0.0.1:{port}",
         "BENCH_ERRORLOG": str(instance / f"{kind}-gunicorn.log"),
+        "BENCH_DISABLE": disable,
     }
     env.pop("CLUBSTACK_REDIS_URL", None)
     if kind == "redis":
@@ -142,6 +165,15 @@ def start(kind: str, instance: Path) -> tuple[subprocess.Popen[bytes], int]:
     if kind != "bare":
         (instance / kind).mkdir(parents=True, exist_ok=True)
         upgrade(f"sqlite:///{instance / kind / 'clubstack.db'}")
+    return env
+
+
+def start(
+    kind: str, instance: Path, disable: str = ""
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    instance.mkdir(parents=True, exist_ok=True)
+    env = server_env(kind, instance, port, disable)
     log = (instance / f"{kind}-stderr.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, str(port)],
@@ -276,6 +308,73 @@ def run_phase(
     return merged
 
 
+# What the in-process profile attributes time to (cumulative time of these functions).
+COMPONENTS = {
+    "Flask-Limiter checks (before request + route decorator)": ("_check_request_limit",),
+    "Flask-Limiter X-RateLimit headers (after request)": ("__inject_headers",),
+    "core access log": ("_access_log",),
+    "core security headers + request id": ("_after", "_before"),
+    "session cookie open/save": ("open_session", "save_session"),
+    "drop store read": ("read",),
+    "drop view, outside the store": ("message",),
+}
+
+
+def profile_components(kind: str, requests_count: int = 2000) -> None:
+    """Run in a child process with the server's environment: where does a GET spend its time?"""
+    import cProfile
+    import pstats
+
+    from clubstack.app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    made = client.post("/drop/", json={"message": MESSAGE}, headers=HEADERS_JSON)
+    path = "/drop/msg/" + made.get_json()["message_id"]
+    for _ in range(200):
+        client.get(path, headers=HEADERS_JSON)
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(requests_count):
+        client.get(path, headers=HEADERS_JSON)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = sum(
+        cum for (file, _, name), (_, _, _, cum, _) in stats.items()
+        if name == "wsgi_app" and file.endswith("flask/app.py")
+    )
+    print(f"  {kind}: {total / requests_count * 1000:.2f} ms per GET inside Flask (profiled)")
+    for label, names in COMPONENTS.items():
+        spent = 0.0
+        for (file, _, name), (_, _, _, cum, _) in stats.items():
+            if name not in names:
+                continue
+            if label.startswith("drop") != ("clubstack/drop" in file):
+                continue
+            if label.startswith("core") and "clubstack" not in file:
+                continue
+            spent += cum
+        if label == "drop view, outside the store":
+            spent -= sum(
+                cum for (file, _, name), (_, _, _, cum, _) in stats.items()
+                if name == "read" and "clubstack/drop/store" in file
+            )
+        print(f"    {label:58} {spent / total:6.1%}")
+
+
+def profile_where(instance: Path) -> None:
+    print("\nwhere a GET spends its time (cProfile of the real app, in-process):")
+    for kind in ("redis", "sql"):
+        env = server_env(kind, instance / f"profile-{kind}", free_port())
+        subprocess.run(
+            [sys.executable, __file__, "--profile", kind],
+            env=env,
+            check=False,
+            timeout=300,
+            stderr=subprocess.DEVNULL,
+        )
+
+
 def pct(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
@@ -283,68 +382,104 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+# (name, store kind, core parts switched off)
+TARGETS = [("bare", "bare", ""), ("redis", "redis", ""), ("sql", "sql", "")]
+DIAGNOSTIC_TARGETS = [
+    ("redis, no X-RateLimit headers", "redis", "ratelimit-headers"),
+    ("redis, no limiter", "redis", "limiter"),
+    ("redis, no limiter/access log", "redis", "limiter,access-log"),
+    ("sql, no limiter", "sql", "limiter"),
+    ("sql, no limiter/access log", "sql", "limiter,access-log"),
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="Length of each phase.")
+    parser.add_argument("--seconds", type=float, default=4.0, help="Length of each phase.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds per server.")
     parser.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="Also profile a GET and measure the app with core middleware parts switched off.",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", metavar="KIND", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return 0
+    if args.profile:
+        profile_components(args.profile)
+        return 0
 
-    results: dict[str, dict[str, Any]] = {}
+    targets = TARGETS + (DIAGNOSTIC_TARGETS if args.diagnose else [])
     instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results = {name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
+               for name, _, _ in targets}
+    ids: dict[str, list[str]] = {name: [] for name, _, _ in targets}
+    print(f"drop benchmark: {args.connections} connections, {args.rounds} interleaved rounds of "
+          f"{args.seconds:.0f} s per phase and server (load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
     try:
-        for kind in ("bare", "redis", "sql"):
-            process, port = start(kind, instance)
-            try:
+        for index, (name, kind, disable) in enumerate(targets):
+            servers[name] = start(kind, instance / f"t{index}", disable)
+        # Idle servers cost nothing; interleaving rounds spreads the machine's load drift evenly.
+        for round_ in range(args.rounds):
+            for name, kind, _ in targets:
+                port = servers[name][1]
                 trip = run_phase(port, "roundtrip", args.seconds, args.connections, [])
-                ids = trip["ids"] if kind != "bare" else ["/drop/msg/" + "x" * 22]
-                if not ids:
-                    raise SystemExit(f"{kind}: no message was created; see {instance}")
-                reads = run_phase(port, "get", args.seconds, args.connections, ids)
-            finally:
-                stop(process)
-            results[kind] = {"trip": trip, "get": reads}
+                ids[name].extend(trip["ids"])
+                pool = ids[name] if kind != "bare" else ["/drop/msg/" + "x" * 22]
+                if not pool:
+                    raise SystemExit(f"{name}: no message was created; see {instance}")
+                reads = run_phase(port, "get", args.seconds, args.connections, pool)
+                result = results[name]
+                result["trip_rps"].append(trip["rps"])
+                result["get_rps"].append(reads["get_rps"])
+                result["trip"].extend(trip["post"] + trip["get"])
+                result["get"].extend(reads["get"])
+                result["errors"] += trip["errors"] + reads["errors"]
+            print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
     finally:
+        for process, _ in servers.values():
+            stop(process)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(instance, ignore_errors=True)
-            print(
-                f"  {kind:5}  round trip {trip['rps']:7.0f} req/s "
-                f"(POST p99 {pct(trip['post'], 0.99):5.1f} ms, GET p99 "
-                f"{pct(trip['get'], 0.99):5.1f} ms) | GET only {reads['get_rps']:7.0f} req/s "
-                f"p50 {pct(reads['get'], 0.50):5.1f} ms p99 {pct(reads['get'], 0.99):5.1f} ms"
-                f" | errors {trip['errors'] + reads['errors']}",
-                flush=True,
-            )
 
-    bare_get = results["bare"]["get"]["get_rps"]
-    print(f"\ndrop benchmark: {args.connections} connections, {args.seconds:.0f} s per phase")
-    print(f"{'server':8}{'trip req/s':>12}{'trip p99':>10}{'GET req/s':>11}{'GET p99':>9}"
-          f"{'GET/bare':>10}  targets")
-    for kind in ("redis", "sql", "bare"):
-        trip, reads = results[kind]["trip"], results[kind]["get"]
-        trip_p99 = max(pct(trip["post"], 0.99), pct(trip["get"], 0.99))
-        get_p99 = pct(reads["get"], 0.99)
-        ratio = reads["get_rps"] / bare_get if bare_get else float("nan")
+    bare_get = statistics.median(results["bare"]["get_rps"])
+    print(f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
+          f"{'GET/bare':>9}{'errors':>7}  targets")
+    for name, _, _ in targets:
+        result = results[name]
+        trip_rps = statistics.median(result["trip_rps"])
+        get_rps = statistics.median(result["get_rps"])
+        trip_p99, get_p99 = pct(result["trip"], 0.99), pct(result["get"], 0.99)
+        ratio = get_rps / bare_get if bare_get else float("nan")
         verdict = ""
-        if kind != "bare":
+        if name in ("redis", "sql"):
             ok_ratio = ratio >= TARGET_GET_RATIO
             ok_p99 = trip_p99 < TARGET_P99_MS and get_p99 < TARGET_P99_MS
             verdict = (
-                f"GET>={TARGET_GET_RATIO:.0%} of bare: {'PASS' if ok_ratio else 'FAIL'}; "
-                f"p99<{TARGET_P99_MS:.0f} ms: {'PASS' if ok_p99 else 'FAIL'}"
+                f"GET >= {TARGET_GET_RATIO:.0%} of bare: {'PASS' if ok_ratio else 'FAIL'}; "
+                f"p99 < {TARGET_P99_MS:.0f} ms: {'PASS' if ok_p99 else 'FAIL'}"
             )
-        print(
-            f"{kind:8}{trip['rps']:12.0f}{trip_p99:8.1f}ms{reads['get_rps']:11.0f}"
-            f"{get_p99:7.1f}ms{ratio:10.2f}  {verdict}"
-        )
-    print(f"\nload generator: {PROCESSES} processes x {args.connections // PROCESSES} threads "
-          f"(http.client keep-alive) on the same {os.cpu_count()} cores as the server")
-    print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    spread = statistics.mean(len(r['get']['get']) for r in results.values())
-    print(f"mean GET samples per server: {spread:.0f}")
+        elif name != "bare":
+            verdict = "(diagnostic)"
+        print(f"{name:32}{trip_rps:11.0f}{trip_p99:8.1f}ms{get_rps:10.0f}{get_p99:7.1f}ms"
+              f"{ratio:9.2f}{result['errors']:7}  {verdict}")
+    print(f"\nround trip = POST then GET of the new message; GET = reads of existing messages; "
+          f"req/s are medians of the rounds, p99 over all samples.\nload generator: "
+          f"{PROCESSES} processes x {args.connections // PROCESSES} threads (http.client "
+          f"keep-alive) on the same cores as the servers; load average now "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.diagnose:
+        instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
+        try:
+            profile_where(instance)
+        finally:
+            shutil.rmtree(instance, ignore_errors=True)
     return 0
 
 
