@@ -92,9 +92,11 @@ class RedisStore:
         )
         ttl = max(1, int((message.expires_at - utcnow()).total_seconds()))
         try:
-            self.client.set(self._key(message.id, message.burn), value, ex=ttl, nx=True)
+            stored = self.client.set(self._key(message.id, message.burn), value, ex=ttl, nx=True)
         except redis.RedisError as error:
             raise _redis_down(error) from None
+        if not stored:  # 128 random bits never collide; if they did, never overwrite a message
+            raise RuntimeError("drop id collision in Redis")
 
     def read(self, message_id: str) -> StoredMessage | None:
         try:
