@@ -61,8 +61,17 @@ def test_text_plain_and_form_posts(drop_client: Any) -> None:
         "/drop/", data={"message": "from a form", "expires_in": "600"}, headers=JSON
     )
     assert form.status_code == 201
+    assert form.get_json()["burn_after_reading"] is False
     read = drop_client.get(f"/drop/msg/{form.get_json()['message_id']}", headers=JSON)
     assert read.get_json()["message"] == "from a form"
+    unticked = drop_client.post(
+        "/drop/", data={"message": "m", "burn_after_reading": "false"}, headers=JSON
+    )
+    assert unticked.get_json()["burn_after_reading"] is False
+    ticked = drop_client.post(
+        "/drop/", data={"message": "m", "burn_after_reading": "on"}, headers=JSON
+    )
+    assert ticked.get_json()["burn_after_reading"] is True
 
 
 def test_delete_with_token(drop_client: Any) -> None:

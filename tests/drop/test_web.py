@@ -28,6 +28,8 @@ API_CSP_PARTS = ("default-src 'none'", "frame-ancestors 'none'")
         (b'{"message": "x", "expires_in": "soon"}', "application/json", "expires_in"),
         (b'{"message": "x", "expires_in": 5}', "application/json", "expires_in"),
         (b'{"message": "x", "colour": "red"}', "application/json", "colour"),
+        (b"[" * 150_000 + b"]" * 150_000, "application/json", "not valid JSON"),
+        (b'{"message": "x", "expires_in": 1e400}', "application/json", "expires_in"),
         (b"\xff\xfe\xfa", "text/plain", "UTF-8"),
         (b"", "text/plain", "message"),
         (b"<a/>", "application/xml", "Send JSON"),

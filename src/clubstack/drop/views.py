@@ -177,9 +177,7 @@ def _parse_create() -> dict[str, Any]:
             raise MessageTooLarge(max_bytes=drop.max_bytes)
         data = form_to_dict(request.form)
         data.pop("encrypt", None)  # the page's checkbox, handled in the browser
-        if "burn_after_reading" in data:
-            data["burn_after_reading"] = True
-        return data
+        return data  # a ticked checkbox sends "on", which the model reads as true
     raw = _raw_body(drop)
     try:
         text = raw.decode("utf-8")
@@ -188,7 +186,7 @@ def _parse_create() -> dict[str, Any]:
     if mimetype == "application/json" or mimetype.endswith("+json"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise BodyError("The body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise BodyError("The body must be a JSON object with a \"message\".")
