@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,14 @@ def test_access_log_has_one_line_per_request_with_an_id_prefix_only(app: Any, cl
     client.get(f"/drop/msg/{message_id}", headers=JSON)
     client.get(f"/drop/msg/{message_id}/raw")
     client.delete(f"/drop/msg/{message_id}", headers={"X-Delete-Token": token})
-    log = (Path(app.config["CLUBSTACK"].instance) / "logs" / "web.log").read_text()
-    access = [line for line in log.splitlines() if "clubstack.access" in line]
+    log_file = Path(app.config["CLUBSTACK"].instance) / "logs" / "web.log"
+    deadline = time.monotonic() + 10  # the core writes logs from a queue, a moment later
+    while True:
+        log = log_file.read_text() if log_file.exists() else ""
+        access = [line for line in log.splitlines() if "clubstack.access" in line]
+        if len(access) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(access) == 4
     assert f"/drop/msg/{message_id[:4]}…" in access[1]
     assert access[2].endswith("/raw 200") and access[3].endswith("204")
