@@ -12,9 +12,8 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis
 from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -22,6 +21,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from clubstack.core.clock import utcnow
 from clubstack.core.errors import Unavailable
 from clubstack.drop.models import DropMessage
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("clubstack.drop")
 
@@ -65,11 +67,16 @@ class RedisStore:
     so a read asks for both keys in one round trip: GET the normal key, GETDEL the burn key."""
 
     def __init__(self, client: redis.Redis, prefix: str = "clubstack:drop:") -> None:
+        import redis  # the optional [redis] extra: only needed when Redis holds the messages
+
         self.client = client
         self.prefix = prefix
+        self._down: tuple[type[Exception], ...] = (redis.RedisError,)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 2.0) -> RedisStore:
+        import redis
+
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -93,7 +100,7 @@ class RedisStore:
         ttl = max(1, int((message.expires_at - utcnow()).total_seconds()))
         try:
             stored = self.client.set(self._key(message.id, message.burn), value, ex=ttl, nx=True)
-        except redis.RedisError as error:
+        except self._down as error:
             raise _redis_down(error) from None
         if not stored:  # 128 random bits never collide; if they did, never overwrite a message
             raise RuntimeError("drop id collision in Redis")
@@ -104,7 +111,7 @@ class RedisStore:
             pipe.get(self._key(message_id, False))
             pipe.getdel(self._key(message_id, True))
             plain, burnt = pipe.execute()
-        except redis.RedisError as error:
+        except self._down as error:
             raise _redis_down(error) from None
         raw, burn = (plain, False) if plain is not None else (burnt, True)
         if raw is None:
@@ -122,7 +129,7 @@ class RedisStore:
                 stored = _decode(message_id, raw, burn) if raw is not None else None
                 if stored is not None and hmac.compare_digest(stored.delete_hash, delete_hash):
                     return bool(self.client.delete(key))
-        except redis.RedisError as error:
+        except self._down as error:
             raise _redis_down(error) from None
         return False
 
@@ -132,7 +139,7 @@ class RedisStore:
     def ping(self) -> None:
         try:
             self.client.ping()
-        except redis.RedisError as error:
+        except self._down as error:
             raise _redis_down(error) from None
 
 
