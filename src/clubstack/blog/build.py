@@ -180,6 +180,8 @@ def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
         entry = parse_entry(text, source, kind, site.config)
     except ContentError as exc:
         return exc
+    except Exception as exc:  # noqa: BLE001 - reported against the file, the build goes on
+        return ContentError(source, 1, f"cannot read: {exc}")
     body_key = _key(entry.sha, md.RENDERER_VERSION, entry.raw_html)
     try:
         rendered = md.render_markdown(entry.body, raw_html=entry.raw_html, want_toc=entry.toc)

@@ -163,6 +163,9 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
         raise ContentError(path, line, f"invalid front matter: {exc.problem}") from None
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise ContentError(path, 1, f"invalid front matter: {exc}") from None
+    except ValueError as exc:  # e.g. YAML reads 2021-13-45 as a date and fails
+        line = next((i + 2 for i, ln in enumerate(raw.splitlines()) if ln.startswith("date")), 1)
+        raise ContentError(path, line, f"bad date: {exc}") from None
     if not isinstance(meta, dict):
         raise ContentError(path, 2, "front matter must be a mapping of keys to values")
     body_line = text.count("\n", 0, match.end()) + 1

@@ -82,7 +82,9 @@ def _markdown(text: str, raw_html: bool) -> str:
     options = Options.CMARK_OPT_FOOTNOTES | Options.CMARK_OPT_GITHUB_PRE_LANG
     if raw_html:
         options |= Options.CMARK_OPT_UNSAFE
-    out = cmarkgfm.markdown_to_html_with_extensions(text, options=options, extensions=EXTENSIONS)
+    # tagfilter only escapes <script> & co. into visible text; nh3 removes them instead
+    extensions = [e for e in EXTENSIONS if e != "tagfilter"] if raw_html else EXTENSIONS
+    out = cmarkgfm.markdown_to_html_with_extensions(text, options=options, extensions=extensions)
     if not raw_html:
         return out.replace("<!-- raw HTML omitted -->", "")
     return nh3.clean(
