@@ -1,0 +1,46 @@
+# clubstack: `make run` starts the whole suite on embedded defaults; `make test` tests it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export CLUBSTACK_INSTANCE ?= $(CURDIR)/instance
+
+.PHONY: run install test test-fast bench lint docs wheel clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[postgres,mysql,redis,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## migrate, start a job worker and the web server
+	$(VENV)/bin/clubstack db upgrade
+	@echo "clubstack: http://$(HOST):$(PORT)  (login links land in $(CLUBSTACK_INSTANCE)/outbox/)"
+	@$(VENV)/bin/clubstack worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/clubstack serve --host $(HOST) --port $(PORT)
+
+test: install  ## the whole suite (CI=true makes every backend mandatory)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+bench: install  ## benchmarks with their targets
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench || true
+
+docs: install  ## regenerate docs/configuration.md from the settings classes
+	$(VENV)/bin/clubstack settings --markdown > docs/configuration.md
+
+wheel: install
+	$(PY) -m build --wheel --outdir dist
+
+clean:
+	rm -rf dist build .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from clubstack.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""create_app(): settings -> core extensions -> enabled services."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from clubstack.core.accounts.auth import current_user
+from clubstack.core.accounts.views import bp as accounts_bp
+from clubstack.core.db import db
+from clubstack.core.jobs import configure_jobs
+from clubstack.core.logs import setup_logging
+from clubstack.core.service import Service, load_service
+from clubstack.core.web import init_web, limiter
+from clubstack.settings import Settings, get_settings
+
+log = logging.getLogger("clubstack.app")
+
+
+def enabled_services(settings: Settings) -> list[Service]:
+    services = []
+    for name in settings.services:
+        service = load_service(name)
+        if service is not None:
+            services.append(service)
+    return services
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    settings.instance.mkdir(parents=True, exist_ok=True)
+    setup_logging(settings, "web")
+    app = Flask(__name__, instance_path=str(settings.instance))
+    app.config["CLUBSTACK"] = settings
+    init_web(app, settings)
+    db.init(settings.sqlalchemy_url)
+    configure_jobs(settings)
+    if settings.proxy_fix:
+        n = settings.proxy_fix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+
+    services = enabled_services(settings)
+    app.extensions["clubstack.services"] = services
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        db.session.remove()
+
+    @app.context_processor
+    def _globals() -> dict[str, object]:
+        return {
+            "site_name": settings.site_name,
+            "services": [s for s in services if s.nav],
+            "current_user": current_user(),
+            "request_id": g.get("request_id", ""),
+        }
+
+    app.register_blueprint(accounts_bp)
+    for service in services:
+        if service.blueprint is not None:
+            app.register_blueprint(service.blueprint(), url_prefix=service.prefix or None)
+        service.load_tasks()
+
+    if not any(s.prefix == "" for s in services):
+
+        @app.get("/")
+        def landing() -> str:
+            return render_template("landing.html")
+
+    @app.get("/healthz")
+    @limiter.exempt
+    def healthz() -> Response:
+        """Liveness and database reachability, for load balancers and monitoring."""
+        try:
+            db.session.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+            log.warning("health check: database unreachable")
+            database = "unreachable"
+        response = jsonify(status="ok" if database == "ok" else "degraded", database=database)
+        response.status_code = 200 if database == "ok" else 503
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.after_request
+    def _access_log(response: Response) -> Response:
+        logging.getLogger("clubstack.access").info(
+            "%s %s %s", request.method, request.path, response.status_code
+        )
+        return response
+
+    return app

@@ -1,0 +1,99 @@
+"""Logging: one setup for web, worker and CLI; daily rotated files; request ids; redaction.
+
+Secrets, tokens and message bodies are never passed to the logger; e-mail addresses appear only
+as a keyed hash (`email_hash`), so logs can be correlated without holding addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import logging.handlers
+import re
+import sys
+from typing import Any
+
+from clubstack.settings import Settings, get_settings
+
+_TOKEN_RE = re.compile(r"((?:token|sid|key|secret|password)=)[^&\s]+", re.IGNORECASE)
+_BEARER_RE = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+
+
+def email_hash(address: str) -> str:
+    key = get_settings().secret().encode()
+    digest = hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return f"email:{digest[:16]}"
+
+
+def redact(text: str) -> str:
+    return _BEARER_RE.sub(r"\1[redacted]", _TOKEN_RE.sub(r"\1[redacted]", text))
+
+
+class _ContextFilter(logging.Filter):
+    """Adds the request id (when inside a request) and redacts token-like values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = "-"
+        try:
+            from flask import g, has_request_context
+
+            if has_request_context():
+                record.request_id = g.get("request_id", "-")
+        except ImportError:  # pragma: no cover - flask is a dependency
+            pass
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = redact(str(record.msg))
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+_configured: tuple[str, str] | None = None
+
+
+def setup_logging(settings: Settings, name: str = "web") -> None:
+    """Configure the root logger once per process: stderr plus instance/logs/<name>.log."""
+    global _configured
+    if _configured == (str(settings.instance), name):
+        return
+    _configured = (str(settings.instance), name)
+    log_dir = settings.instance / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    formatter: logging.Formatter = (
+        _JsonFormatter()
+        if settings.log_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    file_handler = logging.handlers.TimedRotatingFileHandler(
+        log_dir / f"{name}.log", when="midnight", backupCount=settings.log_keep_days, utc=True
+    )
+    stream_handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_clubstack", False):
+            root.removeHandler(handler)
+            handler.close()
+    for handler in (file_handler, stream_handler):
+        handler.setFormatter(formatter)
+        handler.addFilter(_ContextFilter())
+        handler._clubstack = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("huey").setLevel(logging.WARNING)

@@ -1,0 +1,48 @@
+"""Alembic, driven from code: every service is its own branch under migrations/versions/<name>/."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
+
+from clubstack.core.db import Base, ensure_sqlite_folder
+from clubstack.settings import ALL_SERVICES
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    locations = sorted(str(p) for p in (MIGRATIONS / "versions").iterdir() if p.is_dir())
+    config.set_main_option("version_locations", " ".join(locations))
+    config.set_main_option("path_separator", "space")
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def all_metadata() -> MetaData:
+    """The metadata of the core and of every service whose package exists."""
+    importlib.import_module("clubstack.core.accounts.models")
+    importlib.import_module("clubstack.core.net")
+    for name in ALL_SERVICES:
+        try:
+            importlib.import_module(f"clubstack.{name}.models")
+        except ModuleNotFoundError as error:
+            if error.name not in (f"clubstack.{name}", f"clubstack.{name}.models"):
+                raise
+    return Base.metadata
+
+
+def upgrade(url: str) -> None:
+    ensure_sqlite_folder(url)
+    command.upgrade(alembic_config(url), "heads")
+
+
+def heads(url: str) -> list[str]:
+    return list(ScriptDirectory.from_config(alembic_config(url)).get_heads())

@@ -1,0 +1,321 @@
+"""The one outbound HTTP client: timeouts, retries with backoff, per-provider quotas, and an SSRF
+guard that refuses loopback, private, link-local, multicast and metadata addresses.
+
+The guard checks twice: every address a name resolves to before connecting (a clear, early
+refusal), and the address the socket really connected to (so DNS rebinding between the check and
+the connection cannot slip through). Hosts listed in CLUBSTACK_HTTP_ALLOW_HOSTS are let through,
+which is how tests reach their local stand-ins of remote APIs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import Integer, String, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from clubstack.core.db import Base, session_scope
+from clubstack.core.errors import ClubError
+from clubstack.settings import get_settings
+
+log = logging.getLogger("clubstack.net")
+USER_AGENT = "clubstack/0.1 (+https://clubstack.invalid)"
+
+
+class SSRFBlocked(ClubError):
+    status = 400
+    code = "address_refused"
+    message = "That address is not reachable from this server."
+
+
+class UpstreamError(ClubError):
+    status = 502
+    code = "upstream_error"
+    message = "The remote service did not answer properly."
+
+
+class QuotaExhausted(ClubError):
+    status = 429
+    code = "quota_exhausted"
+    message = "The quota for this provider is used up; the request was not sent."
+
+    def __init__(self, provider: str, retry_after: int | None = None) -> None:
+        super().__init__(f"The {provider} quota is used up; nothing was sent.", provider=provider)
+        self.provider = provider
+        self.retry_after = retry_after
+
+
+def address_refused(ip: str) -> bool:
+    """True for addresses a server must not be talked into reaching."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or address in ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+    )
+
+
+def _allowed(host: str, port: int | None, allow: Iterable[str]) -> bool:
+    host = host.strip("[]").lower()
+    for entry in allow:
+        entry = entry.lower()
+        if entry == host or (port is not None and entry in (f"{host}:{port}", f"[{host}]:{port}")):
+            return True
+    return False
+
+
+def check_destination(host: str, port: int | None, allow: Iterable[str] = ()) -> None:
+    """Refuse `host` unless every address it resolves to is public, or it is explicitly allowed."""
+    if _allowed(host, port, allow):
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as error:
+        raise UpstreamError(f"Cannot resolve {host}.") from error
+    for info in infos:
+        if address_refused(str(info[4][0])):
+            raise SSRFBlocked(f"{host} resolves to an address this server may not reach.")
+
+
+class _GuardMixin:
+    allow: tuple[str, ...] = ()
+
+    def _check_peer(self, sock: socket.socket, host: str, port: int | None) -> None:
+        if _allowed(host, port, self.allow):
+            return
+        peer = sock.getpeername()[0]
+        if address_refused(peer):
+            sock.close()
+            raise SSRFBlocked(f"{host} connected to an address this server may not reach.")
+
+
+class _GuardedHTTPConnection(_GuardMixin, HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._check_peer(sock, self.host, self.port)
+        return sock
+
+
+class _GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._check_peer(sock, self.host, self.port)
+        return sock
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, allow: tuple[str, ...], **kwargs: Any) -> None:
+        self._allow = allow
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        allow = self._allow
+        http_conn = type("HTTPConn", (_GuardedHTTPConnection,), {"allow": allow})
+        https_conn = type("HTTPSConn", (_GuardedHTTPSConnection,), {"allow": allow})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("HTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("HTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
+class HttpClient:
+    """requests, with the guard, timeouts and retries every outbound call needs."""
+
+    def __init__(
+        self,
+        *,
+        allow_hosts: Iterable[str] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.allow = tuple(settings.http_allow_hosts if allow_hosts is None else allow_hosts)
+        self.timeout = settings.http_timeout if timeout is None else timeout
+        retry = Retry(
+            total=settings.http_retries if retries is None else retries,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = _GuardedAdapter(self.allow, max_retries=retry, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        quota: Quota | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request. Raises SSRFBlocked, QuotaExhausted (nothing sent), UpstreamError."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SSRFBlocked("Only http and https URLs can be fetched.")
+        check_destination(parts.hostname, parts.port, self.allow)
+        if quota is not None:
+            quota.take()
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("allow_redirects", True)
+        try:
+            return self.session.request(method, url, **kwargs)
+        except SSRFBlocked:
+            raise
+        except requests.exceptions.ConnectionError as error:
+            if isinstance(error.__context__, SSRFBlocked):
+                raise error.__context__ from None
+            cause = error.args[0] if error.args else None
+            reason = getattr(cause, "reason", None)
+            if isinstance(reason, SSRFBlocked):
+                raise reason from None
+            raise UpstreamError(f"Could not reach {parts.hostname}.") from error
+        except requests.exceptions.RequestException as error:
+            raise UpstreamError(f"Request to {parts.hostname} failed: {type(error).__name__}.") from error
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+
+_client: HttpClient | None = None
+
+
+def http() -> HttpClient:
+    """The process-wide client (built from settings on first use)."""
+    global _client
+    if _client is None:
+        _client = HttpClient()
+    return _client
+
+
+def reset_http() -> None:
+    global _client
+    _client = None
+
+
+# --- quotas -----------------------------------------------------------------------------------
+
+
+class QuotaCounter(Base):
+    """Used units per provider and window, when there is no Redis."""
+
+    __tablename__ = "quota_counters"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Quota:
+    """An operator's allowance at a provider, e.g. Quota("virustotal", [(4, 60), (500, 86400)]).
+
+    `take()` reserves one unit in every window or none at all, in Redis when configured (shared by
+    all workers on all machines) or in the database. Windows are fixed (aligned to the epoch),
+    which is what providers' per-minute and per-day limits are.
+    """
+
+    def __init__(self, provider: str, limits: Iterable[tuple[int, int]]) -> None:
+        self.provider = provider
+        self.limits = [(count, seconds) for count, seconds in limits if count > 0]
+
+    def _windows(self, now: float) -> list[tuple[str, int, int]]:
+        return [
+            (f"{seconds}:{int(now // seconds)}", count, seconds - int(now % seconds))
+            for count, seconds in self.limits
+        ]
+
+    def try_take(self, now: float | None = None) -> int | None:
+        """Reserve one unit; None on success, else seconds until the full window frees up."""
+        windows = self._windows(time.time() if now is None else now)
+        redis_url = get_settings().redis_url
+        if redis_url:
+            return self._take_redis(redis_url, windows)
+        return self._take_sql(windows)
+
+    def take(self, now: float | None = None) -> None:
+        wait = self.try_take(now)
+        if wait is not None:
+            raise QuotaExhausted(self.provider, retry_after=wait)
+
+    def _take_redis(self, url: str, windows: list[tuple[str, int, int]]) -> int | None:
+        client = _redis(url)
+        taken: list[str] = []
+        for window, count, remaining in windows:
+            key = f"clubstack:quota:{self.provider}:{window}"
+            pipe = client.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, remaining + 5)
+            used = pipe.execute()[0]
+            if used > count:
+                client.decr(key)
+                for done in taken:
+                    client.decr(done)
+                return remaining
+            taken.append(key)
+        return None
+
+    def _take_sql(self, windows: list[tuple[str, int, int]]) -> int | None:
+        with session_scope() as session:
+            for window, count, remaining in windows:
+                for _attempt in range(2):
+                    result = session.execute(
+                        update(QuotaCounter)
+                        .where(
+                            QuotaCounter.provider == self.provider,
+                            QuotaCounter.window == window,
+                            QuotaCounter.used < count,
+                        )
+                        .values(used=QuotaCounter.used + 1)
+                    )
+                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                        break
+                    if session.get(QuotaCounter, (self.provider, window)) is not None:
+                        session.rollback()  # full: give back what earlier windows reserved
+                        return remaining
+                    try:
+                        with session.begin_nested():
+                            session.add(QuotaCounter(provider=self.provider, window=window, used=0))
+                    except IntegrityError:
+                        pass  # another worker created it; the retry increments it
+                else:
+                    session.rollback()
+                    return remaining
+        return None
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis(url: str) -> Any:
+    if url not in _redis_clients:
+        import redis
+
+        _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=5)
+    return _redis_clients[url]

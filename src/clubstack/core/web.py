@@ -1,0 +1,186 @@
+"""The hardened web layer every service shares: security headers, CSRF, rate limits, request
+size, request ids, and the one mapping from errors to HTTP answers (JSON or an HTML page)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from clubstack.core.errors import ClubError
+from clubstack.settings import Settings
+
+log = logging.getLogger("clubstack.web")
+F = TypeVar("F", bound=Callable[..., Any])
+
+csrf = CSRFProtect()
+
+
+def client_ip() -> str:
+    """The client address (ProxyFix has already applied trusted X-Forwarded-For, if configured)."""
+    return request.remote_addr or "unknown"
+
+
+limiter = Limiter(key_func=client_ip, headers_enabled=True, swallow_errors=True)
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+STATIC_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def csp_nonce() -> str:
+    nonce = g.get("csp_nonce")
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return nonce
+
+
+def set_csp(policy: str) -> None:
+    """Let a view answer with its own Content-Security-Policy (an API: default-src 'none')."""
+    g.csp = policy
+
+
+def with_csp(policy: str) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            set_csp(policy)
+            return view(*args, **kwargs)
+
+        wrapped.__name__ = view.__name__
+        wrapped.__doc__ = view.__doc__
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def wants_json() -> bool:
+    """API paths and clients that prefer JSON get JSON errors; browsers get pages."""
+    if "/api/" in request.path or request.path.endswith(".json") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> Response:
+    if wants_json():
+        response = jsonify({"error": code, "message": message, **details})
+    else:
+        response = Response(
+            render_template("error.html", status=status, code=code, message=message),
+            mimetype="text/html",
+        )
+    response.status_code = status
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    messages = {
+        404: "There is nothing at this address.",
+        405: "This address does not accept that method.",
+        413: "The request is too large.",
+        429: "Too many requests; slow down and try again later.",
+    }
+    code = (error.name or "error").lower().replace(" ", "_")
+    response = error_response(status, code, messages.get(status, error.description or ""))
+    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _rate_limited(error: RateLimitExceeded) -> Response:
+    response = error_response(429, "rate_limited", "Too many requests; try again later.")
+    if error.retry_after is not None:  # type: ignore[attr-defined]
+        response.headers["Retry-After"] = str(int(error.retry_after))  # type: ignore[attr-defined]
+    else:
+        limit = getattr(error, "limit", None)
+        window = getattr(getattr(limit, "limit", None), "get_expiry", lambda: 60)()
+        response.headers["Retry-After"] = str(window)
+    return response
+
+
+def _club_error(error: ClubError) -> Response:
+    return error_response(error.status, error.code, error.message, **error.details)
+
+
+def _csrf_error(error: CSRFError) -> Response:
+    return error_response(
+        400, "csrf_failed", "The form expired or did not come from this site; reload and retry."
+    )
+
+
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    return error_response(413, "too_large", "The request is too large.")
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "server_error", "Something went wrong on our side; it is logged.")
+
+
+def _before() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+
+
+def _after(response: Response) -> Response:
+    headers = response.headers
+    policy = g.get("csp")
+    if policy is None:
+        policy = PAGE_CSP.format(nonce=csp_nonce())
+    headers["Content-Security-Policy"] = policy
+    for name, value in STATIC_HEADERS.items():
+        headers.setdefault(name, value)
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    headers["X-Request-ID"] = g.get("request_id", "")
+    headers.pop("Server", None)
+    return response
+
+
+def init_web(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret(),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
+        SESSION_COOKIE_NAME="clubstack_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https://") else "http",
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session instead; sessions expire on their own
+        WTF_CSRF_SSL_STRICT=True,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_DEFAULT=settings.default_rate,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX="clubstack",
+    )
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.before_request(_before)
+    app.after_request(_after)
+    app.register_error_handler(ClubError, _club_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
