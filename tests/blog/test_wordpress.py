@@ -1,7 +1,7 @@
 """WordPress (WXR) import: a ready-to-build site that keeps the old URLs and comments."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from clubstack.blog.content import load_site_config
 from clubstack.blog.wordpress import WxrError, import_wordpress, wpautop
 
 WXR = Path(__file__).parent / "fixture_wxr.xml"
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_statuses(imported) -> None:
 
 
 def test_body_conversion(imported) -> None:
-    src, out, _result = imported
+    _src, out, _result = imported
     html = (out / "2021/02/writing-a-generator/index.html").read_text()
     assert "<p>First paragraph<br>\nwith a line break.</p>" in html
     assert '<span class="k">def</span>' in html  # [sourcecode] -> fenced -> Pygments

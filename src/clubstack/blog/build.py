@@ -180,7 +180,7 @@ def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
         entry = parse_entry(text, source, kind, site.config)
     except ContentError as exc:
         return exc
-    except Exception as exc:  # noqa: BLE001 - reported against the file, the build goes on
+    except Exception as exc:
         return ContentError(source, 1, f"cannot read: {exc}")
     body_key = _key(entry.sha, md.RENDERER_VERSION, entry.raw_html)
     try:
@@ -236,15 +236,22 @@ def _pool_map(site: Site, fn: Callable[[list[Any]], list[Any]], items: list[Any]
 
 
 def _scan(src: Path, folder: str) -> list[tuple[str, os.stat_result]]:
-    base = src / folder
-    if not base.is_dir():
-        return []
-    found = []
-    for dirpath, _dirs, files in os.walk(base):
-        for name in files:
-            if name.endswith((".md", ".markdown")) and not name.startswith("."):
-                full = os.path.join(dirpath, name)
-                found.append((os.path.relpath(full, src), os.stat(full)))
+    found: list[tuple[str, os.stat_result]] = []
+    stack = [folder]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(src, rel)))
+        except FileNotFoundError:
+            continue
+        for item in entries:
+            name = item.name
+            if name.startswith("."):
+                continue
+            if item.is_dir():
+                stack.append(f"{rel}/{name}")
+            elif name.endswith((".md", ".markdown")):
+                found.append((f"{rel}/{name}", item.stat()))
     found.sort()
     return found
 
@@ -316,6 +323,8 @@ def _run_job(site: Site, job: Job) -> str:
         data = _sitemap(site, args[0])
     elif kind == "text":
         data = args[0]
+    elif kind == "pygments":
+        data = md.pygments_css()
     elif kind == "copy":
         target = site.out / job.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -448,7 +457,7 @@ def _plan(site: Site) -> list[Job]:
     robots = f"User-agent: *\nAllow: /\n\nSitemap: {cfg.absolute('sitemap.xml')}\n"
     jobs.append(Job("robots.txt", _key(g, "robots", robots), "text", (robots,)))
     jobs.append(Job("404.html", _key(g, "404"), "404"))
-    jobs.append(Job("theme/pygments.css", _key(g, "pygments"), "text", (md.pygments_css(),)))
+    jobs.append(Job("theme/pygments.css", _key(g, "pygments"), "pygments"))
 
     # static files: the theme's, then the site's own (which win on a clash)
     statics: dict[str, Path] = {}
@@ -481,6 +490,25 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
     site = Site(src, out, cache, config)
     result = BuildResult()
 
+    # fast path: same sources (by stat), templates, config and visibility as the last
+    # successful build, and every output still there -> nothing to do
+    scanned = [(folder, kind, _scan(src, folder)) for folder, kind in
+               (("posts", "post"), ("pages", "page"))]
+    signature = _key(site.global_key, drafts, str(out),
+                     [(s, st.st_mtime_ns, st.st_size) for _f, _k, found in scanned
+                      for s, st in found], _static_stats(src))
+    state_path = cache / f"state-{_key(str(out))}.pickle"
+    try:
+        state = pickle.loads(state_path.read_bytes())  # noqa: S301 (our own cache folder)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        state = {}
+    if (state.get("signature") == signature
+            and (state["due"] is None or now < state["due"])
+            and all(os.path.exists(os.path.join(out, p)) for p in state["outputs"])):
+        result.skipped, result.posts = len(state["outputs"]), state["posts"]
+        return result
+    state_path.unlink(missing_ok=True)
+
     # sources: reuse cached records when mtime+size match and the body is still on disk
     src_cache_path = cache / "sources.pickle"
     try:
@@ -496,8 +524,8 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
     records: list[Record] = []
     todo: list[tuple[str, str]] = []
     stats: dict[str, tuple[int, int]] = {}
-    for folder, kind in (("posts", "post"), ("pages", "page")):
-        for source, st in _scan(src, folder):
+    for _folder, kind, found in scanned:
+        for source, st in found:
             stats[source] = (st.st_mtime_ns, st.st_size)
             hit = old_sources.get(source)
             if hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
@@ -557,8 +585,9 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
         wanted[job.path] = job
     out.mkdir(parents=True, exist_ok=True)
     existing = set(manifest) if manifest else set()
+    out_prefix = str(out) + os.sep
     to_run = [job for path, job in wanted.items()
-              if manifest.get(path) != job.key or not (out / path).exists()]
+              if manifest.get(path) != job.key or not os.path.exists(out_prefix + path)]
     result.skipped = len(wanted) - len(to_run)
     result.written = _pool_map(site, _render_chunk, to_run, workers, "render", progress)
     for path in sorted(existing - set(wanted)):
@@ -570,12 +599,34 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
     new_manifest = {path: job.key for path, job in wanted.items()}
 
     # save caches atomically (a killed build leaves the old, still consistent, cache)
-    for path, data in ((src_cache_path, new_sources), (manifest_path, new_manifest)):
+    saves = []
+    if todo or len(new_sources) != len(old_sources):
+        saves.append((src_cache_path, new_sources))
+    if result.written or result.deleted or new_manifest != manifest:
+        saves.append((manifest_path, new_manifest))
+    for path, data in saves:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
-    _collect_bodies(site, new_sources)
+    if todo:
+        _collect_bodies(site, new_sources)
+    if not result.errors:
+        hidden = [r.entry.date for r in records
+                  if not drafts and not r.entry.draft and r.entry.date > now]
+        state = {"signature": signature, "due": min(hidden, default=None),
+                 "outputs": list(new_manifest), "posts": result.posts}
+        state_path.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     return result
+
+
+def _static_stats(src: Path) -> list[tuple[str, int, int]]:
+    found = []
+    for base in (THEME_DIR / "static", src / "static"):
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                st = os.stat(os.path.join(dirpath, name))
+                found.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+    return sorted(found)
 
 
 def _prune_dirs(directory: Path, stop: Path) -> None:

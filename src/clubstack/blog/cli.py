@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -23,7 +23,7 @@ def blog() -> None:
               show_default=True, help="The site folder (with site.toml).")
 def new_command(title: str, src: Path) -> None:
     try:
-        path = new_post(src, title, datetime.now(timezone.utc))
+        path = new_post(src, title, datetime.now(UTC))
     except ContentError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(path)
@@ -116,3 +116,32 @@ def import_command(export: Path, src: Path) -> None:
     if result.attachments:
         click.echo(f"{len(result.attachments)} attachments listed in "
                    f"{src / 'attachments.txt'} (download them into {src / 'static'})")
+
+
+@blog.command("import-comments", help="Load SRC/comments.json (from import-wordpress) into "
+              "the comments service's database.")
+@click.argument("comments_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_comments_command(comments_json: Path) -> None:
+    import json
+
+    from clubstack.blog.comments import import_wordpress_comments
+    from clubstack.core.db import db, session_scope
+    from clubstack.core.migrate import upgrade
+    from clubstack.settings import SettingsError, get_settings
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        data = json.loads(comments_json.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{comments_json}: not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("comments"), list):
+        raise click.ClickException(f"{comments_json}: no comments list")
+    upgrade(settings.sqlalchemy_url)
+    db.init(settings.sqlalchemy_url)
+    with session_scope() as session:
+        result = import_wordpress_comments(session, data)
+    click.echo(f"{result.imported} comments imported ({result.pending} awaiting moderation), "
+               f"{result.skipped} already there")

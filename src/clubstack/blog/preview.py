@@ -32,10 +32,10 @@ class _State:
 class _Handler(SimpleHTTPRequestHandler):
     state: _State
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if self.path == "/__reload":
             self._events()
             return

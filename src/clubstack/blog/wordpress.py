@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -188,11 +188,11 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
         local = _wp_date(get(item, "wp:post_date"))
         gmt = _wp_date(get(item, "wp:post_date_gmt"))
         if gmt is not None:
-            when = gmt.replace(tzinfo=timezone.utc)
+            when = gmt.replace(tzinfo=UTC)
         elif local is not None:
-            when = local.replace(tzinfo=config.tz).astimezone(timezone.utc)
+            when = local.replace(tzinfo=config.tz).astimezone(UTC)
         else:
-            when = datetime(1970, 1, 1, tzinfo=timezone.utc)
+            when = datetime(1970, 1, 1, tzinfo=UTC)
         title = get(item, "title").strip() or f"Untitled {get(item, 'wp:post_id')}"
         slug = get(item, "wp:post_name").strip() or slugify(title)
         old_path = _path_of(get(item, "link"), base_path)
@@ -314,7 +314,7 @@ def _comments(item: ET.Element, ns: dict[str, str], post_url: str,
             "email": get("comment_author_email").strip(),
             "url": get("comment_author_url").strip(),
             "ip": get("comment_author_IP").strip(),
-            "date": (when.replace(tzinfo=timezone.utc).isoformat() if when else None),
+            "date": (when.replace(tzinfo=UTC).isoformat() if when else None),
             "content": get("comment_content"),
             "status": "approved" if approved == "1" else "pending",
             "type": get("comment_type").strip() or "comment",

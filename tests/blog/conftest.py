@@ -1,6 +1,0 @@
-import sys
-from pathlib import Path
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-if str(SRC) not in sys.path:  # until pyproject puts src/ on the path
-    sys.path.insert(0, str(SRC))
