@@ -214,3 +214,21 @@ def test_parallel_build_equals_serial_build(site: Path, tmp_path: Path,
     monkeypatch.setattr(build_mod, "PARALLEL_THRESHOLD", 2)
     run(site, tmp_path / "parallel", workers=2, cache_dir=tmp_path / "c2")
     assert files(tmp_path / "serial") == files(tmp_path / "parallel")
+
+
+def test_no_change_rebuild_restores_a_deleted_output(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(site, out)
+    assert run(site, out).written == []
+    (out / "tag/jinja/index.html").unlink()
+    again = run(site, out)
+    assert again.written == ["tag/jinja/index.html"]
+
+
+def test_future_post_appears_once_due(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(site, out)
+    assert not (out / "2999/01/from-the-future/index.html").exists()
+    later = build(site, out, now=datetime(2999, 1, 2, tzinfo=UTC),
+                  cache_dir=site.parent / "cache")
+    assert "2999/01/from-the-future/index.html" in later.written
