@@ -320,7 +320,7 @@ def test_akismet_check_against_local_server(make_app: Any) -> None:
         assert spam.get_json()["comment"]["status"] == "spam"
         assert [c["html"] for c in listed(client)] == ["<p>An honest opinion</p>\n"]
         checks = [r for r in fake.requests if r["_path"] == ["/1.1/comment-check"]]
-        assert len(checks) == 2
+        assert len(checks) == 2 == len(fake.requests)
         sent = checks[0]
         assert sent["blog"] == [ORIGIN] and sent["user_ip"] == ["198.51.100.7"]
         assert sent["permalink"] == [ORIGIN + POST] and sent["comment_type"] == ["comment"]
@@ -329,6 +329,20 @@ def test_akismet_check_against_local_server(make_app: Any) -> None:
     # Akismet unreachable: the comment is held for moderation, not lost and not published
     held = post(client, body="while akismet is down")
     assert held.status_code == 201 and held.get_json()["comment"]["status"] == "pending"
+
+
+def test_akismet_wrong_key_holds_comments(make_app: Any) -> None:
+    fake = FakeAkismet()
+    try:
+        client = make_app(blog_akismet_key="wrong-key",
+                          blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
+                          blog_site_url=ORIGIN,
+                          http_allow_hosts=json.dumps([f"127.0.0.1:{fake.port}"])).test_client()
+        res = post(client, body="hello")
+        assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
+        assert len(fake.requests) == 1  # Akismet answered "invalid"
+    finally:
+        fake.stop()
 
 
 def test_wordpress_comments_import(blog_app: Any, client: Any, tmp_path: Path) -> None:
@@ -365,3 +379,19 @@ def test_bad_requests_get_json_errors(client: Any) -> None:
                            headers={"X-Edit-Token": "x"})
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
     assert client.get("/blog/embed.js").status_code == 200
+
+
+def test_import_comments_command(blog_app: Any, client: Any, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from clubstack.blog.cli import blog
+    from clubstack.blog.wordpress import import_wordpress
+
+    import_wordpress(Path(__file__).parent / "fixture_wxr.xml", tmp_path / "site")
+    res = CliRunner().invoke(blog, ["import-comments", str(tmp_path / "site/comments.json")])
+    assert res.exit_code == 0, res.output
+    assert "3 comments imported (1 awaiting moderation), 0 already there" in res.output
+    assert [c["author"] for c in listed(client)] == ["Alice", "Giles"]
+    (tmp_path / "bad.json").write_text("{nope")
+    bad = CliRunner().invoke(blog, ["import-comments", str(tmp_path / "bad.json")])
+    assert bad.exit_code == 1 and "not JSON" in bad.output

@@ -50,14 +50,17 @@ class AkismetCheck:
         http_client = httpx.Client(transport=transport, timeout=self.timeout,
                                    headers={"User-Agent": akismet.USER_AGENT})
         config = akismet.Config(key=self.key, url=self.site_url)
+        # No `with`: entering the client re-verifies the key, a second request per comment;
+        # a bad key still shows up as an error from comment-check itself.
+        client = akismet.SyncClient(config=config, http_client=http_client)
         try:
-            with akismet.SyncClient(config=config, http_client=http_client) as client:
-                verdict = client.comment_check(
-                    user_ip=ip, comment_type="comment", comment_author=data.author,
-                    comment_author_email=data.email, comment_author_url=data.website,
-                    comment_content=data.body,
-                    permalink=self.site_url.rstrip("/") + data.path)
+            verdict = client.comment_check(
+                user_ip=ip, comment_type="comment", comment_author=data.author,
+                comment_author_email=data.email, comment_author_url=data.website,
+                comment_content=data.body, permalink=self.site_url.rstrip("/") + data.path)
         except akismet.AkismetError as exc:
             log.warning("Akismet check failed (%s); holding the comment for moderation", exc)
             raise SpamCheckUnavailableError(str(exc)) from exc
+        finally:
+            http_client.close()
         return bool(verdict)
