@@ -187,6 +187,7 @@ def test_incremental_rebuild_equals_clean_build(site: Path, tmp_path: Path) -> N
     assert "index.html" not in changed.written  # not on page 1
     assert "page/2/index.html" in changed.written
     assert "about/index.html" not in changed.written
+    assert "archives/index.html" not in changed.written  # titles and dates unchanged
 
     # more kinds of change: new post, deleted post, retitled post, template edit
     (site / "posts/new.md").write_text(

@@ -114,3 +114,14 @@ def test_wpautop() -> None:
     assert wpautop(text) == (
         "<p>one<br />\ntwo</p>\n\n<div>block</div>\n\n<p>three</p>\n\n<!--more-->\n\n"
         "<p>four</p>\n\n<pre>a\n\nb</pre>\n")
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_older_wxr_versions(tmp_path: Path, version: str) -> None:
+    old = tmp_path / "old.xml"
+    old.write_text(WXR.read_text().replace("wordpress.org/export/1.2/",
+                                           f"wordpress.org/export/{version}/"))
+    result = import_wordpress(old, tmp_path / "site")
+    assert (result.posts, result.pages, result.comments, result.aliases) == (4, 1, 2, 1)
+    text = (tmp_path / "site/posts/2020-11-30-renamed-later.md").read_text()
+    assert "summary: A teaser" in text

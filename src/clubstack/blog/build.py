@@ -6,7 +6,7 @@ manifest with a key that hashes exactly what went into it (template set, site co
 hashes of the posts it shows, the neighbours' titles ...). A rebuild renders only the outputs
 whose key changed and deletes outputs that are no longer produced, so it ends in the same
 tree a clean build makes. Rendered post bodies live in the cache folder, not in memory, so a
-build of 10,000+ posts keeps only metadata and excerpts resident.
+build of 10,000+ posts keeps only metadata resident.
 
 Parallel: parsing/rendering of changed sources and rendering of pages run in forked worker
 processes (one per core) when there is enough work to pay for them.
@@ -27,7 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+)
 from markupsafe import Markup
 
 from clubstack.blog import render as md
@@ -40,7 +46,7 @@ from clubstack.blog.content import (
 )
 
 THEME_DIR = Path(__file__).parent / "theme"
-CACHE_VERSION = "3"
+CACHE_VERSION = "5"
 PARALLEL_THRESHOLD = 150  # below this many items the pool start-up costs more than it saves
 
 Progress = Callable[[str, int, int], None]
@@ -48,11 +54,13 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class Record:
-    """What the cache keeps per source file: metadata, excerpt, TOC; the body is on disk."""
+    """What the cache keeps per source file: metadata and TOC; body and excerpt are on disk."""
 
     entry: Entry  # with body emptied
     body_key: str
-    excerpt: str | None
+    has_more: bool  # an excerpt (text before <!--more-->) is on disk
+    url: str  # depends on site.toml, which is part of the cache key
+    ident: str  # URL, title and date: what lists and neighbours show of a post
     toc: list[md.TocItem]
 
 
@@ -97,8 +105,10 @@ class Site:
         self.bodies = cache / "bodies"
         self.root = config.root_path
         template_dirs = [src / "templates", THEME_DIR / "templates"]
+        (cache / "jinja").mkdir(parents=True, exist_ok=True)
         self.env = Environment(
             loader=ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs]),
+            bytecode_cache=FileSystemBytecodeCache(str(cache / "jinja")),
             autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
         self.templates_key = _tree_fingerprint(template_dirs)
@@ -115,6 +125,12 @@ class Site:
         if view is None:
             view = self.views[rec.entry.source] = PostView(self, rec)
         return view
+
+    def brief(self, rec: Record) -> dict[str, str]:
+        """What an archive line shows (cheaper than a PostView for thousands of posts)."""
+        local = rec.entry.date.astimezone(self.config.tz)
+        return {"url": self.urls[rec.entry.source], "title": rec.entry.title,
+                "iso_date": local.isoformat(), "short_date": f"{local:%Y-%m-%d}"}
 
     def taxon_url(self, kind: str, slug: str, number: int = 1) -> str:
         base = f"{self.root}{kind}/{slug}/"
@@ -154,7 +170,7 @@ class PostView:
                            for t in e.categories]
         self.tags = [{"name": t.name, "url": site.taxon_url("tag", t.slug)} for t in e.tags]
         self.toc = rec.toc if e.toc else []
-        self.has_more = rec.excerpt is not None
+        self.has_more = rec.has_more
 
     @property
     def body(self) -> Markup:
@@ -163,8 +179,9 @@ class PostView:
 
     @property
     def excerpt(self) -> Markup:
-        if self._rec.excerpt is not None:
-            return Markup(self._rec.excerpt)  # noqa: S704 (our renderer wrote it)
+        if self._rec.has_more:
+            path = self._site.bodies / f"{self._rec.body_key}.excerpt"
+            return Markup(path.read_text(encoding="utf-8"))  # noqa: S704 (our renderer wrote it)
         return self.body
 
 
@@ -187,12 +204,18 @@ def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
         rendered = md.render_markdown(entry.body, raw_html=entry.raw_html, want_toc=entry.toc)
     except Exception as exc:
         return ContentError(source, entry.body_line, f"cannot render: {exc}")
-    body_path = site.bodies / f"{body_key}.html"
-    tmp = body_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(rendered.html, encoding="utf-8")
-    tmp.replace(body_path)
+    for suffix, text in ((".html", rendered.html), (".excerpt", rendered.excerpt)):
+        if text is None:
+            continue
+        path = site.bodies / f"{body_key}{suffix}"
+        tmp = site.bodies / f"{body_key}{suffix}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
     entry.body = ""
-    return Record(entry, body_key, rendered.excerpt, rendered.toc)
+    url = entry.url(site.config)
+    ident = f"{url}\x00{entry.title}\x00{entry.date.isoformat()}"
+    return Record(entry=entry, body_key=body_key, has_more=rendered.excerpt is not None,
+                  url=url, ident=ident, toc=rendered.toc)
 
 
 _WORKER_SITE: Site | None = None
@@ -305,7 +328,7 @@ def _run_job(site: Site, job: Job) -> str:
         heading, groups, periods = args
         data = site.env.get_template("archives.html").render(
             _common(site) | {"heading": heading, "periods": periods, "groups": [
-                {"name": g[0], "url": g[1], "posts": [site.view(r) for r in g[2]]}
+                {"name": g[0], "url": g[1], "posts": [site.brief(r) for r in g[2]]}
                 for g in groups]})
     elif kind == "redirect":
         target, title = args
@@ -364,14 +387,12 @@ def _taxonomy(posts: list[Record], attr: str) -> dict[str, tuple[str, list[Recor
 def _plan(site: Site) -> list[Job]:
     cfg, g = site.config, site.global_key
     posts, jobs = site.posts, []
-    ident = {id(r): (site.urls[r.entry.source], r.entry.title) for r in posts + site.pages}
 
     # post pages: key covers the post source and its neighbours' links
     for i, rec in enumerate(posts):
         newer = posts[i - 1] if i > 0 else None
         older = posts[i + 1] if i + 1 < len(posts) else None
-        key = _key(g, "post", rec.entry.sha, newer and ident[id(newer)],
-                   older and ident[id(older)])
+        key = _key(g, "post", rec.entry.sha, newer and newer.ident, older and older.ident)
         jobs.append(Job(site.out_file(site.urls[rec.entry.source]), key, "post",
                         (rec, newer, older)))
     for rec in site.pages:
@@ -427,21 +448,21 @@ def _plan(site: Site) -> list[Job]:
     years = [{"name": str(y), "url": f"{site.root}{y:04d}/", "count": len(r)}
              for y, r in by_year.items()]
     jobs.append(Job(site.out_file(f"{site.root}archives/"),
-                    _key(g, "archives", [(ident[id(r)], r.entry.sha) for r in posts]),
+                    _key(g, "archives", [r.ident for r in posts]),
                     "archive", ("Archives", groups, years)))
     for year, recs in by_year.items():
         ygroups = [gr for gr in groups if gr[1].startswith(f"{site.root}{year:04d}/")]
         jobs.append(Job(site.out_file(f"{site.root}{year:04d}/"),
-                        _key(g, "year", year, [r.entry.sha for r in recs]),
+                        _key(g, "year", year, [r.ident for r in recs]),
                         "archive", (str(year), ygroups, [])))
     for (y, m), recs in by_month.items():
         jobs.append(Job(site.out_file(f"{site.root}{y:04d}/{m:02d}/"),
-                        _key(g, "month", y, m, [r.entry.sha for r in recs]),
+                        _key(g, "month", y, m, [r.ident for r in recs]),
                         "archive", (month_name(y, m), [(month_name(y, m), None, recs)], [])))
 
     # redirects for aliases
     for rec in posts + site.pages:
-        target, title = ident[id(rec)]
+        target, title = rec.url, rec.entry.title
         for alias in rec.entry.aliases:
             path = site.out_file(site.root.rstrip("/") + alias)
             jobs.append(Job(path, _key(g, "alias", target, title), "redirect", (target, title)))
@@ -552,7 +573,7 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
                    key=lambda r: r.entry.source)
     taken: dict[str, str] = {}
     for rec in sorted(posts + pages, key=lambda r: r.entry.source):
-        url = rec.entry.url(config)
+        url = rec.url
         if url in taken:
             result.errors.append(ContentError(
                 rec.entry.source, 1, f"URL {url} is already used by {taken[url]}"))
@@ -639,9 +660,8 @@ def _collect_bodies(site: Site, sources: dict[str, Any]) -> None:
     """Delete cached bodies no source refers to any more (keeps the cache bounded)."""
     live = {v[2].body_key for k, v in sources.items() if k != "__key__"}
     names = os.listdir(site.bodies)
-    if len(names) <= len(live):
-        return
     for name in names:
-        if name.endswith(".html") and name[:-5] not in live:
+        stem, _dot, suffix = name.partition(".")
+        if suffix in ("html", "excerpt") and stem not in live:
             (site.bodies / name).unlink(missing_ok=True)
 
