@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ class Site:
         self.src, self.out, self.cache, self.config = src, out, cache, config
         self.bodies = cache / "bodies"
         self.root = config.root_path
+        self.made_dirs: set[str] = set()  # output folders known to exist in this build
         template_dirs = [src / "templates", THEME_DIR / "templates"]
         (cache / "jinja").mkdir(parents=True, exist_ok=True)
         self.env = Environment(
@@ -177,8 +179,9 @@ class PostView:
         path = self._site.bodies / f"{self._rec.body_key}.html"
         return Markup(path.read_text(encoding="utf-8"))  # noqa: S704 (our renderer wrote it)
 
-    @property
+    @cached_property
     def excerpt(self) -> Markup:
+        """Cached: a post shows up on several list pages rendered by the same process."""
         if self._rec.has_more:
             path = self._site.bodies / f"{self._rec.body_key}.excerpt"
             return Markup(path.read_text(encoding="utf-8"))  # noqa: S704 (our renderer wrote it)
@@ -349,19 +352,28 @@ def _run_job(site: Site, job: Job) -> str:
     elif kind == "pygments":
         data = md.pygments_css()
     elif kind == "copy":
-        target = site.out / job.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args[0], target)
+        shutil.copyfile(args[0], _prepare(site, job.path))
         return job.path
     else:  # pragma: no cover - programming error
         raise ValueError(kind)
-    target = site.out / job.path
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _prepare(site, job.path)
     if isinstance(data, str):
-        target.write_text(data, encoding="utf-8")
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(data)
     else:
-        target.write_bytes(data)
+        with open(target, "wb") as fh:
+            fh.write(data)
     return job.path
+
+
+def _prepare(site: Site, rel: str) -> str:
+    """The output file's path, its folder created (once per build and process)."""
+    target = os.path.join(site.out, rel)
+    folder = os.path.dirname(target)
+    if folder not in site.made_dirs:
+        os.makedirs(folder, exist_ok=True)
+        site.made_dirs.add(folder)
+    return target
 
 
 def _sitemap(site: Site, items: list[tuple[str, str | None]]) -> bytes:
