@@ -395,3 +395,28 @@ def test_import_comments_command(blog_app: Any, client: Any, tmp_path: Path) -> 
     (tmp_path / "bad.json").write_text("{nope")
     bad = CliRunner().invoke(blog, ["import-comments", str(tmp_path / "bad.json")])
     assert bad.exit_code == 1 and "not JSON" in bad.output
+
+
+@pytest.mark.backend
+def test_comments_on_each_database(make_app: Any, db_kind: str, tmp_path: Path) -> None:
+    from clubstack.blog.comments import import_wordpress_comments, moderate
+    from clubstack.blog.wordpress import import_wordpress
+    from clubstack.core.db import db
+
+    app = make_app(db=db_kind, blog_origin=ORIGIN)
+    client = app.test_client()
+    first = post(client, body="Über *unicode* ✓").get_json()["comment"]
+    post(client, author="Bob", body="reply", parent=first["id"])
+    import_wordpress(Path(__file__).parent / "fixture_wxr.xml", tmp_path / "site")
+    data = json.loads((tmp_path / "site/comments.json").read_text())
+    with app.app_context():
+        session = db.session()
+        assert import_wordpress_comments(session, data).imported == 3
+        moderate(session, first["id"], "block")
+        session.commit()
+    items = listed(client)
+    assert [(c["author"], c["parent"] is not None) for c in items] == [
+        ("Alice", False), ("Giles", True), ("Bob", True)]  # Bob's parent is hidden now
+    assert first["id"] not in {c["id"] for c in items}  # clients show Bob at the top level
+    assert items[0]["created"] == "2021-02-17T09:00:00+00:00"
+    assert post(client, body="blocked?").status_code == 403
