@@ -392,6 +392,11 @@ def test_import_comments_command(blog_app: Any, client: Any, tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     assert "3 comments imported (1 awaiting moderation), 0 already there" in res.output
     assert [c["author"] for c in listed(client)] == ["Alice", "Giles"]
+    both = CliRunner().invoke(blog, ["import-wordpress", "--load-comments",
+                                     str(Path(__file__).parent / "fixture_wxr.xml"),
+                                     str(tmp_path / "site2")])
+    assert both.exit_code == 0, both.output
+    assert "0 comments imported (0 awaiting moderation), 3 already there" in both.output
     (tmp_path / "bad.json").write_text("{nope")
     bad = CliRunner().invoke(blog, ["import-comments", str(tmp_path / "bad.json")])
     assert bad.exit_code == 1 and "not JSON" in bad.output

@@ -98,7 +98,11 @@ def serve_command(src: Path, out: Path | None, port: int, host: str, drafts: boo
 @blog.command("import-wordpress", help="Turn a WordPress export (WXR) into a site in SRC.")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("src", type=click.Path(file_okay=False, path_type=Path))
-def import_command(export: Path, src: Path) -> None:
+@click.option("--load-comments", is_flag=True,
+              help="Also load the comments into the comments service's database "
+              "(same as running import-comments afterwards).")
+@click.pass_context
+def import_command(ctx: click.Context, export: Path, src: Path, load_comments: bool) -> None:
     from clubstack.blog.wordpress import WxrError, import_wordpress
 
     if (src / "site.toml").exists():
@@ -116,6 +120,8 @@ def import_command(export: Path, src: Path) -> None:
     if result.attachments:
         click.echo(f"{len(result.attachments)} attachments listed in "
                    f"{src / 'attachments.txt'} (download them into {src / 'static'})")
+    if load_comments:
+        ctx.invoke(import_comments_command, comments_json=src / "comments.json")
 
 
 @blog.command("import-comments", help="Load SRC/comments.json (from import-wordpress) into "
