@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import cmarkgfm
 import nh3
+import pygments
 from cmarkgfm.cmark import Options
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -26,7 +27,9 @@ from pygments.util import ClassNotFound
 
 from clubstack.blog.content import slugify
 
-RENDERER_VERSION = "1"  # bump when the output of this module changes: invalidates caches
+# Part of every cache key: bump the number when this module's output changes; a new
+# Pygments (different highlighting) or nh3 (different sanitising) invalidates caches too.
+RENDERER_VERSION = f"1/pygments-{pygments.__version__}/nh3-{nh3.__version__}"
 EXTENSIONS = ["table", "strikethrough", "autolink", "tagfilter", "tasklist"]
 LIGHT_STYLE = "friendly"
 DARK_STYLE = "monokai"
