@@ -221,44 +221,51 @@ def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
                   url=url, ident=ident, toc=rendered.toc)
 
 
+# Set in the parent just before the pool forks, so workers inherit the site and the work list
+# and only (start, end) ranges and small results cross the process boundary.
 _WORKER_SITE: Site | None = None
+_WORKER_ITEMS: list[Any] = []
 
 
-def _parse_chunk(items: list[tuple[str, str]]) -> list[Record | ContentError]:
+def _parse_chunk(span: tuple[int, int]) -> list[Record | ContentError]:
     assert _WORKER_SITE is not None
-    return [_parse_source(_WORKER_SITE, source, kind) for source, kind in items]
+    return [_parse_source(_WORKER_SITE, source, kind)
+            for source, kind in _WORKER_ITEMS[span[0]:span[1]]]
 
 
-def _render_chunk(jobs: list[Job]) -> list[str]:
+def _render_chunk(span: tuple[int, int]) -> list[str]:
     assert _WORKER_SITE is not None
-    return [_run_job(_WORKER_SITE, job) for job in jobs]
+    return [_run_job(_WORKER_SITE, job) for job in _WORKER_ITEMS[span[0]:span[1]]]
 
 
-def _chunks(items: list[Any], n: int) -> list[list[Any]]:
-    size = max(1, min(64, len(items) // (n * 4) or 1))
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _spans(total: int, n: int) -> list[tuple[int, int]]:
+    size = max(1, min(64, total // (n * 4) or 1))
+    return [(i, min(i + size, total)) for i in range(0, total, size)]
 
 
-def _pool_map(site: Site, fn: Callable[[list[Any]], list[Any]], items: list[Any], workers: int,
-              stage: str, progress: Progress | None) -> list[Any]:
-    """Run fn over chunks of items, in forked processes when it pays off; keeps order."""
-    global _WORKER_SITE
-    _WORKER_SITE = site
+def _pool_map(site: Site, fn: Callable[[tuple[int, int]], list[Any]], items: list[Any],
+              workers: int, stage: str, progress: Progress | None) -> list[Any]:
+    """Run fn over ranges of items, in forked processes when it pays off; keeps order."""
+    global _WORKER_SITE, _WORKER_ITEMS
+    _WORKER_SITE, _WORKER_ITEMS = site, items
     results: list[Any] = []
     total = len(items)
-    if workers <= 1 or total < PARALLEL_THRESHOLD:
-        for chunk in _chunks(items, 1):
-            results.extend(fn(chunk))
-            if progress:
-                progress(stage, len(results), total)
+    try:
+        if workers <= 1 or total < PARALLEL_THRESHOLD:
+            for span in _spans(total, 1):
+                results.extend(fn(span))
+                if progress:
+                    progress(stage, len(results), total)
+            return results
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for part in pool.map(fn, _spans(total, workers)):
+                results.extend(part)
+                if progress:
+                    progress(stage, len(results), total)
         return results
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for part in pool.map(fn, _chunks(items, workers)):
-            results.extend(part)
-            if progress:
-                progress(stage, len(results), total)
-    return results
+    finally:
+        _WORKER_SITE, _WORKER_ITEMS = None, []
 
 
 def _scan(src: Path, folder: str) -> list[tuple[str, os.stat_result]]:
