@@ -3,6 +3,7 @@
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def test_serve_rebuilds_and_signals_reload(tmp_path: Path) -> None:
     try:
         page = urllib.request.urlopen(f"{base}/2020/12/christmas/", timeout=5).read().decode()
         assert "Merry Christmas." in page and 'EventSource("/__reload")' in page
+        try:
+            urllib.request.urlopen(f"{base}/no/such/page/", timeout=5)
+            raise AssertionError("expected a 404")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404 and "Lost? (site override)" in exc.read().decode()
         events = urllib.request.urlopen(f"{base}/__reload", timeout=10)
         assert events.readline() == b": connected\n"
         time.sleep(0.5)  # let the watcher settle
