@@ -312,7 +312,7 @@ def test_akismet_check_against_local_server(make_app: Any) -> None:
         app = make_app(blog_akismet_key="test-key",
                        blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
                        blog_site_url=ORIGIN,
-                       http_allow_hosts=json.dumps([f"127.0.0.1:{fake.port}"]))
+                       http_allow_hosts=f"127.0.0.1:{fake.port}")
         client = app.test_client()
         ham = post(client, body="An honest opinion", ip="198.51.100.7")
         assert ham.get_json()["comment"]["status"] == "approved"
@@ -337,7 +337,7 @@ def test_akismet_wrong_key_holds_comments(make_app: Any) -> None:
         client = make_app(blog_akismet_key="wrong-key",
                           blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
                           blog_site_url=ORIGIN,
-                          http_allow_hosts=json.dumps([f"127.0.0.1:{fake.port}"])).test_client()
+                          http_allow_hosts=f"127.0.0.1:{fake.port}").test_client()
         res = post(client, body="hello")
         assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
         assert len(fake.requests) == 1  # Akismet answered "invalid"

@@ -59,7 +59,8 @@ class AkismetCheck:
                 comment_author_email=data.email, comment_author_url=data.website,
                 comment_content=data.body, permalink=self.site_url.rstrip("/") + data.path)
         except akismet.AkismetError as exc:
-            log.warning("Akismet check failed (%s); holding the comment for moderation", exc)
+            log.warning("Akismet check failed (%s: %r); holding the comment for moderation",
+                        exc, exc.__cause__)
             raise SpamCheckUnavailableError(str(exc)) from exc
         finally:
             http_client.close()

@@ -1,7 +1,7 @@
 """blog tables: comments, blocked addresses
 
 Revision ID: blog_0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 04:51:05.077133
 """
 
@@ -44,7 +44,9 @@ def upgrade() -> None:
     sa.Column('created_at', clubstack.core.db.UTCDateTime(), nullable=False),
     sa.Column('edited_at', clubstack.core.db.UTCDateTime(), nullable=True),
     sa.Column('wordpress_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['parent_id'], ['blog_comments.id'], name=op.f('fk_blog_comments_parent_id_blog_comments'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['parent_id'], ['blog_comments.id'],
+                            name=op.f('fk_blog_comments_parent_id_blog_comments'),
+                            ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_blog_comments')),
     sa.UniqueConstraint('public_id', name=op.f('uq_blog_comments_public_id')),
     sa.UniqueConstraint('wordpress_id', name=op.f('uq_blog_comments_wordpress_id'))
