@@ -12,6 +12,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e '.[postgres,mysql,redis,dev]'
+	@# compute's libvirt bindings build only where Debian's libvirt-dev is installed
+	if pkg-config --exists libvirt 2>/dev/null; then $(PIP) install -q -c constraints.txt -e '.[compute]'; \
+	else echo "note: libvirt-dev not installed; compute cannot reach VM hosts (see docs/compute.md)"; fi
 	touch $@
 
 install: $(VENV)/.installed

@@ -164,3 +164,22 @@ def test_anonymous_landing_page_cache_does_not_leak_a_login(app: Any, client: An
     login(client, app, "ada@example.org")
     page = client.get("/").get_data(as_text=True)
     assert "Log out" in page and "ada@example.org" in page
+
+
+def test_a_view_may_accept_a_larger_body_and_others_may_not(make_app: Any) -> None:
+    from clubstack.core.web import body_limit, csrf
+
+    app = make_app(max_request_bytes=2048)
+
+    @app.post("/upload")
+    @body_limit(lambda: 10_000)
+    @csrf.exempt
+    def upload() -> str:
+        from flask import request
+
+        return str(len(request.get_data()))
+
+    client = app.test_client()
+    assert client.post("/upload", data=b"x" * 8000).get_data(as_text=True) == "8000"
+    assert client.post("/upload", data=b"x" * 12_000).status_code == 413
+    assert client.post("/login", data={"email": "a" * 5000}).status_code == 413

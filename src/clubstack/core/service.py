@@ -18,7 +18,7 @@ class Service:
     title: str
     summary: str
     blueprint: Callable[[], Blueprint] | None = None
-    cli: click.Group | None = None
+    cli: click.Command | None = None  # a group, or one command (`clubstack lookup X`)
     settings: type[ServiceSettings] | None = None
     tasks: str | None = None  # module whose import registers the service's jobs
     nav: bool = True  # listed in the navigation bar

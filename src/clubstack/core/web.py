@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from clubstack.core.errors import ClubError
@@ -29,13 +31,33 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+class _QuietMemoryStorage(MemoryStorage):
+    """limits' memory storage, without a timer thread per hit.
+
+    Upstream starts a `threading.Timer` on nearly every increment to sweep expired keys; under
+    load that is a thread spawn per request. Keys already expire lazily on read, so sweeping
+    inline every few seconds is enough.
+    """
+
+    STORAGE_SCHEME = ["clubstack-memory"]
+    _next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - overrides a private hook
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + 5
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 def _default_rate() -> str:
     return str(current_app.config["CLUBSTACK"].default_rate)
 
 
 # One limiter for the process; the default limit is read per app (tests build many apps).
+# X-RateLimit-* headers are off: they cost a second storage round trip on every request;
+# a 429 still says when to come back (Retry-After).
 limiter = Limiter(
-    key_func=client_ip, default_limits=[_default_rate], headers_enabled=True, swallow_errors=True
+    key_func=client_ip, default_limits=[_default_rate], headers_enabled=False, swallow_errors=True
 )
 
 PAGE_CSP = (
@@ -139,12 +161,12 @@ def _http_error(error: HTTPException) -> Response:
 
 def _rate_limited(error: RateLimitExceeded) -> Response:
     response = error_response(429, "rate_limited", "Too many requests; try again later.")
-    if error.retry_after is not None:  # type: ignore[attr-defined]
-        response.headers["Retry-After"] = str(int(error.retry_after))  # type: ignore[attr-defined]
+    current = limiter.current_limit
+    if current is not None:
+        wait = int(current.reset_at - time.time()) + 1
     else:
-        limit = getattr(error, "limit", None)
-        window = getattr(getattr(limit, "limit", None), "get_expiry", lambda: 60)()
-        response.headers["Retry-After"] = str(window)
+        wait = int(error.limit.limit.get_expiry())  # type: ignore[attr-defined]
+    response.headers["Retry-After"] = str(max(wait, 1))
     return response
 
 
@@ -167,9 +189,27 @@ def _unexpected(error: Exception) -> Response:
     return error_response(500, "server_error", "Something went wrong on our side; it is logged.")
 
 
+def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
+    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload).
+
+    Put it right under the route decorator; the limit is applied before anything reads the body
+    (CSRF included), so every other route keeps the small default.
+    """
+
+    def decorate(view: F) -> F:
+        view.body_limit = nbytes  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def _before() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, "body_limit", None)
+    if limit is not None:
+        request.max_content_length = request.max_form_memory_size = limit()
 
 
 def _after(response: Response) -> Response:
@@ -199,8 +239,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https://") else "http",
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session instead; sessions expire on their own
         WTF_CSRF_SSL_STRICT=True,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "clubstack-memory://",
         RATELIMIT_KEY_PREFIX="clubstack",
     )
     app.before_request(_before)  # first, so even a rate-limited answer has a request id

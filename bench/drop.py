@@ -1,0 +1,487 @@
+"""Benchmark of the drop under gunicorn with the deployment settings.
+
+Starts three servers on this machine with the same gunicorn options
+(clubstack.core.server.gunicorn_options, as `clubstack serve` uses them):
+  redis  the real app, drop store in Redis (rate limits in Redis too, as deployed)
+  sql    the real app, drop store in the SQL database (SQLite in a temporary instance)
+  bare   a bare Flask app answering the same URLs with the same bytes, no store, no middleware
+and drives them in turn, in interleaved rounds (so the machine's changing load hits all alike),
+with a bounded load generator: 32 keep-alive connections (2 processes x 16 threads,
+http.client) for a fixed number of seconds per phase:
+  round trip  POST a message, then GET it back (the drop's real use)
+  get         GET messages created before (the read path alone)
+It prints requests/s and p99 latency, the GET throughput ratio to the bare app, and the issue's
+targets (GET >= 60% of bare; p99 < 25 ms at 32 connections). Always exits 0.
+
+--diagnose adds servers with single core middleware parts switched off and a cProfile
+breakdown of one GET, to show where the time goes.
+
+The load generator runs on the same cores as the servers, so absolute numbers are modest;
+ratios are measured in the same run on the same machine.
+
+    python bench/drop.py [--seconds 4] [--rounds 3] [--connections 32] [--diagnose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+MESSAGE = "The benchmark's message: " + "lorem ipsum dolor sit amet " * 8
+TARGET_GET_RATIO = 0.60
+TARGET_P99_MS = 25.0
+PROCESSES = 2
+
+
+# --- the servers -------------------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    """Flask with nothing added, answering the drop's URLs with the bytes the real app sends."""
+    from flask import Flask, Response, request
+
+    app = Flask("bare")
+    created = json.dumps(
+        {
+            "burn_after_reading": False,
+            "delete_token": "x" * 22,
+            "expires_at": "2026-11-29T00:00:00Z",
+            "message_id": "x" * 22,
+            "raw_url": "http://127.0.0.1/drop/msg/" + "x" * 22 + "/raw",
+            "url": "http://127.0.0.1/drop/msg/" + "x" * 22,
+        }
+    ).encode()
+    shown = json.dumps(
+        {
+            "burn_after_reading": False,
+            "created_at": "2026-11-22T00:00:00Z",
+            "expires_at": "2026-11-29T00:00:00Z",
+            "message": MESSAGE,
+            "message_id": "x" * 22,
+        }
+    ).encode()
+
+    @app.post("/drop/")
+    def create() -> Response:
+        request.get_data()
+        response = Response(created, status=201, mimetype="application/json")
+        response.headers["Location"] = "http://127.0.0.1/drop/msg/" + "x" * 22
+        return response
+
+    @app.get("/drop/msg/<message_id>")
+    def read(message_id: str) -> Response:
+        return Response(shown, mimetype="application/json")
+
+    return app
+
+
+def serve(kind: str, port: int) -> None:
+    """Run one server in this process (called as `python bench/drop.py --serve KIND PORT`)."""
+    from gunicorn.app.base import BaseApplication
+
+    from clubstack.core.server import gunicorn_options
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_options("127.0.0.1", port, None, 4).items():
+                self.cfg.set(key, value)
+            self.cfg.set("errorlog", os.environ.get("BENCH_ERRORLOG", "-"))
+
+        def load(self) -> Any:
+            if kind == "bare":
+                return bare_app()
+            from clubstack.app import create_app
+
+            app = create_app()
+            disable_core_parts(os.environ.get("BENCH_DISABLE", ""))
+            return app
+
+    Server().run()
+
+
+def disable_core_parts(parts: str) -> None:
+    """Diagnostics only (--diagnose): switch off one core middleware to measure its cost."""
+    import logging
+
+    from clubstack.core.web import limiter
+
+    for part in filter(None, parts.split(",")):
+        if part == "limiter":
+            limiter.enabled = False
+        elif part == "ratelimit-headers":
+            limiter._headers_enabled = False  # Flask-Limiter's RATELIMIT_HEADERS_ENABLED
+        elif part == "access-log":
+            logging.getLogger("clubstack.access").disabled = True
+        else:
+            raise SystemExit(f"unknown part {part}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(kind: str, instance: Path, port: int, disable: str = "") -> dict[str, str]:
+    from clubstack.core.migrate import upgrade
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "CLUBSTACK_INSTANCE": str(instance / kind),
+        "CLUBSTACK_ENV": "production",
+        "CLUBSTACK_SECRET_KEY": "bench-" + "k" * 40,
+        "CLUBSTACK_DEFAULT_RATE": "10000000/minute",
+        "CLUBSTACK_DROP_CREATE_RATE": "10000000/minute",
+        "CLUBSTACK_DROP_READ_RATE": "10000000/minute",
+        "CLUBSTACK_BASE_URL": f"http://127.0.0.1:{port}",
+        "BENCH_ERRORLOG": str(instance / f"{kind}-gunicorn.log"),
+        "BENCH_DISABLE": disable,
+    }
+    env.pop("CLUBSTACK_REDIS_URL", None)
+    if kind == "redis":
+        env["CLUBSTACK_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        env["CLUBSTACK_DROP_STORE"] = "redis"
+    elif kind == "sql":
+        env["CLUBSTACK_DROP_STORE"] = "sql"
+    if kind != "bare":
+        (instance / kind).mkdir(parents=True, exist_ok=True)
+        upgrade(f"sqlite:///{instance / kind / 'clubstack.db'}")
+    return env
+
+
+def start(
+    kind: str, instance: Path, disable: str = ""
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    instance.mkdir(parents=True, exist_ok=True)
+    env = server_env(kind, instance, port, disable)
+    log = (instance / f"{kind}-stderr.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/drop/msg/" + "y" * 22, headers={"Accept": "application/json"})
+            conn.getresponse().read()
+            conn.close()
+            return process, port
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    raise SystemExit(f"{kind} server did not start; see {instance}/{kind}-stderr.log")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# --- the load generator ------------------------------------------------------------------------
+
+HEADERS_JSON = {"Accept": "application/json"}
+POST_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+def _request(conn: http.client.HTTPConnection, method: str, path: str, **kw: Any) -> Any:
+    conn.request(method, path, **kw)
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, response.getheader("Location"), body
+
+
+def load_process(port: int, phase: str, seconds: float, threads: int, ids: list[str]) -> dict:
+    """One client process: `threads` keep-alive connections for `seconds` (after 1 s warm-up)."""
+    start_at = time.monotonic() + 1.0
+    stop_at = start_at + seconds
+    lock = threading.Lock()
+    out: dict[str, Any] = {"get": [], "post": [], "errors": 0, "ids": [], "bad": []}
+    payload = json.dumps({"message": MESSAGE, "expires_in": 3600}).encode()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        gets: list[float] = []
+        posts: list[float] = []
+        made: list[str] = []
+        errors = 0
+        rng = random.Random()
+        while True:
+            now = time.monotonic()
+            if now >= stop_at:
+                break
+            measuring = now >= start_at
+            try:
+                if phase == "roundtrip":
+                    t0 = time.perf_counter()
+                    status, location, _ = _request(
+                        conn, "POST", "/drop/", body=payload, headers=POST_HEADERS
+                    )
+                    t1 = time.perf_counter()
+                    if status != 201:
+                        errors += 1
+                        continue
+                    path = "/drop/" + location.split("/drop/", 1)[1]
+                    made.append(path)
+                    status, _, _ = _request(conn, "GET", path, headers=HEADERS_JSON)
+                    t2 = time.perf_counter()
+                    if measuring:
+                        posts.append(t1 - t0)
+                        gets.append(t2 - t1)
+                else:
+                    path = rng.choice(ids)
+                    t0 = time.perf_counter()
+                    status, _, _ = _request(conn, "GET", path, headers=HEADERS_JSON)
+                    if measuring:
+                        gets.append(time.perf_counter() - t0)
+                if status != 200:
+                    errors += 1
+            except (OSError, http.client.HTTPException):
+                errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.close()
+        with lock:
+            out["get"].extend(gets)
+            out["post"].extend(posts)
+            out["errors"] += errors
+            out["ids"].extend(made[:50])
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return out
+
+
+def run_phase(
+    port: int, phase: str, seconds: float, connections: int, ids: list[str]
+) -> dict[str, Any]:
+    per_process = connections // PROCESSES
+    with ProcessPoolExecutor(PROCESSES) as executor:
+        parts = list(
+            executor.map(
+                load_process,
+                [port] * PROCESSES,
+                [phase] * PROCESSES,
+                [seconds] * PROCESSES,
+                [per_process] * PROCESSES,
+                [ids] * PROCESSES,
+            )
+        )
+    merged: dict[str, Any] = {"get": [], "post": [], "errors": 0, "ids": []}
+    for part in parts:
+        for key in ("get", "post", "ids"):
+            merged[key].extend(part[key])
+        merged["errors"] += part["errors"]
+    requests_done = len(merged["get"]) + len(merged["post"])
+    merged["rps"] = requests_done / seconds
+    merged["get_rps"] = len(merged["get"]) / seconds
+    return merged
+
+
+# What the in-process profile attributes time to (cumulative time of these functions).
+COMPONENTS = {
+    "Flask-Limiter checks (before request + route decorator)": ("_check_request_limit",),
+    "Flask-Limiter X-RateLimit headers (after request)": ("__inject_headers",),
+    "core access log": ("_access_log",),
+    "core security headers + request id": ("_after", "_before"),
+    "session cookie open/save": ("open_session", "save_session"),
+    "drop store read": ("read",),
+    "drop view, outside the store": ("message",),
+}
+
+
+def profile_components(kind: str, requests_count: int = 2000) -> None:
+    """Run in a child process with the server's environment: where does a GET spend its time?"""
+    import cProfile
+    import pstats
+
+    from clubstack.app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    made = client.post("/drop/", json={"message": MESSAGE}, headers=HEADERS_JSON)
+    path = "/drop/msg/" + made.get_json()["message_id"]
+    for _ in range(200):
+        client.get(path, headers=HEADERS_JSON)
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(requests_count):
+        client.get(path, headers=HEADERS_JSON)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = sum(
+        cum for (file, _, name), (_, _, _, cum, _) in stats.items()
+        if name == "wsgi_app" and file.endswith("flask/app.py")
+    )
+    print(f"  {kind}: {total / requests_count * 1000:.2f} ms per GET inside Flask (profiled)")
+    for label, names in COMPONENTS.items():
+        spent = 0.0
+        for (file, _, name), (_, _, _, cum, _) in stats.items():
+            if name not in names:
+                continue
+            if label.startswith("drop") != ("clubstack/drop" in file):
+                continue
+            if label.startswith("core") and "clubstack" not in file:
+                continue
+            spent += cum
+        if label == "drop view, outside the store":
+            spent -= sum(
+                cum for (file, _, name), (_, _, _, cum, _) in stats.items()
+                if name == "read" and "clubstack/drop/store" in file
+            )
+        print(f"    {label:58} {spent / total:6.1%}")
+
+
+def profile_where(instance: Path) -> None:
+    print("\nwhere a GET spends its time (cProfile of the real app, in-process):")
+    for kind in ("redis", "sql"):
+        env = server_env(kind, instance / f"profile-{kind}", free_port())
+        subprocess.run(
+            [sys.executable, __file__, "--profile", kind],
+            env=env,
+            check=False,
+            timeout=300,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def pct(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+# (name, store kind, core parts switched off)
+TARGETS = [("bare", "bare", ""), ("redis", "redis", ""), ("sql", "sql", "")]
+DIAGNOSTIC_TARGETS = [
+    ("redis, no X-RateLimit headers", "redis", "ratelimit-headers"),
+    ("redis, no limiter", "redis", "limiter"),
+    ("redis, no limiter/access log", "redis", "limiter,access-log"),
+    ("sql, no limiter", "sql", "limiter"),
+    ("sql, no limiter/access log", "sql", "limiter,access-log"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="Length of each phase.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds per server.")
+    parser.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="Also profile a GET and measure the app with core middleware parts switched off.",
+    )
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", metavar="KIND", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return 0
+    if args.profile:
+        profile_components(args.profile)
+        return 0
+
+    targets = TARGETS + (DIAGNOSTIC_TARGETS if args.diagnose else [])
+    instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results = {name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
+               for name, _, _ in targets}
+    ids: dict[str, list[str]] = {name: [] for name, _, _ in targets}
+    print(f"drop benchmark: {args.connections} connections, {args.rounds} interleaved rounds of "
+          f"{args.seconds:.0f} s per phase and server (load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
+    try:
+        for index, (name, kind, disable) in enumerate(targets):
+            servers[name] = start(kind, instance / f"t{index}", disable)
+        # Idle servers cost nothing; interleaving rounds spreads the machine's load drift evenly.
+        for round_ in range(args.rounds):
+            for name, kind, _ in targets:
+                port = servers[name][1]
+                trip = run_phase(port, "roundtrip", args.seconds, args.connections, [])
+                ids[name].extend(trip["ids"])
+                pool = ids[name] if kind != "bare" else ["/drop/msg/" + "x" * 22]
+                if not pool:
+                    raise SystemExit(f"{name}: no message was created; see {instance}")
+                reads = run_phase(port, "get", args.seconds, args.connections, pool)
+                result = results[name]
+                result["trip_rps"].append(trip["rps"])
+                result["get_rps"].append(reads["get_rps"])
+                result["trip"].extend(trip["post"] + trip["get"])
+                result["get"].extend(reads["get"])
+                result["errors"] += trip["errors"] + reads["errors"]
+            print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(instance, ignore_errors=True)
+
+    bare_get = statistics.median(results["bare"]["get_rps"])
+    print(f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
+          f"{'GET/bare':>9}{'errors':>7}  targets")
+    for name, _, _ in targets:
+        result = results[name]
+        trip_rps = statistics.median(result["trip_rps"])
+        get_rps = statistics.median(result["get_rps"])
+        trip_p99, get_p99 = pct(result["trip"], 0.99), pct(result["get"], 0.99)
+        ratio = get_rps / bare_get if bare_get else float("nan")
+        verdict = ""
+        if name in ("redis", "sql"):
+            ok_ratio = ratio >= TARGET_GET_RATIO
+            ok_p99 = trip_p99 < TARGET_P99_MS and get_p99 < TARGET_P99_MS
+            verdict = (
+                f"GET >= {TARGET_GET_RATIO:.0%} of bare: {'PASS' if ok_ratio else 'FAIL'}; "
+                f"p99 < {TARGET_P99_MS:.0f} ms: {'PASS' if ok_p99 else 'FAIL'}"
+            )
+        elif name != "bare":
+            verdict = "(diagnostic)"
+        print(f"{name:32}{trip_rps:11.0f}{trip_p99:8.1f}ms{get_rps:10.0f}{get_p99:7.1f}ms"
+              f"{ratio:9.2f}{result['errors']:7}  {verdict}")
+    print(f"\nround trip = POST then GET of the new message; GET = reads of existing messages; "
+          f"req/s are medians of the rounds, p99 over all samples.\nload generator: "
+          f"{PROCESSES} processes x {args.connections // PROCESSES} threads (http.client "
+          f"keep-alive) on the same cores as the servers; load average now "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.diagnose:
+        instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
+        try:
+            profile_where(instance)
+        finally:
+            shutil.rmtree(instance, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""billing: prepaid credits — Stripe and BTCPay Server in, usage out, nothing counted twice.
+
+Other services use only `clubstack.billing.ledger` (balance, charge, runway),
+`clubstack.billing.standing` (account_state) and `clubstack.billing.burn`
+(register_burn_source).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from clubstack.billing.cli import billing_cli
+from clubstack.billing.settings import BillingSettings
+from clubstack.core.service import Service
+
+
+def _blueprint() -> Blueprint:
+    from clubstack.billing.views import bp
+
+    return bp
+
+
+service = Service(
+    name="billing",
+    title="Credit",
+    summary="Buy prepaid credit by card or Bitcoin; see your balance, runway and ledger.",
+    blueprint=_blueprint,
+    cli=billing_cli,
+    settings=BillingSettings,
+    tasks="clubstack.billing.tasks",
+)

@@ -1,0 +1,45 @@
+"""Typed errors of the compute service; core.web turns them into HTTP answers."""
+
+from __future__ import annotations
+
+from clubstack.core.errors import ClubError, Conflict, InputError, NotFound, Unavailable
+
+__all__ = ["CapsulNotFound", "ClubError", "ComputeError", "HostDownError", "HypervisorError",
+           "InputError", "InsufficientCredit", "NoRoomError", "WrongState"]
+
+
+class ComputeError(ClubError):
+    code = "compute_error"
+
+
+class HypervisorError(ComputeError):
+    status = 502
+    code = "hypervisor_error"
+    message = "The virtual machine host refused the request."
+
+
+class HostDownError(HypervisorError, Unavailable):
+    status = 503
+    code = "host_down"
+    message = "The virtual machine host does not answer."
+
+
+class InsufficientCredit(ComputeError):
+    status = 402
+    code = "insufficient_credit"
+    message = "Your credit does not cover this capsul."
+
+
+class NoRoomError(ComputeError, Unavailable):
+    status = 503
+    code = "no_room"
+    message = "No host has room for this capsul right now; try a smaller plan or later."
+
+
+class CapsulNotFound(NotFound):
+    code = "capsul_not_found"
+    message = "No such capsul."
+
+
+class WrongState(Conflict):
+    code = "wrong_state"

@@ -1,0 +1,427 @@
+"""Member and admin pages of the compute service, and its JSON API. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from clubstack.compute import billing_port, capsuls, charts, hosts, metering, stats
+from clubstack.compute.errors import ClubError, InputError
+from clubstack.compute.models import CREATING, Capsul, Finding, Image, Plan
+from clubstack.compute.settings import ComputeSettings
+from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
+from clubstack.core.clock import utcnow
+from clubstack.core.db import db
+from clubstack.core.validation import form_to_dict, validate
+from clubstack.core.web import limiter
+from clubstack.settings import service_settings
+
+bp = Blueprint("compute", __name__, template_folder="templates")
+
+
+def _settings() -> ComputeSettings:
+    return service_settings(ComputeSettings)
+
+
+def _user_id() -> int:
+    user = current_user()
+    assert user is not None
+    return user.id
+
+
+class CreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=63)
+    plan: str = Field(min_length=1, max_length=32)
+    image: str = Field(min_length=1, max_length=64)
+    ssh_keys: list[str] = Field(default_factory=list, max_length=20)
+    ssh_key_ids: list[int] = Field(default_factory=list, max_length=20)
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(max_length=16)
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(default="", max_length=64)
+    public_key: str = Field(min_length=1, max_length=capsuls.MAX_KEY_LENGTH)
+
+
+def _create(data: Any) -> Capsul:
+    """Shared by the form and the API: validate, check credit and room, enqueue the job."""
+    from clubstack.compute.tasks import enqueue_provision
+
+    req = validate(CreateRequest, data)
+    session = db.session()
+    user_id = _user_id()
+    saved = {k.id: k.public_key for k in capsuls.ssh_keys(session, user_id)}
+    unknown = [i for i in req.ssh_key_ids if i not in saved]
+    if unknown:
+        raise InputError(fields={"ssh_key_ids": "Choose among your own keys."})
+    keys = [saved[i] for i in req.ssh_key_ids] + req.ssh_keys
+    settings = _settings()
+    capsul = capsuls.request_capsul(
+        session, user_id, plan=req.plan, image=req.image, name=req.name, keys=keys,
+        min_credit_hours=settings.min_credit_hours, max_capsuls=settings.max_capsuls_per_member)
+    # keep pasted keys on the account, as Capsul does
+    for text in req.ssh_keys:
+        parsed = capsuls.parse_ssh_key(text)
+        if parsed.line not in saved.values():
+            capsuls.add_ssh_key(session, user_id, "", parsed.line)
+    session.commit()
+    capsul_id = capsul.id
+    # with immediate jobs (tests, small sites) the job runs here, on this thread's session
+    enqueue_provision(capsul_id)
+    return db.session().get(Capsul, capsul_id)  # type: ignore[return-value]
+
+
+def capsul_json(c: Capsul) -> dict[str, Any]:
+    return {
+        "id": c.id, "name": c.name, "status": c.status, "state": c.state,
+        "progress": c.progress, "error": c.error,
+        "plan": c.plan.name, "image": c.image.name,
+        "vcpus": c.plan.vcpus, "memory_mib": c.plan.memory_mib, "disk_gib": c.plan.disk_gib,
+        "price_hour_cents": c.plan.price_hour_cents, "addresses": c.address_list,
+        "ssh_keys": c.key_list, "ssh_host_keys": c.host_key_list,
+        "created_at": c.created_at.isoformat(),
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "uptime_seconds": _uptime(c),
+    }
+
+
+def _uptime(c: Capsul) -> int | None:
+    if c.state != "running" or c.started_at is None:
+        return None
+    return int((utcnow() - c.started_at).total_seconds())
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    return f"{d}d {h}h {m}m" if d else f"{h}h {m}m"
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> str:
+    session = db.session()
+    plans = list(session.scalars(select(Plan).where(Plan.active.is_(True))
+                                 .order_by(Plan.price_month_cents)))
+    user = current_user()
+    mine = capsuls.member_capsuls(session, user.id) if user else []
+    return render_template("compute/index.html", plans=plans, capsuls=mine)
+
+
+@bp.route("/create", methods=["GET", "POST"])
+@login_required
+@limiter.limit("20/hour", methods=["POST"])
+def create() -> str | BaseResponse:
+    session = db.session()
+    errors: dict[str, str] = {}
+    form: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        form = form_to_dict(request.form)
+        data = {k: form[k] for k in ("name", "plan", "image") if k in form}
+        ids = request.form.getlist("ssh_key_ids")
+        try:
+            data["ssh_key_ids"] = [int(i) for i in ids]
+        except ValueError:
+            data["ssh_key_ids"] = ["x"]
+        new_key = request.form.get("new_key", "").strip()
+        data["ssh_keys"] = [new_key] if new_key else []
+        try:
+            capsul = _create(data)
+        except InputError as exc:
+            session.rollback()
+            errors = {k.split(".")[0]: v for k, v in exc.fields.items()}
+            if "public_key" in errors or "ssh_keys" in errors:
+                errors["new_key"] = errors.pop("public_key", None) or errors.pop("ssh_keys")
+            status = 400
+        except ClubError as exc:
+            session.rollback()
+            errors = {"form": exc.message}
+            status = exc.status
+        else:
+            flash("Your capsul is being created.", "success")
+            return redirect(url_for("compute.status", capsul_id=capsul.id))
+    plans = list(session.scalars(select(Plan).where(Plan.active.is_(True))
+                                 .order_by(Plan.price_month_cents)))
+    images = list(session.scalars(select(Image).where(Image.active.is_(True))
+                                  .order_by(Image.name)))
+    keys = capsuls.ssh_keys(session, _user_id())
+    try:
+        balance = billing_port.balance(session, _user_id())
+    except ClubError:
+        balance = None
+    return render_template("compute/create.html", plans=plans, images=images, keys=keys,
+                           errors=errors, form=form, balance=balance,
+                           hours=_settings().min_credit_hours), status
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+@login_required
+def keys() -> str | BaseResponse | tuple[str, int]:
+    session = db.session()
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            req = validate(KeyRequest, form_to_dict(request.form))
+            capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
+        except InputError as exc:
+            session.rollback()
+            errors = exc.fields
+        else:
+            session.commit()
+            flash("Key added.", "success")
+            return redirect(url_for("compute.keys"))
+    page = render_template("compute/keys.html", keys=capsuls.ssh_keys(session, _user_id()),
+                           errors=errors, form=form_to_dict(request.form))
+    return (page, 400) if errors else page
+
+
+@bp.post("/keys/<int:key_id>/delete")
+@login_required
+def delete_key(key_id: int) -> BaseResponse:
+    session = db.session()
+    capsuls.delete_ssh_key(session, _user_id(), key_id)
+    session.commit()
+    flash("Key removed.", "success")
+    return redirect(url_for("compute.keys"))
+
+
+@bp.get("/capsuls/<capsul_id>")
+@login_required
+def status(capsul_id: str) -> str:
+    session = db.session()
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsuls.refresh(session, capsul)
+    session.commit()
+    span = request.args.get("range", "hour")
+    if span not in stats.RANGES:
+        span = "hour"
+    now = utcnow()
+    points = stats.series(session, capsul.id, span, now)
+    start = now - stats.RANGES[span]
+
+    def chart(title: str, unit: str, fixed: float | None = None, **fields: str) -> Markup:
+        series = {label: [(p.at, getattr(p, attr)) for p in points]
+                  for label, attr in fields.items()}
+        return Markup(charts.line_chart(title, series, unit, start, now,  # noqa: S704 - ET output
+                                        fixed_max=fixed))
+
+    graphs = [
+        chart("CPU", "%", 100.0, used="cpu_percent"),
+        chart("Memory", "MiB", float(capsul.plan.memory_mib), used="mem_mib"),
+        chart("Disk", "B/s", read="disk_read", write="disk_write"),
+        chart("Network", "B/s", received="net_rx", sent="net_tx"),
+    ]
+    return render_template("compute/status.html", capsul=capsul, graphs=graphs, span=span,
+                           spans=list(stats.RANGES), uptime=_duration(_uptime(capsul)),
+                           refresh=capsul.status == CREATING)
+
+
+@bp.post("/capsuls/<capsul_id>/action")
+@login_required
+@limiter.limit("60/hour")
+def action(capsul_id: str) -> BaseResponse:
+    try:
+        action_name, capsul = _act(capsul_id, request.form.get("action", ""))
+    except ClubError as exc:
+        if exc.status == 404:
+            raise
+        db.session().rollback()
+        flash(exc.message, "error")
+    else:
+        if action_name == "stop" and capsul.state != "stopped":
+            flash(f"Stop: the guest was asked to shut down; it is forced off after "
+                  f"{_settings().stop_timeout:.0f} seconds if it does not.", "success")
+        else:
+            flash(f"{action_name.capitalize()}: the capsul is now {capsul.state}.", "success")
+    return redirect(url_for("compute.status", capsul_id=capsul_id))
+
+
+def _act(capsul_id: str, action: object) -> tuple[str, Capsul]:
+    """Power actions for the page and the API. A stop waits for the guest, so it runs as a
+    job (the ACPI button is pressed right away); the others are quick and run here."""
+    from clubstack.compute.tasks import enqueue_stop
+
+    session = db.session()
+    user_id = _user_id()
+    capsul = capsuls.get_capsul(session, capsul_id, user_id)
+    req = validate(ActionRequest, {"action": action})
+    if req.action != "stop":
+        capsuls.act(session, capsul, req.action, stop_timeout=_settings().stop_timeout)
+        session.commit()
+        return req.action, capsul
+    capsuls.request_stop(session, capsul)
+    session.commit()
+    enqueue_stop(capsul_id)  # with immediate jobs it runs now, on this thread's session
+    return req.action, capsuls.get_capsul(db.session(), capsul_id, user_id)
+
+
+@bp.route("/capsuls/<capsul_id>/destroy", methods=["GET", "POST"])
+@login_required
+def destroy(capsul_id: str) -> str | BaseResponse | tuple[str, int]:
+    session = db.session()
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    error = None
+    if request.method == "POST":
+        if request.form.get("confirm", "").strip() != capsul.name:
+            error = f"Type {capsul.name} to confirm."
+        else:
+            metering.meter_capsul(session, capsul, utcnow())
+            capsuls.destroy(session, capsul)
+            session.commit()
+            flash(f"Capsul {capsul.name} was destroyed and its disk deleted.", "success")
+            return redirect(url_for("compute.index"))
+    page = render_template("compute/destroy.html", capsul=capsul, error=error)
+    return (page, 400) if error else page
+
+
+@bp.get("/capsuls/<capsul_id>/console")
+@login_required
+def console(capsul_id: str) -> str:
+    capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
+    return render_template("compute/console.html", capsul=capsul, log=capsuls.console(capsul))
+
+
+@bp.get("/admin")
+@admin_required
+def admin() -> str:
+    session = db.session()
+    findings = list(session.scalars(select(Finding).where(Finding.resolved_at.is_(None))
+                                    .order_by(Finding.last_seen_at.desc())))
+    all_capsuls = list(session.scalars(select(Capsul).where(Capsul.status != "destroyed")
+                                       .order_by(Capsul.created_at)))
+    return render_template("compute/admin.html", rooms=hosts.room(session), findings=findings,
+                           capsuls=all_capsuls)
+
+
+# --- JSON API -----------------------------------------------------------------------------
+
+
+@bp.get("/api/capsuls")
+@api_auth
+def api_list() -> Response:
+    return jsonify(capsuls=[capsul_json(c)
+                            for c in capsuls.member_capsuls(db.session(), _user_id())])
+
+
+@bp.post("/api/capsuls")
+@api_auth
+@limiter.limit("20/hour")
+def api_create() -> tuple[Response, int]:
+    capsul = _create(request.get_json(silent=True))
+    return jsonify(capsul_json(capsul)), 202
+
+
+@bp.get("/api/capsuls/<capsul_id>")
+@api_auth
+def api_get(capsul_id: str) -> Response:
+    session = db.session()
+    capsul = capsuls.refresh(session, capsuls.get_capsul(session, capsul_id, _user_id()))
+    session.commit()
+    return jsonify(capsul_json(capsul))
+
+
+@bp.post("/api/capsuls/<capsul_id>/actions")
+@api_auth
+@limiter.limit("60/hour")
+def api_action(capsul_id: str) -> Response:
+    _, capsul = _act(capsul_id, (request.get_json(silent=True) or {}).get("action")
+                     if isinstance(request.get_json(silent=True), dict) else None)
+    return jsonify(capsul_json(capsul))
+
+
+@bp.delete("/api/capsuls/<capsul_id>")
+@api_auth
+def api_destroy(capsul_id: str) -> Response:
+    session = db.session()
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    metering.meter_capsul(session, capsul, utcnow())
+    capsuls.destroy(session, capsul)
+    session.commit()
+    return jsonify(id=capsul.id, status=capsul.status)
+
+
+@bp.get("/api/capsuls/<capsul_id>/console")
+@api_auth
+def api_console(capsul_id: str) -> Response:
+    capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
+    return jsonify(id=capsul.id, console=capsuls.console(capsul))
+
+
+@bp.get("/api/capsuls/<capsul_id>/stats")
+@api_auth
+def api_stats(capsul_id: str) -> Response:
+    session = db.session()
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    span = request.args.get("range", "hour")
+    if span not in stats.RANGES:
+        raise InputError(fields={"range": f"One of {', '.join(stats.RANGES)}."})
+    points = stats.series(session, capsul.id, span, utcnow())
+    return jsonify(id=capsul.id, range=span, points=[
+        {"at": p.at.isoformat(), "cpu_percent": round(p.cpu_percent, 2), "mem_mib": p.mem_mib,
+         "disk_read": p.disk_read, "disk_write": p.disk_write, "net_rx": p.net_rx,
+         "net_tx": p.net_tx} for p in points])
+
+
+@bp.get("/api/ssh-keys")
+@api_auth
+def api_keys() -> Response:
+    return jsonify(ssh_keys=[{"id": k.id, "name": k.name, "public_key": k.public_key,
+                              "fingerprint": k.fingerprint}
+                             for k in capsuls.ssh_keys(db.session(), _user_id())])
+
+
+@bp.post("/api/ssh-keys")
+@api_auth
+def api_add_key() -> tuple[Response, int]:
+    req = validate(KeyRequest, request.get_json(silent=True))
+    session = db.session()
+    key = capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
+    session.commit()
+    return jsonify(id=key.id, name=key.name, fingerprint=key.fingerprint), 201
+
+
+@bp.delete("/api/ssh-keys/<int:key_id>")
+@api_auth
+def api_delete_key(key_id: int) -> Response:
+    session = db.session()
+    capsuls.delete_ssh_key(session, _user_id(), key_id)
+    session.commit()
+    return jsonify(id=key_id, deleted=True)
+
+
+@bp.get("/api/plans")
+def api_plans() -> Response:
+    plans = db.session().scalars(select(Plan).where(Plan.active.is_(True))
+                                 .order_by(Plan.price_month_cents))
+    return jsonify(plans=[{"name": p.name, "vcpus": p.vcpus, "memory_mib": p.memory_mib,
+                           "disk_gib": p.disk_gib, "price_month_cents": p.price_month_cents,
+                           "price_hour_cents": p.price_hour_cents} for p in plans])
+
+
+@bp.get("/api/images")
+def api_images() -> Response:
+    images = db.session().scalars(select(Image).where(Image.active.is_(True))
+                                  .order_by(Image.name))
+    return jsonify(images=[{"name": i.name, "title": i.title} for i in images])
+
+

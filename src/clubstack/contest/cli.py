@@ -1,0 +1,155 @@
+"""`clubstack contest ...`: judge a file locally, run a sandbox worker, recompute scores."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from clubstack.contest.errors import ContestError
+from clubstack.contest.kinds import KINDS, AesKind, ContestLimits, EcdsaKind
+
+
+@click.group(name="contest")
+def contest_cli() -> None:
+    """The white-box contest: judge C submissions, run sandbox workers."""
+
+
+def _limits(random_vectors: int) -> ContestLimits:
+    try:
+        from clubstack.contest.settings import ContestSettings
+        from clubstack.settings import service_settings
+
+        limits = service_settings(ContestSettings).limits()
+    except Exception:  # no instance configured: the edition 3 defaults
+        limits = ContestLimits()
+    from dataclasses import replace
+
+    return replace(limits, random_vectors=random_vectors)
+
+
+@contest_cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(sorted(KINDS)), required=True, help="Challenge kind.")
+@click.option("--key", help="aes: the embedded AES-128 key (32 hex digits).")
+@click.option("--pubkey", help="ecdsa: the public key x || y (128 hex digits).")
+@click.option("--proof", help="ecdsa: the EC-Schnorr proof r || s (128 hex digits).")
+@click.option("--vectors", "random_vectors", default=100, show_default=True,
+              help="Random test vectors (edge cases come on top).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def judge(file: Path, kind: str, key: str | None, pubkey: str | None, proof: str | None,
+          random_vectors: int, as_json: bool) -> None:
+    """Filter, compile and test FILE in the sandbox, as the server would.
+
+    Exit status: 0 accepted, 1 rejected, 2 bad usage or bad key.
+    """
+    from clubstack.contest import judge as judging
+
+    challenge_kind = KINDS[kind]
+    limits = _limits(random_vectors)
+    try:
+        if isinstance(challenge_kind, AesKind):
+            if not key:
+                raise click.UsageError("--key is required for aes")
+            vectors = challenge_kind.make_vectors(challenge_kind.parse_key(key), random_vectors)
+        else:
+            assert isinstance(challenge_kind, EcdsaKind)
+            if not pubkey or not proof:
+                raise click.UsageError("--pubkey and --proof are required for ecdsa")
+            raw = challenge_kind.check_public_key(pubkey, proof)
+            vectors = challenge_kind.make_vectors(raw, random_vectors)
+    except ContestError as error:
+        raise click.UsageError(error.message) from None
+    from clubstack.contest.sandbox import SandboxError
+
+    try:
+        if as_json:
+            verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(), vectors,
+                                                    limits)
+        else:
+            from rich.console import Console
+
+            with Console(stderr=True).status(
+                    f"judging {file.name} ({len(vectors.inputs)} vectors)"):
+                verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(),
+                                                        vectors, limits)
+    except SandboxError as error:
+        raise click.ClickException(f"the sandbox could not run: {error}") from None
+    result = {
+        "accepted": verdict.accepted, "stage": verdict.stage, "reason": verdict.reason,
+        "vectors": len(vectors.inputs), "object_size": verdict.object_size,
+        "mean_ram_bytes": round(verdict.mean_ram_bytes),
+        "mean_cpu_seconds": verdict.mean_cpu_seconds, "performance": verdict.performance,
+        "compiler_message": verdict.compiler_message,
+        "wall_seconds": answer.get("wall_seconds"),
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{'ACCEPTED' if verdict.accepted else 'REJECTED'} ({verdict.stage}): "
+                   f"{verdict.reason}")
+        if verdict.compiler_message:
+            click.echo(verdict.compiler_message)
+        if verdict.accepted:
+            click.echo(f"object size     {verdict.object_size} bytes "
+                       f"(limit {limits.object_bytes})")
+            click.echo(f"RAM per call    {verdict.mean_ram_bytes:.0f} bytes "
+                       f"(limit {limits.run_memory_bytes})")
+            click.echo(f"CPU per call    {verdict.mean_cpu_seconds * 1e6:.1f} us "
+                       f"(limit {limits.call_cpu_seconds:g} s)")
+            click.echo(f"performance     {verdict.performance:.3f}")
+    sys.exit(0 if verdict.accepted else 1)
+
+
+@contest_cli.command()
+@click.argument("private_key")
+def prove(private_key: str) -> None:
+    """Print the public key and the EC-Schnorr proof for an ECDSA PRIVATE_KEY (64 hex digits).
+
+    What a designer gives with an ecdsa submission. Runs locally; nothing is sent.
+    """
+    from clubstack.contest import p256
+
+    try:
+        d = int(private_key.strip().removeprefix("0x"), 16)
+    except ValueError:
+        raise click.UsageError("the private key must be hexadecimal") from None
+    if not 0 < d < p256.N:
+        raise click.UsageError("the private key must be in [1, n-1]")
+    click.echo(f"public_key {p256.encode_point(p256.public_key(d)).hex()}")
+    click.echo(f"proof {p256.schnorr_prove(d).hex()}")
+
+
+@contest_cli.command()
+@click.option("--workers", default=1, show_default=True, help="Submissions judged at once.")
+def worker(workers: int) -> None:
+    """Run a sandbox worker: judge queued submissions. Needs the job store, not the database."""
+    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.core.jobs import configure_jobs
+    from clubstack.core.logs import setup_logging
+    from clubstack.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings, "contest-worker")
+    configure_jobs(settings)  # answers go back on the main queue
+    queue = sandbox_queue(settings)
+    consumer = queue.create_consumer(workers=workers, worker_type="thread", periodic=False,
+                                     check_worker_health=True)
+    click.echo(f"contest sandbox worker: {workers} thread(s) on queue {queue.name}", err=True)
+    consumer.run()
+
+
+@contest_cli.command()
+def rescore() -> None:
+    """Recompute every challenge's strawberries now (the periodic job does it every 5 min)."""
+    from clubstack.contest import challenges
+    from clubstack.contest.settings import ContestSettings
+    from clubstack.core.db import db, session_scope
+    from clubstack.settings import get_settings, service_settings
+
+    db.init(get_settings().sqlalchemy_url)
+    with session_scope() as session:
+        count = challenges.recompute_scores(session, service_settings(ContestSettings))
+    click.echo(f"{count} challenge(s) scored")

@@ -1,0 +1,238 @@
+"""Contest pages: thin views over challenges.py."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from clubstack.contest import challenges, chart, feed
+from clubstack.contest.kinds import KINDS
+from clubstack.contest.models import Challenge
+from clubstack.contest.settings import ContestSettings
+from clubstack.contest.tasks import enqueue
+from clubstack.core.accounts.auth import current_user, login_required
+from clubstack.core.clock import utcnow
+from clubstack.core.db import db
+from clubstack.core.errors import ClubError, InputError
+from clubstack.core.validation import form_to_dict, validate
+from clubstack.core.web import body_limit, client_ip, limiter
+from clubstack.settings import service_settings
+
+bp = Blueprint("contest", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/contest")
+
+
+def settings() -> ContestSettings:
+    return service_settings(ContestSettings)
+
+
+def rate_key() -> str:
+    """Rate limits count per logged-in user (per address when anonymous)."""
+    user = current_user()
+    return f"user:{user.id}" if user is not None else f"ip:{client_ip()}"
+
+
+def submit_rate() -> str:
+    return settings().submit_rate
+
+
+def break_rate() -> str:
+    return settings().break_rate
+
+
+class SubmitForm(BaseModel):
+    source: str | None = Field(default=None, max_length=60_000_000)
+    key: str | None = Field(default=None, max_length=80)
+    public_key: str | None = Field(default=None, max_length=200)
+    proof: str | None = Field(default=None, max_length=200)
+
+
+class BreakForm(BaseModel):
+    key: str = Field(min_length=1, max_length=200)
+
+
+def read_source(form: SubmitForm) -> bytes:
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        return upload.read()
+    if form.source:
+        return form.source.replace("\r\n", "\n").encode()
+    raise InputError(fields={"file": "Choose a C file or paste the source."})
+
+
+def _chart_series() -> list[chart.Series]:
+    top = challenges.published_challenges(db.session(), limit=8)
+    return [chart.Series(c.name, c.performance or 0.0, c.published_at, c.first_break_at)
+            for c in top if c.published_at is not None]
+
+
+@bp.get("/")
+def index() -> str:
+    session = db.session()
+    now = utcnow()
+    conf = settings()
+    svg = chart.render(_chart_series(), now, conf.final_deadline)
+    return render_template(
+        "contest/index.html", counters=challenges.counters(session), chart_svg=svg,
+        top=challenges.published_challenges(session, limit=10), conf=conf,
+        kind=KINDS[conf.kind], breaks=challenges.recent_breaks(session, limit=10), now=now,
+    )
+
+
+@bp.get("/rules")
+def rules() -> str:
+    conf = settings()
+    return render_template("contest/rules.html", conf=conf, kind=KINDS[conf.kind],
+                           limits=conf.limits())
+
+
+@bp.get("/chart.svg")
+def chart_svg() -> Response:
+    now = utcnow()
+    svg = chart.render(_chart_series(), now, settings().final_deadline)
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.get("/challenges")
+def challenge_list() -> str:
+    return render_template("contest/challenges.html",
+                           rows=challenges.published_challenges(db.session()))
+
+
+@bp.get("/challenges/<name>")
+def challenge(name: str) -> str:
+    found = challenges.get_challenge(db.session(), name)
+    user = current_user()
+    if not challenges.can_see_source(found, user):
+        abort(404)
+    return render_template(
+        "contest/challenge.html", c=found, user=user, conf=settings(),
+        strawberries=challenges.current_strawberries(found, settings(), utcnow()),
+    )
+
+
+@bp.get("/challenges/<name>/source.c")
+def challenge_source(name: str) -> Response:
+    found = challenges.get_challenge(db.session(), name)
+    if not challenges.can_see_source(found, current_user()):
+        abort(404)
+    return Response(found.source, mimetype="text/plain", headers={
+        "Content-Disposition": f'attachment; filename="{found.name}.c"'})
+
+
+@bp.get("/challenges/<name>/public_key.txt")
+def challenge_key(name: str) -> Response:
+    found = challenges.get_challenge(db.session(), name)
+    if not challenges.can_see_source(found, current_user()) or not found.public_key:
+        abort(404)
+    body = f"public_key {found.public_key}\nproof {found.proof}\n"
+    return Response(body, mimetype="text/plain")
+
+
+@bp.post("/challenges/<name>/break")
+@login_required
+@limiter.limit(break_rate, key_func=rate_key)
+def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
+    session = db.session()
+    found = challenges.get_challenge(session, name)
+    user = current_user()
+    assert user is not None
+    try:
+        form = validate(BreakForm, form_to_dict(request.form))
+        challenges.attempt_break(session, user, found, form.key, settings())
+    except ClubError as error:
+        session.rollback()
+        page = render_template("contest/challenge.html", c=found, user=user, conf=settings(),
+                               strawberries=challenges.current_strawberries(
+                                   found, settings(), utcnow()),
+                               break_error=error.message)
+        return page, error.status
+    session.commit()
+    return redirect(url_for("contest.challenge", name=name, broken=1))
+
+
+@bp.route("/submit", methods=["GET", "POST"])
+@body_limit(lambda: settings().source_bytes + 1_000_000)  # the source plus the form's fields
+@login_required
+@limiter.limit(submit_rate, key_func=rate_key, methods=["POST"])
+def submit() -> str | BaseResponse | tuple[str, int]:
+    conf = settings()
+    if request.method == "GET":
+        return render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
+                               errors={}, values={})
+    session = db.session()
+    user = current_user()
+    assert user is not None
+    values = form_to_dict(request.form)
+    try:
+        form = validate(SubmitForm, values)
+        created = challenges.submit(session, user, conf, read_source(form), key=form.key,
+                                    public_key=form.public_key, proof=form.proof)
+        session.commit()
+    except ClubError as error:
+        session.rollback()
+        errors = getattr(error, "fields", {}) or {"form": error.message}
+        if len(str(values.get("source", ""))) > 200_000:
+            values.pop("source")  # do not echo a huge paste back
+        return render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
+                               errors=errors, values=values), error.status
+    public_id = created.public_id
+    enqueue(created, conf)
+    return redirect(url_for("contest.submission", public_id=public_id))
+
+
+@bp.get("/submissions/<public_id>")
+@login_required
+def submission(public_id: str) -> str:
+    session = db.session()
+    found = session.scalar(select(Challenge).where(Challenge.public_id == public_id))
+    user = current_user()
+    if found is None or user is None or (found.owner_id != user.id and not user.is_admin):
+        abort(404)
+    return render_template("contest/submission.html", c=found,
+                           position=challenges.queue_position(session, found))
+
+
+@bp.get("/mine")
+@login_required
+def mine() -> str:
+    user = current_user()
+    assert user is not None
+    return render_template("contest/mine.html",
+                           rows=challenges.user_challenges(db.session(), user, True))
+
+
+@bp.get("/breaks")
+def breaks() -> str:
+    return render_template("contest/breaks.html", rows=challenges.recent_breaks(db.session()))
+
+
+@bp.get("/bananas")
+def bananas() -> str:
+    return render_template("contest/bananas.html",
+                           rows=challenges.bananas_ranking(db.session()))
+
+
+@bp.get("/u/<nickname>")
+def user_page(nickname: str) -> str:
+    session = db.session()
+    person = challenges.user_by_nickname(session, nickname)
+    return render_template("contest/user.html", person=person,
+                           designed=challenges.user_challenges(session, person, False),
+                           broke=challenges.user_breaks(session, person))
+
+
+@bp.get("/feed.atom")
+def atom() -> Response:
+    session = db.session()
+    xml = feed.render(
+        title=settings().title, site=request.url_root.rstrip("/"),
+        index_url=url_for("contest.index", _external=True),
+        self_url=url_for("contest.atom", _external=True),
+        published=challenges.published_challenges(session),
+        breaks=challenges.recent_breaks(session, limit=100),
+        link=lambda name: url_for("contest.challenge", name=name, _external=True),
+    )
+    return Response(xml, mimetype="application/atom+xml")

@@ -1,0 +1,252 @@
+"""Where messages live: one small interface, a Redis and a SQL implementation.
+
+Both answer only with live messages (expiry checked on the movable clock as well as by the
+backend), and both make burn-after-reading exactly-once: Redis by GETDEL, SQL by a single
+DELETE whose affected-row count tells which reader won.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from clubstack.core.clock import utcnow
+from clubstack.core.errors import Unavailable
+from clubstack.drop.models import DropMessage
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger("clubstack.drop")
+
+
+class StoreUnavailable(Unavailable):
+    code = "store_unavailable"
+    message = "The message store is unreachable; try again in a moment."
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    body: str
+    burn: bool
+    created_at: datetime
+    expires_at: datetime
+    delete_hash: str
+
+
+class MessageStore(Protocol):
+    def put(self, message: StoredMessage) -> None: ...
+
+    def read(self, message_id: str) -> StoredMessage | None:
+        """The live message, or None. A burn-after-reading message is removed by this read,
+        and of concurrent readers exactly one gets it."""
+
+    def delete(self, message_id: str, delete_hash: str) -> bool:
+        """Remove the message if the hash matches; True when something was removed."""
+
+    def purge(self) -> int:
+        """Remove expired messages the backend does not expire on its own; how many."""
+
+    def ping(self) -> None: ...
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+class RedisStore:
+    """Each message is one JSON value with a TTL. Burn messages live under their own key prefix,
+    so a read asks for both keys in one round trip: GET the normal key, GETDEL the burn key."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "clubstack:drop:") -> None:
+        import redis  # the optional [redis] extra: only needed when Redis holds the messages
+
+        self.client = client
+        self.prefix = prefix
+        self._down: tuple[type[Exception], ...] = (redis.RedisError,)
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float = 2.0) -> RedisStore:
+        import redis
+
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+        return cls(client)
+
+    def _key(self, message_id: str, burn: bool) -> str:
+        return f"{self.prefix}{'b' if burn else 'm'}:{message_id}"
+
+    def put(self, message: StoredMessage) -> None:
+        value = json.dumps(
+            {
+                "body": message.body,
+                "created_at": message.created_at.timestamp(),
+                "expires_at": message.expires_at.timestamp(),
+                "delete_hash": message.delete_hash,
+            }
+        )
+        ttl = max(1, int((message.expires_at - utcnow()).total_seconds()))
+        try:
+            stored = self.client.set(self._key(message.id, message.burn), value, ex=ttl, nx=True)
+        except self._down as error:
+            raise _redis_down(error) from None
+        if not stored:  # 128 random bits never collide; if they did, never overwrite a message
+            raise RuntimeError("drop id collision in Redis")
+
+    def read(self, message_id: str) -> StoredMessage | None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self._key(message_id, False))
+            pipe.getdel(self._key(message_id, True))
+            plain, burnt = pipe.execute()
+        except self._down as error:
+            raise _redis_down(error) from None
+        raw, burn = (plain, False) if plain is not None else (burnt, True)
+        if raw is None:
+            return None
+        message = _decode(message_id, raw, burn)
+        if message.expires_at <= utcnow():
+            return None
+        return message
+
+    def delete(self, message_id: str, delete_hash: str) -> bool:
+        try:
+            for burn in (False, True):
+                key = self._key(message_id, burn)
+                raw = self.client.get(key)
+                stored = _decode(message_id, raw, burn) if raw is not None else None
+                if stored is not None and hmac.compare_digest(stored.delete_hash, delete_hash):
+                    return bool(self.client.delete(key))
+        except self._down as error:
+            raise _redis_down(error) from None
+        return False
+
+    def purge(self) -> int:
+        return 0  # Redis expires keys itself (TTL)
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
+        except self._down as error:
+            raise _redis_down(error) from None
+
+
+def _decode(message_id: str, raw: bytes, burn: bool) -> StoredMessage:
+    data = json.loads(raw)
+    return StoredMessage(
+        id=message_id,
+        body=data["body"],
+        burn=burn,
+        created_at=datetime.fromtimestamp(data["created_at"], UTC),
+        expires_at=datetime.fromtimestamp(data["expires_at"], UTC),
+        delete_hash=data["delete_hash"],
+    )
+
+
+def _redis_down(error: Exception) -> StoreUnavailable:
+    log.warning("drop store (redis) unavailable: %s", type(error).__name__)
+    return StoreUnavailable()
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+_table = DropMessage.__table__
+# Errors that mean the database cannot be reached; anything else is a bug and surfaces as one.
+_SQL_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+# Built once: the read path is the hot one, and building statements costs more than running them.
+_READ = select(_table).where(_table.c.id == bindparam("id"), _table.c.expires_at > bindparam("now"))
+_BURN = delete(_table).where(_table.c.id == bindparam("id"), _table.c.burn.is_(True))
+_DELETE = delete(_table).where(
+    _table.c.id == bindparam("id"), _table.c.delete_hash == bindparam("h")
+)
+_PURGE = delete(_table).where(_table.c.expires_at <= bindparam("now"))
+_INSERT = insert(_table)
+
+
+class SqlStore:
+    """Messages as rows of drop_messages. Each operation is its own short transaction, so a
+    SQLite reader never has to upgrade a stale snapshot to a write lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def put(self, message: StoredMessage) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _INSERT,
+                    {
+                        "id": message.id,
+                        "body": message.body,
+                        "burn": message.burn,
+                        "created_at": message.created_at,
+                        "expires_at": message.expires_at,
+                        "delete_hash": message.delete_hash,
+                    },
+                )
+        except _SQL_DOWN as error:
+            raise _sql_down(error) from None
+
+    def read(self, message_id: str) -> StoredMessage | None:
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(_READ, {"id": message_id, "now": utcnow()}).first()
+            if row is None:
+                return None
+            if row.burn:
+                # The burn itself is this one statement: of concurrent readers, exactly one
+                # deletes the row (affected rows == 1) and may show the message.
+                with self.engine.begin() as conn:
+                    gone = conn.execute(_BURN, {"id": message_id})
+                if gone.rowcount != 1:
+                    return None
+        except _SQL_DOWN as error:
+            raise _sql_down(error) from None
+        return StoredMessage(
+            id=row.id,
+            body=row.body,
+            burn=bool(row.burn),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            delete_hash=row.delete_hash,
+        )
+
+    def delete(self, message_id: str, delete_hash: str) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(_DELETE, {"id": message_id, "h": delete_hash})
+        except _SQL_DOWN as error:
+            raise _sql_down(error) from None
+        return result.rowcount == 1
+
+    def purge(self) -> int:
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(_PURGE, {"now": utcnow()})
+        except _SQL_DOWN as error:
+            raise _sql_down(error) from None
+        return int(result.rowcount or 0)
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except _SQL_DOWN as error:
+            raise _sql_down(error) from None
+
+
+def _sql_down(error: Exception) -> StoreUnavailable:
+    log.warning("drop store (sql) unavailable: %s", type(error).__name__)
+    return StoreUnavailable()

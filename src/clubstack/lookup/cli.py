@@ -1,0 +1,121 @@
+"""`clubstack lookup INDICATOR... [--json|--csv]`: the checks from a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+
+import click
+
+EXIT_MALICIOUS = 3
+
+
+@click.command("lookup")
+@click.argument("indicators", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the results as CSV.")
+@click.option(
+    "--text", "from_stdin", is_flag=True, help="Read free text from stdin and extract indicators."
+)
+def lookup_command(
+    indicators: tuple[str, ...], as_json: bool, as_csv: bool, from_stdin: bool
+) -> None:
+    """Look up URLs, domains, IPs, e-mail addresses and hashes.
+
+    Exit status: 0 when done and nothing is malicious, 3 when something is, 2 on bad input.
+    """
+    from clubstack.core.db import db, session_scope
+    from clubstack.core.errors import ClubError
+    from clubstack.core.migrate import upgrade
+    from clubstack.lookup import batches
+    from clubstack.lookup.findings import Level
+    from clubstack.lookup.models import LookupBatch, LookupItem
+    from clubstack.lookup.runner import run_lookups
+    from clubstack.settings import get_settings
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other")
+    text = sys.stdin.read() if from_stdin else None
+    if not indicators and not text:
+        raise click.UsageError("give at least one indicator (or --text with text on stdin)")
+    try:
+        found = batches.recognise(text=text, indicators=list(indicators) or None)
+    except ClubError as error:
+        details = "; ".join(f"{k}: {v}" for k, v in getattr(error, "fields", {}).items())
+        raise click.UsageError(f"{error.message} {details}".strip()) from None
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    db.init(settings.sqlalchemy_url)
+    config = batches.settings()
+    checks = batches.build_checks(config)
+    results: dict[str, dict[str, dict]] = {i.key: {} for i in found}
+    from rich.progress import Progress
+
+    with (
+        session_scope() as session,
+        Progress(transient=True, disable=not sys.stderr.isatty(), console=None) as progress,
+    ):
+        task = progress.add_task("Looking up", total=len(found) * len(checks))
+        cache = batches.DatabaseCache(session, timedelta(seconds=config.cache_ttl_seconds))
+
+        def on_result(indicator, result) -> None:  # noqa: ANN001
+            results[indicator.key][result.check] = result.to_dict()
+            progress.advance(task)
+
+        run_lookups(found, checks, cache=cache, workers=config.workers, on_result=on_result)
+
+    batch = LookupBatch(id="cli", checks=",".join(batches.CHECK_ORDER), status="done")
+    batch.total = batch.done = len(found) * len(checks)
+    from clubstack.core.db import utcnow
+
+    batch.created_at = utcnow()
+    batch.items = []
+    worst = Level.NONE
+    for position, indicator in enumerate(found):
+        row = results[indicator.key]
+        verdict = max((Level[r["level"].upper()] for r in row.values()), default=Level.NONE)
+        worst = max(worst, verdict)
+        batch.items.append(
+            LookupItem(
+                position=position,
+                kind=str(indicator.kind),
+                value=indicator.value,
+                verdict=int(verdict),
+                results=json.dumps(row),
+            )
+        )
+    if as_json:
+        click.echo(json.dumps(batches.batch_json(batch), indent=2))
+    elif as_csv:
+        click.echo(batches.batch_csv(batch), nl=False)
+    else:
+        _table(batch)
+    if worst is Level.MALICIOUS:
+        sys.exit(EXIT_MALICIOUS)
+
+
+def _table(batch: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from clubstack.lookup import batches
+
+    colours = {"none": "dim", "harmless": "green", "suspicious": "yellow", "malicious": "red"}
+    table = Table(show_lines=False)
+    table.add_column("verdict")
+    table.add_column("indicator", no_wrap=True)
+    for check in batches.CHECK_ORDER:
+        table.add_column(batches.CHECK_TITLES[check])
+    for row in batches.rows(batch):  # type: ignore[arg-type]
+        cells = [f"[{colours[row['verdict']]}]{row['verdict_label']}[/]", row["display"]]
+        for check in batches.CHECK_ORDER:
+            r = row["results"].get(check) or {}
+            if r.get("status") not in ("ok", None):
+                cells.append(f"[dim]{r['status'].replace('_', ' ')}[/]")
+            else:
+                cells.append(f"[{colours.get(r.get('level', 'none'))}]{r.get('summary', '')}[/]")
+        table.add_row(*cells)
+    # A pipe or file gets wide lines rather than indicators broken across rows.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)

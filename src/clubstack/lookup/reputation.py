@@ -1,0 +1,266 @@
+"""Reputation checks: VirusTotal API v3 and AbuseIPDB API v2 (``check``).
+
+Plain HTTP through the core client (clubstack.core.net), not vt-py: vt-py brings its own
+aiohttp session, which would bypass the SSRF guard, the timeouts and the shared quotas.
+The operator's quotas are taken *before* a request is sent; past the quota a check either
+waits (when the window frees up within ``max_wait`` seconds) or reports "quota exhausted"
+without sending anything. API keys travel only in request headers and never appear in
+results, errors or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clubstack.core.net import HttpClient, Quota, QuotaExhausted, SSRFBlocked, UpstreamError
+from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
+from clubstack.lookup.indicators import Indicator, Kind, is_public_name
+
+Sleeper = Callable[[float], None]
+
+
+class MalformedAnswer(ValueError):
+    """The provider answered something that is not what its documentation promises."""
+
+
+def _send(
+    check: str,
+    http: HttpClient,
+    quota: Quota | None,
+    max_wait: float,
+    sleep: Sleeper,
+    url: str,
+    **kwargs: Any,
+) -> Any:
+    """GET with the quota; returns the response or a finished CheckResult."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        try:
+            return http.get(url, quota=quota, **kwargs)
+        except QuotaExhausted as exc:
+            wait = float(exc.retry_after or 0)
+            if wait and time.monotonic() + wait <= deadline:
+                sleep(wait)
+                continue
+            return CheckResult(
+                check,
+                Status.QUOTA_EXHAUSTED,
+                summary="quota exhausted: not sent",
+                data={"retry_after": exc.retry_after},
+            )
+        except (UpstreamError, SSRFBlocked) as exc:
+            return CheckResult(check, Status.ERROR, summary=str(exc.message))
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise MalformedAnswer("answer is not JSON") from exc
+    if not isinstance(body, dict):
+        raise MalformedAnswer("answer is not a JSON object")
+    return body
+
+
+def vt_url_id(url: str) -> str:
+    """VirusTotal's identifier of a URL: unpadded URL-safe base64 of the URL."""
+    return base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+class VirusTotalCheck:
+    name = "virustotal"
+    title = "VirusTotal"
+    kinds = frozenset(Kind)
+
+    def __init__(
+        self,
+        http: HttpClient,
+        api_key: str | None,
+        *,
+        base_url: str = "https://www.virustotal.com/api/v3",
+        quota: Quota | None = None,
+        max_wait: float = 0.0,
+        sleep: Sleeper = time.sleep,
+        malicious_at: int = 2,
+    ) -> None:
+        self.http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.quota = quota
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.malicious_at = malicious_at
+
+    def _path(self, indicator: Indicator) -> str | None:
+        if indicator.kind.is_hash:
+            return f"/files/{indicator.value}"
+        if indicator.kind.is_ip:
+            return f"/ip_addresses/{indicator.value}"
+        if indicator.kind is Kind.URL:
+            return f"/urls/{vt_url_id(indicator.value)}"
+        host = indicator.host
+        if host and is_public_name(host):
+            return f"/domains/{host}"
+        return None
+
+    def run(self, indicator: Indicator) -> CheckResult:
+        if not self._key:
+            return CheckResult(self.name, Status.NOT_CONFIGURED, summary="no API key configured")
+        path = self._path(indicator)
+        if path is None:
+            return not_applicable(self.name, "internal names are not known to VirusTotal")
+        response = _send(
+            self.name,
+            self.http,
+            self.quota,
+            self.max_wait,
+            self.sleep,
+            self.base_url + path,
+            headers={"x-apikey": self._key, "Accept": "application/json"},
+        )
+        if isinstance(response, CheckResult):
+            return response
+        try:
+            return self._interpret(response)
+        except MalformedAnswer as exc:
+            return CheckResult(self.name, Status.ERROR, summary=f"malformed answer: {exc}")
+
+    def _interpret(self, response: Any) -> CheckResult:
+        if response.status_code == 404:
+            result = CheckResult(self.name, summary="not known to VirusTotal")
+            result.add(Level.NONE, result.summary)
+            return result
+        if response.status_code == 429:
+            return CheckResult(
+                self.name, Status.QUOTA_EXHAUSTED, summary="VirusTotal says: quota exceeded"
+            )
+        if response.status_code != 200:
+            code = ""
+            with contextlib.suppress(MalformedAnswer, AttributeError):
+                code = str(_json(response).get("error", {}).get("code", ""))
+            return CheckResult(
+                self.name, Status.ERROR, summary=f"VirusTotal HTTP {response.status_code} {code}"
+            )
+        body = _json(response)
+        try:
+            attributes = body["data"]["attributes"]
+            stats = attributes["last_analysis_stats"]
+            counts = {k: int(stats.get(k, 0)) for k in ("malicious", "suspicious", "harmless")}
+            counts["undetected"] = int(stats.get("undetected", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedAnswer("no data.attributes.last_analysis_stats") from exc
+        result = CheckResult(self.name)
+        result.data = {"last_analysis_stats": counts}
+        for key in ("reputation", "last_analysis_date", "meaningful_name", "as_owner", "country"):
+            if key in attributes:
+                result.data[key] = attributes[key]
+        malicious, suspicious = counts["malicious"], counts["suspicious"]
+        engines = sum(counts.values())
+        result.summary = f"{malicious}/{engines} engines malicious"
+        if malicious >= self.malicious_at:
+            result.add(Level.MALICIOUS, result.summary)
+        elif malicious or suspicious:
+            result.add(Level.SUSPICIOUS, f"{malicious} malicious, {suspicious} suspicious")
+        elif engines:
+            result.add(Level.HARMLESS, result.summary)
+        else:
+            result.add(Level.NONE, "no engine has analysed it")
+        return result
+
+
+class AbuseIPDBCheck:
+    name = "abuseipdb"
+    title = "AbuseIPDB"
+    kinds = frozenset({Kind.IPV4, Kind.IPV6})
+
+    def __init__(
+        self,
+        http: HttpClient,
+        api_key: str | None,
+        *,
+        base_url: str = "https://api.abuseipdb.com/api/v2",
+        quota: Quota | None = None,
+        max_wait: float = 0.0,
+        sleep: Sleeper = time.sleep,
+        max_age_days: int = 90,
+        suspicious_at: int = 25,
+        malicious_at: int = 75,
+    ) -> None:
+        self.http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.quota = quota
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.max_age_days = max_age_days
+        self.suspicious_at = suspicious_at
+        self.malicious_at = malicious_at
+
+    def run(self, indicator: Indicator) -> CheckResult:
+        if not indicator.kind.is_ip:
+            return not_applicable(self.name, "AbuseIPDB knows IP addresses only")
+        if not self._key:
+            return CheckResult(self.name, Status.NOT_CONFIGURED, summary="no API key configured")
+        response = _send(
+            self.name,
+            self.http,
+            self.quota,
+            self.max_wait,
+            self.sleep,
+            f"{self.base_url}/check",
+            params={"ipAddress": indicator.value, "maxAgeInDays": str(self.max_age_days)},
+            headers={"Key": self._key, "Accept": "application/json"},
+        )
+        if isinstance(response, CheckResult):
+            return response
+        try:
+            return self._interpret(response)
+        except MalformedAnswer as exc:
+            return CheckResult(self.name, Status.ERROR, summary=f"malformed answer: {exc}")
+
+    def _interpret(self, response: Any) -> CheckResult:
+        if response.status_code == 429:
+            return CheckResult(
+                self.name, Status.QUOTA_EXHAUSTED, summary="AbuseIPDB says: rate limit exceeded"
+            )
+        if response.status_code != 200:
+            detail = ""
+            try:
+                errors = _json(response).get("errors") or [{}]
+                detail = str(errors[0].get("detail", ""))[:200]
+            except (MalformedAnswer, AttributeError, IndexError, TypeError):
+                pass
+            return CheckResult(
+                self.name, Status.ERROR, summary=f"AbuseIPDB HTTP {response.status_code} {detail}"
+            )
+        body = _json(response)
+        try:
+            data = body["data"]
+            score = int(data["abuseConfidenceScore"])
+            reports = int(data.get("totalReports") or 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedAnswer("no data.abuseConfidenceScore") from exc
+        result = CheckResult(self.name)
+        result.data = {
+            "abuseConfidenceScore": score,
+            "totalReports": reports,
+            "isTor": bool(data.get("isTor")),
+            "usageType": data.get("usageType"),
+            "countryCode": data.get("countryCode"),
+            "isp": data.get("isp"),
+            "lastReportedAt": data.get("lastReportedAt"),
+        }
+        result.summary = f"confidence {score}%, {reports} reports"
+        if score >= self.malicious_at:
+            result.add(Level.MALICIOUS, result.summary)
+        elif score >= self.suspicious_at:
+            result.add(Level.SUSPICIOUS, result.summary)
+        else:
+            result.add(Level.HARMLESS, result.summary)
+        if data.get("isTor"):
+            result.add(Level.SUSPICIOUS, "Tor exit node")
+        return result

@@ -1,0 +1,186 @@
+"""Judging end to end in the sandbox: samples, the hostile corpus, the verifiers."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from clubstack.contest import judge, p256
+from clubstack.contest.errors import SourceRejected
+from clubstack.contest.kinds import KINDS, ContestLimits, Vectors
+
+from .conftest import SAMPLES
+
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
+AES = KINDS["aes"]
+ECDSA = KINDS["ecdsa"]
+AES_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+ECDSA_D = 0xC477F9F65C22CCE20657FAA5B2D1D8122336F851A508A1ED04E479C34985BF96
+LIMITS = ContestLimits(call_cpu_seconds=0.5, random_vectors=100)
+FEW = dataclasses.replace(LIMITS, random_vectors=5)
+
+
+def sandbox_pids() -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,uid=,stat="], capture_output=True,
+                         text=True).stdout
+    rows = (line.split() for line in out.splitlines())
+    return {int(p) for p, u, st in rows if int(u) == 65534 and not st.startswith("Z")}
+
+
+def aes_vectors(count: int = 100) -> Vectors:
+    return AES.make_vectors(AES_KEY, count)
+
+
+def test_sample_aes_is_accepted_with_103_vectors():
+    vectors = aes_vectors()
+    assert len(vectors.inputs) == 103
+    verdict, answer = judge.judge_locally(AES, (SAMPLES / "aes_sample.c").read_bytes(),
+                                          vectors, LIMITS)
+    assert verdict.accepted, verdict.reason
+    assert len(answer["outputs"]) == 103 and len(answer["cpu_ns"]) == 103
+    assert 0 < verdict.object_size < LIMITS.object_bytes
+    assert 0 < verdict.mean_ram_bytes < LIMITS.run_memory_bytes
+    assert verdict.performance is not None and verdict.performance > 1
+
+
+def test_sample_aes_with_wrong_declared_key_is_refused():
+    vectors = AES.make_vectors(bytes(16), 5)
+    verdict, _ = judge.judge_locally(AES, (SAMPLES / "aes_sample.c").read_bytes(), vectors, FEW)
+    assert not verdict.accepted and "wrong ciphertext" in verdict.reason
+
+
+def test_sample_ecdsa_signatures_verify_including_edge_hashes():
+    public = p256.encode_point(p256.public_key(ECDSA_D))
+    proof = p256.schnorr_prove(ECDSA_D)
+    key = ECDSA.check_public_key(public.hex(), proof.hex())
+    vectors = ECDSA.make_vectors(key, 20)
+    assert vectors.inputs[-3:] == [bytes(32), b"\xff" * 32, p256.N.to_bytes(32, "big")]
+    verdict, answer = judge.judge_locally(ECDSA, (SAMPLES / "ecdsa_sample.c").read_bytes(),
+                                          vectors, LIMITS)
+    assert verdict.accepted, verdict.reason
+    # a different public key: the same signatures no longer verify
+    other = ECDSA.make_vectors(p256.encode_point(p256.public_key(12345)), 20)
+    other.inputs = vectors.inputs
+    outputs = [bytes.fromhex(h) for h in answer["outputs"]]
+    assert "does not verify" in (ECDSA.verify(other, outputs) or "")
+
+
+AES_PROTO = "void AES_128_encrypt(unsigned char c[16], unsigned char p[16])"
+HOSTILE = {
+    "fork_bomb": ("int fork(void);\n" + AES_PROTO + " { for (;;) fork(); }\n", "killed"),
+    "infinite_loop": (AES_PROTO + " { volatile int x = 0; for (;;) x++; }\n", "time_limit"),
+    "sleep_forever": ("unsigned sleep(unsigned);\n" + AES_PROTO + " { sleep(100000); }\n",
+                      "killed"),
+    "memory_hog": (
+        "void *malloc(unsigned long);\n" + AES_PROTO
+        + " { for (;;) { volatile char *b = malloc(1 << 20);"
+        " for (int i = 0; i < (1 << 20); i += 4096) b[i] = 1; } }\n", "memory_limit"),
+    "output_flood": (
+        "long write(int, const void *, unsigned long);\nstatic char buf[65536];\n" + AES_PROTO
+        + " { for (int i = 0; i < 1600; i++) write(1, buf, sizeof buf); }\n", "output_limit"),
+    "read_passwd": (
+        "int open(const char *, int, ...);\nlong read(int, void *, unsigned long);\n"
+        + AES_PROTO + " { char b[16]; int fd = open(\"/etc/passwd\", 0);"
+        " if (fd >= 0) read(fd, b, 16); for (int i = 0; i < 16; i++) c[i] = b[i]; }\n",
+        "killed"),
+    "open_socket": ("int socket(int, int, int);\n" + AES_PROTO + " { socket(2, 1, 0); }\n",
+                    "killed"),
+    "exec_shell": (
+        "int execve(const char *, char *const[], char *const[]);\n" + AES_PROTO
+        + " { char *argv[] = {\"/bin/sh\", 0}; execve(\"/bin/sh\", argv, 0); }\n", "killed"),
+    "crash_on_50th_call": (
+        "static int calls;\n" + AES_PROTO
+        + " { if (++calls == 50) *(volatile int *)0 = 1; for (int i = 0; i < 16; i++)"
+        " c[i] = p[i]; }\n", "crashed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_corpus(name, tmp_path):
+    source, expected = HOSTILE[name]
+    before = sandbox_pids()
+    marker = tmp_path / "untouched"
+    marker.write_text("same")
+    verdict, answer = judge.judge_locally(AES, source.encode(), aes_vectors(60), LIMITS)
+    assert not verdict.accepted
+    assert answer["stage"] == "tested", answer
+    assert answer["verdict"] == expected, answer["reason"]
+    if name == "crash_on_50th_call":
+        assert len(answer["outputs"]) == 49 and answer["reason"].startswith("call 50:")
+    if name == "read_passwd":
+        assert "root" not in str(answer["outputs"])
+    assert sandbox_pids() <= before
+    assert marker.read_text() == "same"
+
+
+def test_object_size_bomb_is_refused_at_compile_time():
+    source = "static unsigned char big[30000000] = {1};\n" + AES_PROTO + \
+        " { for (int i = 0; i < 16; i++) c[i] = p[i] ^ big[i]; }\n"
+    verdict, _ = judge.judge_locally(AES, source.encode(), aes_vectors(5), FEW)
+    assert verdict.stage == "compile_failed"
+    assert "object file would exceed" in verdict.reason
+
+
+def test_worker_goes_on_after_hostile_runs():
+    for name in ("fork_bomb", "memory_hog"):
+        judge.judge_locally(AES, HOSTILE[name][0].encode(), aes_vectors(5), FEW)
+    verdict, _ = judge.judge_locally(AES, (SAMPLES / "aes_sample.c").read_bytes(),
+                                     aes_vectors(5), FEW)
+    assert verdict.accepted
+
+
+def test_compile_error_is_reported_truncated_and_without_host_paths():
+    verdict, _ = judge.judge_locally(AES, b"this is not C;\n" * 2000, aes_vectors(5), FEW)
+    message = verdict.reason
+    assert "compilation failed" in message and len(message) < judge.COMPILER_MESSAGE_MAX + 100
+    assert "/work/wt" not in message and "/tmp/clubstack-sbx" not in message
+
+
+def test_implicit_declaration_is_refused():
+    source = AES_PROTO + " { memcpy(c, p, 16); }\n"
+    verdict, _ = judge.judge_locally(AES, source.encode(), aes_vectors(5), FEW)
+    assert verdict.stage == "compile_failed" and "implicit declaration" in verdict.reason
+
+
+def test_token_pasting_extern_is_caught_after_preprocessing():
+    source = "#define J(a, b) a##b\nJ(ext, ern) int x;\n" + AES_PROTO + " { c[0] = p[0]; }\n"
+    verdict, _ = judge.judge_locally(AES, source.encode(), aes_vectors(5), FEW)
+    assert verdict.stage == "compile_failed"
+    assert "after preprocessing, line 2: 'extern'" in verdict.reason
+
+
+def test_sandbox_node_answer_needs_no_secret():
+    vectors = aes_vectors(5)
+    payload = judge.make_payload(AES, (SAMPLES / "aes_sample.c").read_text(), vectors.inputs,
+                                 FEW)
+    assert set(payload) == {"kind", "source", "inputs", "limits"}
+    answer = judge.execute_job(payload)
+    assert judge.conclude(AES, vectors, answer, FEW).accepted
+    forged = dict(answer, outputs=["00" * 16] * len(answer["outputs"]))
+    assert not judge.conclude(AES, vectors, forged, FEW).accepted
+
+
+def test_compiler_sees_no_host_file_even_without_the_filter(tmp_path):
+    secret = tmp_path / "secret.h"
+    secret.write_text("#error SECRET-CONTENT\n")
+    for target in ("/etc/hostname", str(secret)):
+        source = f'#include "{target}"\n' + AES_PROTO + " { c[0] = p[0]; }\n"
+        with pytest.raises(SourceRejected) as info:
+            judge.compile_submission(AES, source, FEW)  # straight to the compiler
+        assert "No such file" in info.value.message
+        assert "SECRET-CONTENT" not in info.value.message
+
+
+def test_forged_per_call_times_cannot_go_under_the_cgroup_total():
+    vectors = aes_vectors(5)
+    answer = judge.execute_job(judge.make_payload(
+        AES, (SAMPLES / "aes_sample.c").read_text(), vectors.inputs, FEW))
+    honest = judge.conclude(AES, vectors, answer, FEW)
+    forged = dict(answer, cpu_ns=[1] * len(answer["cpu_ns"]), total_cpu_seconds=8.05)
+    claimed = judge.conclude(AES, vectors, forged, FEW)
+    assert honest.accepted and claimed.accepted
+    assert claimed.mean_cpu_seconds == pytest.approx(8.0 / len(vectors.inputs))
+    assert claimed.performance < honest.performance

@@ -1,0 +1,268 @@
+"""Local HTTP servers speaking the documented VirusTotal v3, AbuseIPDB v2 and RDAP APIs.
+
+One ThreadingHTTPServer on loopback answers all three (the adapters only know base URLs).
+Behaviour per indicator is data: ``provider.vt[...]``, ``provider.abuse[...]``,
+``provider.rdap_domains[...]``; special values make it answer 429 or malformed bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+VT_KEY = "vt-test-key-0123456789abcdef"
+ABUSE_KEY = "abuse-test-key-fedcba9876543210"
+
+QUOTA = "quota"  # answer 429 like the provider does when its own quota is used up
+MALFORMED = "malformed"  # answer 200 with a body that is not what the docs promise
+NOT_JSON = "not-json"
+
+
+def vt_object(kind: str, ident: str, malicious: int, suspicious: int = 0) -> dict[str, Any]:
+    return {
+        "data": {
+            "id": ident,
+            "type": kind,
+            "links": {"self": f"https://www.virustotal.com/api/v3/{kind}s/{ident}"},
+            "attributes": {
+                "last_analysis_stats": {
+                    "harmless": 60 - malicious - suspicious,
+                    "malicious": malicious,
+                    "suspicious": suspicious,
+                    "undetected": 10,
+                    "timeout": 0,
+                },
+                "reputation": -malicious,
+                "last_analysis_date": 1763700000,
+            },
+        }
+    }
+
+
+def rdap_domain(name: str, created: datetime, registrar: str = "Example Registrar, Inc.") -> dict:
+    return {
+        "objectClassName": "domain",
+        "ldhName": name.upper(),
+        "handle": f"D-{name}",
+        "status": ["client transfer prohibited"],
+        "events": [
+            {"eventAction": "registration", "eventDate": created.isoformat()},
+            {
+                "eventAction": "expiration",
+                "eventDate": (datetime.now(UTC) + timedelta(days=200)).isoformat(),
+            },
+        ],
+        "entities": [
+            {
+                "objectClassName": "entity",
+                "handle": "292",
+                "roles": ["registrar"],
+                "vcardArray": [
+                    "vcard",
+                    [["version", {}, "text", "4.0"], ["fn", {}, "text", registrar]],
+                ],
+            }
+        ],
+        "nameservers": [{"objectClassName": "nameserver", "ldhName": f"NS1.{name.upper()}"}],
+    }
+
+
+def rdap_network(start: str, end: str, cidr: str, name: str, owner: str, country: str) -> dict:
+    return {
+        "objectClassName": "ip network",
+        "handle": f"NET-{name}",
+        "startAddress": start,
+        "endAddress": end,
+        "ipVersion": "v4",
+        "name": name,
+        "type": "ASSIGNED PA",
+        "country": country,
+        "cidr0_cidrs": [{"v4prefix": cidr.split("/")[0], "length": int(cidr.split("/")[1])}],
+        "entities": [
+            {
+                "objectClassName": "entity",
+                "handle": "ORG-1",
+                "roles": ["registrant"],
+                "vcardArray": [
+                    "vcard",
+                    [["version", {}, "text", "4.0"], ["fn", {}, "text", owner]],
+                ],
+            }
+        ],
+    }
+
+
+class ProviderServer:
+    def __init__(self) -> None:
+        now = datetime.now(UTC)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        # VirusTotal: key -> malicious count or a special value; unknown keys -> 404
+        self.vt: dict[str, Any] = {
+            "domains/evil.example.com": 12,
+            "domains/good.example.com": 0,
+            "domains/new.example.net": 1,
+            "ip_addresses/185.220.101.4": 5,
+            "files/44d88612fea8a8f36de82e1278abb02f": 60,
+            "domains/quota.example.com": QUOTA,
+            "domains/broken.example.com": MALFORMED,
+        }
+        self.abuse: dict[str, Any] = {
+            "185.220.101.4": {"score": 100, "reports": 812, "tor": True},
+            "192.0.2.10": {"score": 0, "reports": 0, "tor": False},
+            "198.51.100.7": QUOTA,
+            "198.51.100.8": NOT_JSON,
+        }
+        # RDAP covers registered domains (the name below the public suffix)
+        self.rdap_domains: dict[str, Any] = {
+            "oldshop.com": rdap_domain("oldshop.com", now - timedelta(days=4000)),
+            "fresh-login.net": rdap_domain("fresh-login.net", now - timedelta(days=3)),
+            "example.com": rdap_domain("example.com", now - timedelta(days=11000)),
+            "broken-rdap.org": MALFORMED,
+            "limited-rdap.org": QUOTA,
+        }
+        self.rdap_ips: dict[str, Any] = {
+            "185.220.101.4": rdap_network(
+                "185.220.101.0",
+                "185.220.101.255",
+                "185.220.101.0/24",
+                "ZWIEBELFREUNDE",
+                "Zwiebelfreunde e.V.",
+                "DE",
+            )
+        }
+        self.mta_sts: dict[str, str] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                with server.lock:
+                    server.requests.append(
+                        {"path": parts.path, "query": parts.query, "headers": dict(self.headers)}
+                    )
+                status, body, ctype = server.answer(parts.path, parse_qs(parts.query), self.headers)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "60")
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def count(self, prefix: str) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r["path"].startswith(prefix))
+
+    # --- the APIs ------------------------------------------------------------------
+
+    def answer(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple:
+        if path.startswith("/vt/api/v3/"):
+            return self._vt(path.removeprefix("/vt/api/v3/"), headers)
+        if path == "/abuseipdb/api/v2/check":
+            return self._abuse(query, headers)
+        if path.startswith("/rdap/"):
+            return self._rdap(path.removeprefix("/rdap/"))
+        if path.startswith("/mta-sts/"):
+            text = self.mta_sts.get(path.removeprefix("/mta-sts/"))
+            if text is None:
+                return 404, b"not found", "text/plain"
+            return 200, text.encode(), "text/plain"
+        return 404, b"not found", "text/plain"
+
+    def _vt(self, rest: str, headers: Any) -> tuple:
+        json_type = "application/json"
+        if headers.get("x-apikey") != VT_KEY:
+            return (
+                401,
+                {"error": {"code": "WrongCredentialsError", "message": "bad key"}},
+                json_type,
+            )
+        kind, _, ident = rest.partition("/")
+        if kind == "urls":
+            padded = ident + "=" * (-len(ident) % 4)
+            ident = base64.urlsafe_b64decode(padded).decode()
+        value = self.vt.get(f"{kind}/{ident}")
+        if value is None:
+            return (
+                404,
+                {"error": {"code": "NotFoundError", "message": f"{ident} not found"}},
+                json_type,
+            )
+        if value == QUOTA:
+            return 429, {"error": {"code": "QuotaExceededError", "message": "quota"}}, json_type
+        if value == MALFORMED:
+            return 200, {"data": {"attributes": {"last_analysis_stats": "lots"}}}, json_type
+        return 200, vt_object(kind.rstrip("s"), ident, int(value)), json_type
+
+    def _abuse(self, query: dict[str, list[str]], headers: Any) -> tuple:
+        json_type = "application/json"
+        if headers.get("Key") != ABUSE_KEY:
+            return 401, {"errors": [{"detail": "Authentication failed.", "status": 401}]}, json_type
+        ip = (query.get("ipAddress") or [""])[0]
+        value = self.abuse.get(ip, {"score": 0, "reports": 0, "tor": False})
+        if value == QUOTA:
+            detail = "Daily rate limit of 1000 requests exceeded for this endpoint."
+            return 429, {"errors": [{"detail": detail, "status": 429}]}, json_type
+        if value == NOT_JSON:
+            return 200, b"<html>maintenance</html>", "text/html"
+        return (
+            200,
+            {
+                "data": {
+                    "ipAddress": ip,
+                    "isPublic": True,
+                    "ipVersion": 6 if ":" in ip else 4,
+                    "isWhitelisted": False,
+                    "abuseConfidenceScore": value["score"],
+                    "countryCode": "DE",
+                    "usageType": "Data Center/Web Hosting/Transit",
+                    "isp": "Example ISP",
+                    "domain": "example.net",
+                    "hostnames": [],
+                    "isTor": value["tor"],
+                    "totalReports": value["reports"],
+                    "numDistinctUsers": value["reports"] // 2,
+                    "lastReportedAt": "2026-11-21T10:00:00+00:00",
+                }
+            },
+            json_type,
+        )
+
+    def _rdap(self, rest: str) -> tuple:
+        rdap_type = "application/rdap+json"
+        kind, _, value = rest.partition("/")
+        table = self.rdap_domains if kind == "domain" else self.rdap_ips
+        answer = table.get(value)
+        if answer is None:
+            return 404, {"errorCode": 404, "title": "Not Found"}, rdap_type
+        if answer == QUOTA:
+            return 429, {"errorCode": 429, "title": "Too Many Requests"}, rdap_type
+        if answer == MALFORMED:
+            return 200, b'{"objectClassName": "domain", "events": ', rdap_type
+        return 200, answer, rdap_type
