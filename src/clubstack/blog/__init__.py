@@ -1,0 +1,38 @@
+"""blog: a static blog generator (Markdown, Pygments, Jinja2, feeds, WordPress import) and
+the comments service the generated pages embed.
+
+The generator (content, render, build, feeds, wordpress, preview) needs no web app:
+`python -m clubstack.blog build SRC OUT`. The comments service is the blueprint in views.
+`service` is created on first access (PEP 562), so the generator's command line does not
+pay for importing Flask and the settings machinery.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _blueprint() -> Any:
+    from clubstack.blog.views import blueprint
+
+    return blueprint()
+
+
+def __getattr__(name: str) -> Any:
+    if name != "service":
+        raise AttributeError(name)
+    from clubstack.blog.cli import blog as cli
+    from clubstack.blog.settings import BlogSettings
+    from clubstack.core.service import Service
+
+    service = Service(
+        name="blog",
+        title="Blog",
+        summary="A static blog generator with WordPress import, and comments for its posts.",
+        blueprint=_blueprint,
+        cli=cli,
+        settings=BlogSettings,
+        tasks="clubstack.blog.tasks",
+    )
+    globals()["service"] = service
+    return service
