@@ -19,7 +19,7 @@ from sqlalchemy.types import TypeDecorator
 
 from clubstack.core.clock import utcnow
 
-__all__ = ["Base", "UTCDateTime", "db", "random_id", "session_scope", "utcnow"]
+__all__ = ["Base", "UTCDateTime", "db", "own_session", "random_id", "session_scope", "utcnow"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -96,6 +96,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 db = Database()
+
+
+@contextmanager
+def own_session() -> Iterator[Session]:
+    """A session of its own, apart from the thread's scoped one: for bookkeeping (quotas,
+    counters) that must commit on its own, whatever the current request has pending."""
+    if db.engine is None:
+        raise RuntimeError("the database is not initialised")
+    with Session(db.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 @contextmanager

@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import Integer, String, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from clubstack.core.db import Base, session_scope
+from clubstack.core.db import Base, own_session
 from clubstack.core.errors import ClubError
 from clubstack.settings import get_settings
 
@@ -284,32 +284,40 @@ class Quota:
         return None
 
     def _take_sql(self, windows: list[tuple[str, int, int]]) -> int | None:
-        with session_scope() as session:
-            for window, count, remaining in windows:
-                for _attempt in range(2):
-                    result = session.execute(
-                        update(QuotaCounter)
-                        .where(
-                            QuotaCounter.provider == self.provider,
-                            QuotaCounter.window == window,
-                            QuotaCounter.used < count,
+        # Its own transactions, never the caller's session: a quota check in the middle of a
+        # request must not commit or close what the request has pending.
+        for window, _count, _remaining in windows:
+            self._ensure_row(window)
+        for attempt in range(5):
+            try:
+                with own_session() as session:
+                    for window, count, remaining in windows:
+                        result = session.execute(
+                            update(QuotaCounter)
+                            .where(
+                                QuotaCounter.provider == self.provider,
+                                QuotaCounter.window == window,
+                                QuotaCounter.used < count,
+                            )
+                            .values(used=QuotaCounter.used + 1)
                         )
-                        .values(used=QuotaCounter.used + 1)
-                    )
-                    if result.rowcount == 1:  # type: ignore[attr-defined]
-                        break
-                    if session.get(QuotaCounter, (self.provider, window)) is not None:
-                        session.rollback()  # full: give back what earlier windows reserved
-                        return remaining
-                    try:
-                        with session.begin_nested():
-                            session.add(QuotaCounter(provider=self.provider, window=window, used=0))
-                    except IntegrityError:
-                        pass  # another worker created it; the retry increments it
-                else:
-                    session.rollback()
-                    return remaining
+                        if result.rowcount != 1:  # type: ignore[attr-defined]
+                            session.rollback()  # full: give back what earlier windows took
+                            return remaining
+                return None
+            except OperationalError:  # chosen as a deadlock victim by the database: retry
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
         return None
+
+    def _ensure_row(self, window: str) -> None:
+        try:
+            with own_session() as session:
+                if session.get(QuotaCounter, (self.provider, window)) is None:
+                    session.add(QuotaCounter(provider=self.provider, window=window, used=0))
+        except IntegrityError:
+            pass  # another worker created it first
 
 
 _redis_clients: dict[str, Any] = {}
