@@ -57,7 +57,9 @@ def _server_database(kind: str) -> str:
     base = make_url(BACKEND_URLS[kind])
     name = f"clubstack_test_{WORKER}"
     try:
-        admin = create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        admin = create_engine(
+            base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with admin.connect() as conn:
             if kind == "postgres":
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -66,7 +68,7 @@ def _server_database(kind: str) -> str:
                 conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
                 conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         admin.dispose()
-    except Exception as error:  # noqa: BLE001 - any failure means the server is not usable
+    except Exception as error:
         backend_missing(kind, str(error).splitlines()[0])
     url = base.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
@@ -116,7 +118,7 @@ def redis_url() -> str:
         client = redis.Redis.from_url(url, socket_timeout=3)
         client.flushdb()
         client.close()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         backend_missing("redis", str(error))
     return url
 
@@ -133,11 +135,15 @@ def make_app(
     Settings are passed as CLUBSTACK_* environment variables, exactly as an operator sets them.
     """
 
-    def build(db_kind: str = "sqlite", redis: bool = False, csrf: bool = True, **settings: Any) -> Any:
+    def build(
+        db_kind: str = "sqlite", redis: bool = False, csrf: bool = True, **settings: Any
+    ) -> Any:
         instance = tmp_path / "instance"
         instance.mkdir(exist_ok=True)
         monkeypatch.setenv("CLUBSTACK_INSTANCE", str(instance))
-        monkeypatch.setenv("CLUBSTACK_DATABASE_URL", database_url(db_kind, instance, tmp_path_factory))
+        monkeypatch.setenv(
+            "CLUBSTACK_DATABASE_URL", database_url(db_kind, instance, tmp_path_factory)
+        )
         monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "true")
         monkeypatch.setenv("CLUBSTACK_SECRET_KEY", "test-secret-key-" + "x" * 32)
         if redis:

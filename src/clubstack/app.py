@@ -14,10 +14,11 @@ from clubstack.core.db import db
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
-from clubstack.core.web import init_web, limiter
+from clubstack.core.web import cache_anonymous_page, init_web, limiter
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
+access_log = logging.getLogger("clubstack.access")
 
 
 def enabled_services(settings: Settings) -> list[Service]:
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not any(s.prefix == "" for s in services):
 
         @app.get("/")
+        @cache_anonymous_page
         def landing() -> str:
             return render_template("landing.html")
 
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             db.session.execute(text("SELECT 1"))
             database = "ok"
-        except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+        except Exception:
             log.warning("health check: database unreachable")
             database = "unreachable"
         response = jsonify(status="ok" if database == "ok" else "degraded", database=database)
@@ -87,8 +89,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.after_request
     def _access_log(response: Response) -> Response:
-        logging.getLogger("clubstack.access").info(
-            "%s %s %s", request.method, request.path, response.status_code
+        access_log.info(
+            "%s %s %s", request.method, g.get("log_path", request.path), response.status_code
         )
         return response
 

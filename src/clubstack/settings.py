@@ -13,11 +13,12 @@ import secrets
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -135,7 +136,7 @@ class Settings(_Base):
         default=None,
         description="Redis URL; when set, jobs, rate limits and quotas use Redis.",
     )
-    services: list[str] = Field(
+    services: Annotated[list[str], NoDecode] = Field(
         default=list(ALL_SERVICES),
         description="Enabled services, comma-separated (compute,billing,contest,lookup,blog,drop).",
     )
@@ -154,9 +155,7 @@ class Settings(_Base):
     login_link_minutes: int = Field(
         default=15, ge=1, le=1440, description="Lifetime of a login link."
     )
-    session_days: int = Field(
-        default=14, ge=1, le=365, description="Lifetime of a login session."
-    )
+    session_days: int = Field(default=14, ge=1, le=365, description="Lifetime of a login session.")
     max_request_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (413 above)."
     )
@@ -182,9 +181,9 @@ class Settings(_Base):
         default=10.0, gt=0, description="Timeout in seconds of every outbound HTTP request."
     )
     http_retries: int = Field(
-        default=2, ge=0, le=10, description="Retries (with backoff) of idempotent outbound requests."
+        default=2, ge=0, le=10, description="Retries (with backoff) of idempotent requests out."
     )
-    http_allow_hosts: list[str] = Field(
+    http_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts (host or host:port) the SSRF guard lets through although they are "
         "loopback or private; for tests and for operators' internal services.",

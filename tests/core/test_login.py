@@ -11,7 +11,9 @@ from tests.conftest import csrf_token, link_in, login, outbox_messages
 
 
 def _request_link(client: Any, address: str) -> Any:
-    return client.post("/login", data={"email": address, "csrf_token": csrf_token(client, "/login")})
+    return client.post(
+        "/login", data={"email": address, "csrf_token": csrf_token(client, "/login")}
+    )
 
 
 def _token_from_mail(app: Any, index: int = -1) -> str:
@@ -118,7 +120,11 @@ def test_login_without_csrf_token_is_rejected(client: Any, app: Any) -> None:
 def test_open_redirect_is_refused(app: Any, client: Any) -> None:
     client.post(
         "/login",
-        data={"email": "ada@example.org", "next": "//evil.example/", "csrf_token": csrf_token(client, "/login")},
+        data={
+            "email": "ada@example.org",
+            "next": "//evil.example/",
+            "csrf_token": csrf_token(client, "/login"),
+        },
     )
     assert "evil.example" not in link_in(outbox_messages(app)[-1])
 

@@ -92,7 +92,9 @@ def requeue_lost_tasks(now: float | None = None) -> int:
         if huey.storage.pop_data(name) is None:
             continue  # another worker got there first
         task = huey.deserialize_task(lease["task"])
-        log.warning("requeueing task %s (%s) lost by worker %s", task.id, task.name, lease["worker"])
+        log.warning(
+            "requeueing task %s (%s) lost by worker %s", task.id, task.name, lease["worker"]
+        )
         huey.enqueue(task)
         requeued += 1
     return requeued

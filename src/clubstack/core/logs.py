@@ -6,11 +6,13 @@ as a keyed hash (`email_hash`), so logs can be correlated without holding addres
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
 import logging
 import logging.handlers
+import queue
 import re
 import sys
 from typing import Any
@@ -65,11 +67,27 @@ class _JsonFormatter(logging.Formatter):
 
 
 _configured: tuple[str, str] | None = None
+_listener: logging.handlers.QueueListener | None = None
+
+
+@atexit.register
+def _stop_listener() -> None:
+    """Flush and close the writer thread (at exit, or before reconfiguring)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        for handler in _listener.handlers:
+            handler.close()
+        _listener = None
 
 
 def setup_logging(settings: Settings, name: str = "web") -> None:
-    """Configure the root logger once per process: stderr plus instance/logs/<name>.log."""
-    global _configured
+    """Configure the root logger once per process: stderr plus instance/logs/<name>.log.
+
+    Request threads only put records on a queue; one listener thread does the writing, so a
+    slow disk or a busy journal never holds up a response.
+    """
+    global _configured, _listener
     if _configured == (str(settings.instance), name):
         return
     _configured = (str(settings.instance), name)
@@ -84,16 +102,20 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
         log_dir / f"{name}.log", when="midnight", backupCount=settings.log_keep_days, utc=True
     )
     stream_handler = logging.StreamHandler(sys.stderr)
+    for handler in (file_handler, stream_handler):
+        handler.setFormatter(formatter)
+    _stop_listener()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, file_handler, stream_handler)
+    _listener.start()
+    queue_handler = logging.handlers.QueueHandler(records)
+    queue_handler.addFilter(_ContextFilter())  # in the caller's thread: it knows the request
+    queue_handler._clubstack = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_clubstack", False):
             root.removeHandler(handler)
-            handler.close()
-    for handler in (file_handler, stream_handler):
-        handler.setFormatter(formatter)
-        handler.addFilter(_ContextFilter())
-        handler._clubstack = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    root.addHandler(queue_handler)
     root.setLevel(settings.log_level.upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("huey").setLevel(logging.WARNING)

@@ -42,7 +42,7 @@ def send_mail(to: str, subject: str, text: str, html: str | None = None) -> None
     if settings.smtp_url is None:
         outbox = settings.instance / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)
-        path = outbox / f"{utcnow():%Y%m%dT%H%M%S}-{random_id(6)}.eml"
+        path = outbox / f"{utcnow():%Y%m%dT%H%M%S.%f}-{random_id(6)}.eml"
         path.write_bytes(bytes(message))
         log.info("mail to %s written to %s: %s", email_hash(to), path, subject)
         return

@@ -195,7 +195,9 @@ class HttpClient:
                 raise reason from None
             raise UpstreamError(f"Could not reach {parts.hostname}.") from error
         except requests.exceptions.RequestException as error:
-            raise UpstreamError(f"Request to {parts.hostname} failed: {type(error).__name__}.") from error
+            raise UpstreamError(
+                f"Request to {parts.hostname} failed: {type(error).__name__}."
+            ) from error
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)

@@ -7,9 +7,10 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -28,7 +29,14 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-limiter = Limiter(key_func=client_ip, headers_enabled=True, swallow_errors=True)
+def _default_rate() -> str:
+    return str(current_app.config["CLUBSTACK"].default_rate)
+
+
+# One limiter for the process; the default limit is read per app (tests build many apps).
+limiter = Limiter(
+    key_func=client_ip, default_limits=[_default_rate], headers_enabled=True, swallow_errors=True
+)
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
@@ -69,6 +77,29 @@ def with_csp(policy: str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorate
+
+
+def cache_anonymous_page(view: F) -> F:
+    """Serve a page that is the same for every anonymous visitor from memory.
+
+    Only when there is no session cookie (so no user, no flash messages) and the page uses no
+    per-request nonce; the rendered bytes are kept per app and endpoint.
+    """
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]) or args or kwargs:
+            return view(*args, **kwargs)
+        cache = current_app.extensions.setdefault("clubstack.page_cache", {})
+        body = cache.get(request.endpoint)
+        if body is None:
+            result = view()
+            if not isinstance(result, str) or "csp_nonce" in g:
+                return result
+            body = cache[request.endpoint] = result.encode()
+        return Response(body, mimetype="text/html")
+
+    return wrapped  # type: ignore[return-value]
 
 
 def wants_json() -> bool:
@@ -169,13 +200,12 @@ def init_web(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session instead; sessions expire on their own
         WTF_CSRF_SSL_STRICT=True,
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_DEFAULT=settings.default_rate,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_KEY_PREFIX="clubstack",
     )
+    app.before_request(_before)  # first, so even a rate-limited answer has a request id
     csrf.init_app(app)
     limiter.init_app(app)
-    app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)

@@ -15,7 +15,9 @@ from clubstack.core.accounts.models import ApiToken, LoginLink, LoginSession, Us
 from clubstack.core.clock import utcnow
 from clubstack.core.errors import Conflict, InputError
 
-EMAIL_RE = re.compile(r"^[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+EMAIL_RE = re.compile(
+    r"^[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
+)
 NICKNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9]$")
 RESERVED_NICKNAMES = {"admin", "root", "system", "staff", "moderator", "clubstack", "anonymous"}
 
@@ -195,9 +197,7 @@ def purge_expired(session: Session) -> int:
 
 def set_nickname(session: Session, user: User, raw: str) -> None:
     nickname = check_nickname(raw)
-    taken = session.scalar(
-        select(User.id).where(User.nickname == nickname, User.id != user.id)
-    )
+    taken = session.scalar(select(User.id).where(User.nickname == nickname, User.id != user.id))
     if taken is not None:
         raise InputError(fields={"nickname": "That nickname is taken."})
     user.nickname = nickname

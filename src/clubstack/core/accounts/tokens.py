@@ -10,7 +10,7 @@ from clubstack.core.accounts.models import ApiToken, User
 from clubstack.core.clock import utcnow
 from clubstack.core.errors import InputError
 
-TOKEN_PREFIX = "cs_"
+TOKEN_PREFIX = "cs_"  # noqa: S105 - a public marker, not a secret
 
 
 def create_token(session: Session, user: User, name: str) -> str:

@@ -42,7 +42,9 @@ def _safe_next(target: str | None) -> str:
 
 def _address_key() -> str:
     try:
-        return "login-address:" + email_hash(accounts.normalise_email(request.form.get("email", "")))
+        return "login-address:" + email_hash(
+            accounts.normalise_email(request.form.get("email", ""))
+        )
     except InputError:
         return "login-address:invalid"
 
@@ -55,8 +57,9 @@ def _login_mail(link_url: str, new_account: bool) -> tuple[str, str]:
         f"{greeting} to {settings.site_name} by opening this link within {minutes} minutes:\n\n"
         f"{link_url}\n\nIf you did not ask for it, ignore this mail; nothing happens.\n"
     )
-    html = render_template("accounts/mail_login.html", url=link_url, minutes=minutes,
-                           greeting=greeting)
+    html = render_template(
+        "accounts/mail_login.html", url=link_url, minutes=minutes, greeting=greeting
+    )
     return text, html
 
 
@@ -99,12 +102,12 @@ def confirm() -> str | BaseResponse | tuple[str, int]:
     if request.method == "GET":
         # Mail scanners follow links; only the POST from this page uses the token up.
         valid = bool(token) and accounts.peek_link(db.session(), token) is not None
-        return render_template("accounts/confirm.html", token=token, next=next_url,
-                               valid=valid), (200 if valid else 410)
+        return render_template("accounts/confirm.html", token=token, next=next_url, valid=valid), (
+            200 if valid else 410
+        )
     user = accounts.login_with_link(db.session(), token) if token else None
     if user is None:
-        return render_template("accounts/confirm.html", token="", next=next_url,
-                               valid=False), 410
+        return render_template("accounts/confirm.html", token="", next=next_url, valid=False), 410
     session.clear()  # rotate: nothing of the anonymous session survives the login
     session["sid"] = accounts.start_session(
         db.session(), user, lifetime=timedelta(days=get_settings().session_days)
@@ -128,8 +131,11 @@ def logout() -> BaseResponse:
 def _account_page(status: int = 200, **extra: object) -> tuple[str, int]:
     user = current_user()
     assert user is not None
-    context: dict[str, object] = {"tokens": list_tokens(db.session(), user), "errors": {},
-                                  "new_token": None}
+    context: dict[str, object] = {
+        "tokens": list_tokens(db.session(), user),
+        "errors": {},
+        "new_token": None,
+    }
     context.update(extra)
     return render_template("accounts/account.html", user=user, **context), status
 
@@ -163,7 +169,9 @@ def change_email() -> tuple[str, int] | BaseResponse:
     settings = get_settings()
     try:
         issued = accounts.issue_email_change_link(
-            db.session(), user, request.form.get("email", ""),
+            db.session(),
+            user,
+            request.form.get("email", ""),
             lifetime=timedelta(minutes=settings.login_link_minutes),
         )
     except ClubError as error:
@@ -249,8 +257,12 @@ def admin_users() -> str | BaseResponse | tuple[str, int]:
         try:
             email = accounts.normalise_email(request.form.get("email", ""))
             if session_.scalar(select(User.id).where(User.email == email)) is None:
-                session_.add(User(email=email, role=request.form.get("role") == "admin"
-                                  and "admin" or "member"))
+                session_.add(
+                    User(
+                        email=email,
+                        role=(request.form.get("role") == "admin" and "admin") or "member",
+                    )
+                )
                 session_.commit()
             flash(f"{email} may now log in.", "success")
             return redirect(url_for("accounts.admin_users"))

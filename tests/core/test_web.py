@@ -1,0 +1,166 @@
+"""The hardened web layer: headers on every response, clean error pages, CSRF, limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.conftest import csrf_token, login
+
+PATHS = ["/", "/login", "/healthz", "/nope", "/static/clubstack.css", "/account"]
+
+
+def _assert_security_headers(response: Any) -> None:
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    for directive in (
+        "default-src",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ):
+        assert directive in csp, (directive, csp)
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"]
+    assert headers["Permissions-Policy"]
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "Server" not in headers and "X-Powered-By" not in headers
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_response_carries_security_headers(client: Any, path: str) -> None:
+    _assert_security_headers(client.get(path))
+
+
+def test_hsts_only_over_https(client: Any) -> None:
+    assert "Strict-Transport-Security" not in client.get("/").headers
+    secure = client.get("/", base_url="https://localhost")
+    assert "max-age=" in secure.headers["Strict-Transport-Security"]
+
+
+def test_inline_scripts_need_the_nonce(client: Any) -> None:
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in csp
+    assert "'nonce-" in csp
+
+
+def _no_traceback(response: Any) -> None:
+    body = response.get_data(as_text=True)
+    assert "Traceback" not in body and 'File "' not in body and "werkzeug" not in body.lower()
+
+
+def test_404_page(client: Any) -> None:
+    response = client.get("/does-not-exist")
+    assert response.status_code == 404
+    assert "text/html" in response.content_type
+    _no_traceback(response)
+    _assert_security_headers(response)
+
+
+def test_404_json_for_api_clients(client: Any) -> None:
+    response = client.get("/api/nothing")
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+
+
+def test_405_lists_allowed_methods(client: Any) -> None:
+    response = client.delete("/login")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    _no_traceback(response)
+
+
+def test_413_for_oversized_bodies(make_app: Any) -> None:
+    app = make_app(max_request_bytes=2048)
+    client = app.test_client()
+    response = client.post("/login", data={"email": "a" * 5000 + "@example.org"})
+    assert response.status_code == 413
+    _no_traceback(response)
+
+
+def test_500_page_hides_the_traceback(app: Flask, client: Any) -> None:
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internals")
+
+    response = client.get("/boom")
+    assert response.status_code == 500
+    _no_traceback(response)
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.headers["X-Request-ID"] in response.get_data(as_text=True)
+
+
+def test_429_with_retry_after_html_and_json(make_app: Any) -> None:
+    app = make_app(default_rate="3/minute")
+    client = app.test_client()
+    statuses = [client.get("/").status_code for _ in range(4)]
+    assert statuses[-1] == 429
+    page = client.get("/")
+    assert page.status_code == 429 and "text/html" in page.content_type
+    assert int(page.headers["Retry-After"]) > 0
+    _no_traceback(page)
+    for _ in range(3):
+        client.get("/api/me")  # limits count per route
+    api = client.get("/api/me")
+    assert api.status_code == 429 and api.json["error"] == "rate_limited"
+
+
+def test_state_changing_forms_need_csrf(app: Flask, client: Any) -> None:
+    login(client, app, "ada@example.org")
+    for path, data in [
+        ("/account/nickname", {"nickname": "ada"}),
+        ("/account/tokens", {"name": "t"}),
+        ("/account/delete", {"confirm_email": "ada@example.org"}),
+        ("/logout", {}),
+    ]:
+        response = client.post(path, data=data)
+        assert response.status_code == 400, path
+    assert client.get("/account").status_code == 200  # nothing happened, still logged in
+
+
+def test_request_id_is_generated_or_kept(client: Any) -> None:
+    assert len(client.get("/").headers["X-Request-ID"]) >= 8
+    kept = client.get("/", headers={"X-Request-ID": "abcdef123456"})
+    assert kept.headers["X-Request-ID"] == "abcdef123456"
+    evil = client.get("/", headers={"X-Request-ID": "bad id <script>"})
+    assert "<" not in evil.headers["X-Request-ID"]
+
+
+def test_proxy_headers_ignored_unless_configured(make_app: Any) -> None:
+    app = make_app(default_rate="2/minute")
+    client = app.test_client()
+    for i in range(3):
+        response = client.get("/", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    assert response.status_code == 429  # spoofed X-Forwarded-For does not dodge the limit
+
+
+def test_landing_lists_enabled_services(make_app: Any) -> None:
+    app = make_app(services="")
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "No services are enabled" in page
+
+
+def test_csrf_token_present_on_login_form(client: Any) -> None:
+    assert csrf_token(client, "/login")
+
+
+def test_rate_limits_live_in_redis_when_configured(make_app: Any) -> None:
+    import redis
+
+    from tests.conftest import BACKEND_URLS
+
+    app = make_app(redis=True, default_rate="2/minute")
+    client = app.test_client()
+    statuses = [client.get("/login").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    keys = redis.Redis.from_url(BACKEND_URLS["redis"]).keys("*clubstack*")
+    assert keys, "the limiter kept its counters somewhere else"
+
+
+def test_anonymous_landing_page_cache_does_not_leak_a_login(app: Any, client: Any) -> None:
+    assert "Log in" in client.get("/").get_data(as_text=True)
+    login(client, app, "ada@example.org")
+    page = client.get("/").get_data(as_text=True)
+    assert "Log out" in page and "ada@example.org" in page
