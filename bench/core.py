@@ -226,7 +226,11 @@ def _layers(env: dict[str, str], bodies: dict[str, str]) -> tuple[Any, Any, dict
     app = create_app()
     bare = _bare_app(bodies)
     # stderr is the journal in production; here it would flood the terminal.
-    for handler in logging.getLogger().handlers:
+    from clubstack.core import logs
+
+    listener = getattr(logs, "_listener", None)
+    handlers = [*logging.getLogger().handlers, *(listener.handlers if listener else ())]
+    for handler in handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
 
@@ -322,11 +326,25 @@ def _count_instructions(bodies_file: str, requests: int) -> None:
                     b"".join(wsgi(_environ(path), lambda *a: None))
     for path, _label, wsgi, switch in phases:
         with switch() if switch else _nothing():
+            _settle()
             os.getppid()  # marker: callgrind dumps the counts of the phase before
             for _ in range(requests):
                 b"".join(wsgi(_environ(path), lambda *a: None))
+            _settle()  # the phase's log records written, its expiry timers fired
     os.getppid()
     print(json.dumps([[path, label] for path, label, _w, _s in phases]))
+
+
+def _settle() -> None:
+    """Let background threads finish this phase's work (the log writer, limits' expiry
+    timers), so callgrind counts it in this phase and not in the next one."""
+    from clubstack.core import logs
+
+    listener = getattr(logs, "_listener", None)
+    deadline = time.monotonic() + 30
+    while listener is not None and not listener.queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
 
 
 class _nothing:  # noqa: N801 - used like contextlib.nullcontext, kept tiny for the child
