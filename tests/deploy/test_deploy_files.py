@@ -1,0 +1,97 @@
+"""The deploy/ files say what docs/operations.md promises: gunicorn as `clubstack serve`,
+hardened systemd units, a non-root image, and a compose file exposing only the web container."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clubstack.core.server import gunicorn_options
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _gunicorn_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
+    for name in ("CLUBSTACK_BIND", "CLUBSTACK_WEB_WORKERS", "CLUBSTACK_WEB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+
+
+def test_gunicorn_config_matches_clubstack_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = _gunicorn_conf(monkeypatch)
+    expected = gunicorn_options("127.0.0.1", 8000, None, 4)
+    for key, value in expected.items():
+        assert conf[key] == value, key
+    assert conf["wsgi_app"] == "clubstack.app:create_app()"
+
+
+def test_gunicorn_config_takes_address_and_sizes_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conf = _gunicorn_conf(
+        monkeypatch,
+        CLUBSTACK_BIND="unix:/run/clubstack/web.sock",
+        CLUBSTACK_WEB_WORKERS="3",
+        CLUBSTACK_WEB_THREADS="1",
+    )
+    assert conf["bind"] == "unix:/run/clubstack/web.sock"
+    assert conf["workers"] == 3
+    assert conf["worker_class"] == "sync"  # one thread: gunicorn_options picks sync
+
+
+def _unit(name: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            values.setdefault(key, []).append(value)
+    return values
+
+
+@pytest.mark.parametrize("name", ["clubstack-web.service", "clubstack-worker.service"])
+def test_systemd_units_run_unprivileged_and_hardened(name: str) -> None:
+    unit = _unit(name)
+    assert unit["User"] == ["clubstack"]
+    for option in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "RestrictSUIDSGID"):
+        assert unit[option] == ["yes"], option
+    assert unit["ProtectSystem"] == ["strict"]
+    assert unit["ReadWritePaths"] == ["/var/lib/clubstack"]
+    assert unit["CapabilityBoundingSet"] == [""]
+    assert "@system-service" in unit["SystemCallFilter"]
+    assert unit["EnvironmentFile"] == ["/etc/clubstack/clubstack.env"]
+
+
+def test_web_unit_migrates_before_starting_gunicorn_with_the_deploy_config() -> None:
+    unit = _unit("clubstack-web.service")
+    assert unit["ExecStartPre"] == ["/opt/clubstack/venv/bin/clubstack db upgrade"]
+    assert unit["ExecStart"][0].endswith("gunicorn -c /opt/clubstack/deploy/gunicorn.conf.py")
+
+
+def test_dockerfile_installs_the_wheel_and_runs_as_non_root() -> None:
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    assert any("python -m build --wheel" in line for line in lines)
+    text = "\n".join(lines)
+    assert "pip install" in text and "/tmp/clubstack-*.whl" in text  # the wheel, not -e
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    cmd = [line for line in lines if line.startswith("CMD ")][-1]  # the last CMD counts
+    assert "clubstack db upgrade" in cmd and "gunicorn -c" in cmd
+
+
+def test_compose_exposes_only_web_and_keeps_data_on_internal_network() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert [name for name, s in services.items() if s.get("ports")] == ["web"]
+    assert compose["networks"]["internal"]["internal"] is True
+    for name in ("db", "redis"):
+        assert services[name]["networks"] == ["internal"], name
+        assert "ports" not in services[name] and "expose" not in services[name]
+    for name in ("web", "worker"):
+        assert "internal" in services[name]["networks"]
+        assert services[name]["read_only"] is True
+        assert services[name]["cap_drop"] == ["ALL"]

@@ -1,0 +1,108 @@
+"""nginx in front of gunicorn, both run from the deploy/ files, smoke-tested through TLS."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import backend_missing
+from tests.deploy.stack import NGINX, STATIC, Stack
+
+pytestmark = [pytest.mark.backend, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if NGINX is None:
+        backend_missing("nginx", "the nginx binary is not installed")
+    folder = tmp_path_factory.mktemp("nginx")
+    folder.chmod(0o755)
+    stack = Stack(folder)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_https_reaches_the_app_with_hsts_and_proxy_headers(stack: Stack) -> None:
+    response = stack.session().get(stack.https + "/", timeout=10)
+    assert response.status_code == 200
+    assert "<html" in response.text.lower()
+    hsts = response.raw.headers.getlist("Strict-Transport-Security")
+    assert hsts == ["max-age=63072000; includeSubDomains"]  # exactly one, from nginx
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    # nginx's $request_id (32 hex) reached the app, which echoes a well-formed id back
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+    assert response.headers["Server"] == "nginx"  # server_tokens off: no version
+
+
+def test_app_sees_https_behind_the_proxy(stack: Stack) -> None:
+    response = stack.session().get(stack.https + "/login", timeout=10)
+    assert response.status_code == 200
+    cookie = next(c for c in response.cookies if c.name == "clubstack_session")
+    assert cookie.secure
+    health = stack.session().get(stack.https + "/healthz", timeout=10)
+    assert health.json() == {"status": "ok", "database": "ok"}
+
+
+def test_http_redirects_to_https(stack: Stack) -> None:
+    response = stack.session().get(
+        stack.http + "/account?tab=tokens", allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 301
+    assert response.headers["Location"] == "https://127.0.0.1/account?tab=tokens"
+
+
+def test_static_files_come_from_nginx(stack: Stack) -> None:
+    response = stack.session().get(stack.https + "/static/clubstack.css", timeout=10)
+    assert response.status_code == 200
+    assert response.content == (STATIC / "clubstack.css").read_bytes()
+    assert response.headers["Content-Type"].startswith("text/css")
+    assert response.headers["Cache-Control"] == "max-age=604800"
+    assert "X-Request-ID" not in response.headers  # gunicorn never saw it
+    assert "Strict-Transport-Security" in response.headers
+    missing = stack.session().get(stack.https + "/static/nope.css", timeout=10)
+    assert missing.status_code == 404
+    assert "X-Request-ID" not in missing.headers
+
+
+def _raw_post(stack: Stack, length: int) -> bytes:
+    """A POST announcing `length` bytes; nginx must answer before the body is sent."""
+    context = ssl.create_default_context(cafile=str(stack.cert))
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            + f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_oversized_body_is_refused_by_nginx(stack: Stack) -> None:
+    answer = _raw_post(stack, 17 * 1024 * 1024)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", answer[:300]
+    assert b"X-Request-ID" not in rest.partition(b"\r\n\r\n")[0]  # the app was not bothered
+    assert b"nginx/" not in answer  # no version in the error page either
+
+
+def test_body_over_app_limit_gets_the_apps_413_page(stack: Stack) -> None:
+    body = b"x" * (2 * 1024 * 1024)  # over the app's 1 MiB, under nginx's 16 MiB
+    response = stack.session().post(
+        stack.https + "/login",
+        data=body,
+        headers={"Content-Type": "application/octet-stream", "Accept": "text/html"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert "X-Request-ID" in response.headers
+    assert "Traceback" not in response.text
