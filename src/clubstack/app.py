@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
-from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from clubstack.core.accounts.auth import current_user
@@ -77,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def healthz() -> Response:
         """Liveness and database reachability, for load balancers and monitoring."""
         try:
-            db.session.execute(text("SELECT 1"))
+            assert db.engine is not None
+            with db.engine.connect() as connection:  # no ORM session: this runs every few seconds
+                connection.exec_driver_sql("SELECT 1")
             database = "ok"
         except Exception:
             log.warning("health check: database unreachable")

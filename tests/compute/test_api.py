@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from tests.compute.conftest import user_id
-from tests.conftest import api_token, login, message_text, outbox_messages
 
 from clubstack.compute import hypervisor as h
 from clubstack.compute import metering
@@ -14,6 +12,8 @@ from clubstack.compute.models import Capsul, Host, Image, Plan
 from clubstack.core import clock
 from clubstack.core.accounts.models import User
 from clubstack.core.db import db
+from tests.compute.conftest import user_id
+from tests.conftest import api_token, login, message_text, outbox_messages
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCp5ZydU0DFBBNlIZHwXyeqL2NdS1lC0Jx7xbpWWZEa "
        "bob@desk")

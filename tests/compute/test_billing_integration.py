@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from tests.compute.conftest import make_user, setup_compute
 
 from clubstack.billing import ledger
 from clubstack.compute import metering
@@ -15,6 +14,7 @@ from clubstack.compute.billing_port import AccountState
 from clubstack.compute.models import Capsul, Host, Image, Plan
 from clubstack.core import clock
 from clubstack.core.db import db
+from tests.compute.conftest import make_user, setup_compute
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ and destroys it, in a real Chromium."""
 from __future__ import annotations
 
 import pytest
+
 from tests.compute.conftest import user_id
 from tests.conftest import LiveServer, login
 

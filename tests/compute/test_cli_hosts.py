@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 from sqlalchemy import select
-from tests.compute.conftest import make_user
 
 from clubstack.cli import main
 from clubstack.compute import hosts
 from clubstack.compute.models import Capsul, Host, Plan
 from clubstack.core.db import db
+from tests.compute.conftest import make_user
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from tests.compute.conftest import make_user, wait_until
-from tests.conftest import api_token, login
 
 from clubstack.compute import capsuls
 from clubstack.compute import hypervisor as h
 from clubstack.compute.errors import HypervisorError
 from clubstack.compute.models import Capsul, Image
 from clubstack.core.db import db
+from tests.compute.conftest import make_user, wait_until
+from tests.conftest import api_token, login
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

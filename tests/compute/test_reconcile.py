@@ -6,12 +6,12 @@ import contextlib
 import xml.etree.ElementTree as ET
 
 import libvirt
-from tests.conftest import login, make_admin, message_text, outbox_messages
 
 from clubstack.compute import capsuls, reconcile
 from clubstack.compute.models import Capsul, Finding
 from clubstack.core.accounts.models import User
 from clubstack.core.db import db
+from tests.conftest import login, make_admin, message_text, outbox_messages
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

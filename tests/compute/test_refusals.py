@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
-from tests.compute.conftest import user_id
-from tests.conftest import api_token, csrf_token, login
 
 from clubstack.compute import capsuls
 from clubstack.compute.errors import InputError
 from clubstack.compute.models import Capsul
 from clubstack.core.db import db
+from tests.compute.conftest import user_id
+from tests.conftest import api_token, csrf_token, login
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

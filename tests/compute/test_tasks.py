@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from tests.compute.conftest import make_user
 
 from clubstack.compute import capsuls, tasks
 from clubstack.compute.models import Capsul, CapsulSample, Host
 from clubstack.core import clock
 from clubstack.core.db import db
+from tests.compute.conftest import make_user
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

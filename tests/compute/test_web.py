@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from tests.compute.conftest import user_id, wait_until
-from tests.conftest import csrf_token, login
 
 from clubstack.compute import stats
 from clubstack.compute.models import Capsul, CapsulSample
 from clubstack.core import clock
 from clubstack.core.db import db
+from tests.compute.conftest import user_id, wait_until
+from tests.conftest import csrf_token, login
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "ann@laptop")

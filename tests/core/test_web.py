@@ -40,10 +40,19 @@ def test_hsts_only_over_https(client: Any) -> None:
     assert "max-age=" in secure.headers["Strict-Transport-Security"]
 
 
-def test_inline_scripts_need_the_nonce(client: Any) -> None:
+def test_inline_scripts_need_the_nonce(app: Flask, client: Any) -> None:
+    @app.get("/with-script")
+    def with_script() -> str:
+        from flask import render_template_string
+
+        return render_template_string('<script nonce="{{ csp_nonce() }}">1</script>')
+
     csp = client.get("/").headers["Content-Security-Policy"]
-    assert "'unsafe-inline'" not in csp
-    assert "'nonce-" in csp
+    assert "'unsafe-inline'" not in csp and "script-src 'self';" in csp  # no inline script at all
+    response = client.get("/with-script")
+    nonce = response.get_data(as_text=True).split('nonce="')[1].split('"')[0]
+    assert f"'nonce-{nonce}'" in response.headers["Content-Security-Policy"]
+    assert nonce not in client.get("/with-script").headers["Content-Security-Policy"]
 
 
 def _no_traceback(response: Any) -> None:
@@ -93,18 +102,36 @@ def test_500_page_hides_the_traceback(app: Flask, client: Any) -> None:
 
 
 def test_429_with_retry_after_html_and_json(make_app: Any) -> None:
+    from clubstack.core.web import csrf
+
     app = make_app(default_rate="3/minute")
+
+    @app.post("/api/ping")
+    @csrf.exempt
+    def api_ping() -> str:
+        return "pong"
+
+    @app.post("/ping")
+    @csrf.exempt
+    def page_ping() -> str:
+        return "pong"
+
     client = app.test_client()
-    statuses = [client.get("/").status_code for _ in range(4)]
-    assert statuses[-1] == 429
-    page = client.get("/")
+    statuses = [client.post("/api/ping").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    api = client.post("/api/ping")
+    assert api.json["error"] == "rate_limited" and 0 < int(api.headers["Retry-After"]) <= 61
+    for _ in range(4):
+        page = client.post("/ping", headers={"Accept": "text/html"})
     assert page.status_code == 429 and "text/html" in page.content_type
     assert int(page.headers["Retry-After"]) > 0
     _no_traceback(page)
-    for _ in range(3):
-        client.get("/api/me")  # limits count per route
-    api = client.get("/api/me")
-    assert api.status_code == 429 and api.json["error"] == "rate_limited"
+
+
+def test_plain_page_views_are_not_counted_by_the_default_limit(make_app: Any) -> None:
+    app = make_app(default_rate="2/minute")
+    client = app.test_client()
+    assert {client.get("/").status_code for _ in range(5)} == {200}
 
 
 def test_state_changing_forms_need_csrf(app: Flask, client: Any) -> None:
@@ -129,10 +156,14 @@ def test_request_id_is_generated_or_kept(client: Any) -> None:
 
 
 def test_proxy_headers_ignored_unless_configured(make_app: Any) -> None:
-    app = make_app(default_rate="2/minute")
+    app = make_app(login_rate_ip="2/minute")
     client = app.test_client()
     for i in range(3):
-        response = client.get("/", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        response = client.post(
+            "/login",
+            data={"email": f"u{i}@example.org", "csrf_token": csrf_token(client, "/login")},
+            headers={"X-Forwarded-For": f"203.0.113.{i}"},
+        )
     assert response.status_code == 429  # spoofed X-Forwarded-For does not dodge the limit
 
 
@@ -151,9 +182,14 @@ def test_rate_limits_live_in_redis_when_configured(make_app: Any) -> None:
 
     from tests.conftest import BACKEND_URLS
 
-    app = make_app(redis=True, default_rate="2/minute")
+    app = make_app(redis=True, login_rate_ip="2/minute")
     client = app.test_client()
-    statuses = [client.get("/login").status_code for _ in range(3)]
+    statuses = [
+        client.post(
+            "/login", data={"email": "a@example.org", "csrf_token": csrf_token(client, "/login")}
+        ).status_code
+        for _ in range(3)
+    ]
     assert statuses == [200, 200, 429]
     keys = redis.Redis.from_url(BACKEND_URLS["redis"]).keys("*clubstack*")
     assert keys, "the limiter kept its counters somewhere else"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver
+
 from tests.conftest import LiveServer, login
 
 pytestmark = pytest.mark.browser

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from lookup_http import ABUSE_KEY, VT_KEY
+
 from tests.conftest import api_token, csrf_token, login
 
 

@@ -17,6 +17,8 @@ import re
 import sys
 from typing import Any
 
+from flask import g, has_request_context
+
 from clubstack.settings import Settings, get_settings
 
 _TOKEN_RE = re.compile(r"((?:token|sid|key|secret|password)=)[^&\s]+", re.IGNORECASE)
@@ -37,18 +39,14 @@ class _ContextFilter(logging.Filter):
     """Adds the request id (when inside a request) and redacts token-like values."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = "-"
-        try:
-            from flask import g, has_request_context
-
-            if has_request_context():
-                record.request_id = g.get("request_id", "-")
-        except ImportError:  # pragma: no cover - flask is a dependency
-            pass
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        record.msg = redact(str(record.msg))
+        message = str(record.msg)
+        if "=" in message or "bearer" in message.lower():  # only then can a token be in it
+            message = redact(message)
+        record.msg = message
         return True
 
 

@@ -54,25 +54,38 @@ def _default_rate() -> str:
 
 
 # One limiter for the process; the default limit is read per app (tests build many apps).
-# X-RateLimit-* headers are off: they cost a second storage round trip on every request;
-# a 429 still says when to come back (Retry-After).
+def _safe_method() -> bool:
+    return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+# The default limit guards every state-changing request. Reads that cost something (lookups,
+# drop reads) carry their own limits; floods of plain page views are nginx's job (limit_req in
+# deploy/). X-RateLimit-* headers are off: they cost a second storage round trip per request,
+# and a 429 still says when to come back (Retry-After).
 limiter = Limiter(
-    key_func=client_ip, default_limits=[_default_rate], headers_enabled=False, swallow_errors=True
+    key_func=client_ip,
+    default_limits=[_default_rate],
+    default_limits_exempt_when=_safe_method,
+    headers_enabled=False,
+    swallow_errors=True,
 )
 
-PAGE_CSP = (
+PAGE_CSP_NONCE = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 )
+# Most pages have no inline script: they get the same policy without a nonce, built once.
+PAGE_CSP = PAGE_CSP_NONCE.replace(" 'nonce-{nonce}'", "")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-STATIC_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
+STATIC_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -213,17 +226,23 @@ def _before() -> None:
 
 
 def _after(response: Response) -> Response:
+    # Runs on every response, so it scans the headers once and appends what is missing
+    # (a view may have set its own Referrer-Policy, say) instead of one lookup per header.
     headers = response.headers
     policy = g.get("csp")
     if policy is None:
-        policy = PAGE_CSP.format(nonce=csp_nonce())
-    headers["Content-Security-Policy"] = policy
-    for name, value in STATIC_HEADERS.items():
-        headers.setdefault(name, value)
+        nonce = g.get("csp_nonce")
+        policy = PAGE_CSP if nonce is None else PAGE_CSP_NONCE.format(nonce=nonce)
+    present = {name.lower() for name, _ in headers.items()}
+    extra = [(name, value) for name, value in STATIC_HEADERS if name.lower() not in present]
+    if "content-security-policy" in present:
+        headers["Content-Security-Policy"] = policy
+    else:
+        extra.append(("Content-Security-Policy", policy))
     if request.is_secure:
-        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    headers["X-Request-ID"] = g.get("request_id", "")
-    headers.pop("Server", None)
+        extra.append(HSTS)
+    extra.append(("X-Request-ID", g.get("request_id", "")))
+    headers.extend(extra)
     return response
 
 
