@@ -13,7 +13,7 @@ from clubstack.core.db import db
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
-from clubstack.core.web import cache_anonymous_page, init_web, limiter
+from clubstack.core.web import cache_anonymous_page, init_web, limiter, request_id
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "site_name": settings.site_name,
             "services": [s for s in services if s.nav],
             "current_user": current_user(),
-            "request_id": g.get("request_id", ""),
+            "request_id": request_id(),
         }
 
     app.register_blueprint(accounts_bp)

@@ -17,10 +17,11 @@ import re
 import sys
 from typing import Any
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 
 from clubstack.settings import Settings, get_settings
 
+REQUEST_ID_KEY = "clubstack.request_id"  # set in the WSGI environ by core.web.SecurityHeaders
 _TOKEN_RE = re.compile(r"((?:token|sid|key|secret|password)=)[^&\s]+", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 
@@ -39,7 +40,9 @@ class _ContextFilter(logging.Filter):
     """Adds the request id (when inside a request) and redacts token-like values."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.request_id = (
+            request.environ.get(REQUEST_ID_KEY, "-") if has_request_context() else "-"
+        )
         if record.args:
             record.msg = record.getMessage()
             record.args = None
@@ -115,5 +118,11 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
             root.removeHandler(handler)
     root.addHandler(queue_handler)
     root.setLevel(settings.log_level.upper())
+    # The logging HOWTO's optimisations: no caller lookup (a stack walk per record) and no
+    # thread/process names, which our lines do not show.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("huey").setLevel(logging.WARNING)

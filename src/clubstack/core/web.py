@@ -3,6 +3,7 @@ size, request ids, and the one mapping from errors to HTTP answers (JSON or an H
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -18,6 +19,7 @@ from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from clubstack.core.errors import ClubError
+from clubstack.core.logs import REQUEST_ID_KEY
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.web")
@@ -87,18 +89,63 @@ STATIC_HEADERS = (
 )
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+CSP_KEY = "clubstack.csp"
+_LOWER_STATIC = tuple((name.lower(), (name, value)) for name, value in STATIC_HEADERS)
+
+
+class SecurityHeaders:
+    """WSGI middleware: the request id, and the headers every response carries.
+
+    It works on the plain list of header tuples at the WSGI level, which costs a fraction of
+    werkzeug's Headers operations; a view's own value for a header (a Referrer-Policy, a CSP
+    set with set_csp) is kept. Request ids need to be unique, not secret: a random per-process
+    prefix and a counter, unless a trusted proxy sent a well-formed one.
+    """
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.prefix = secrets.token_hex(4)
+        self.counter = itertools.count(1)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        if REQUEST_ID_RE.match(incoming):
+            rid = incoming
+        else:
+            rid = f"{self.prefix}{next(self.counter):08x}"
+        environ[REQUEST_ID_KEY] = rid
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers.extend(pair for lower, pair in _LOWER_STATIC if lower not in present)
+            if "content-security-policy" not in present:
+                headers.append(("Content-Security-Policy", environ.get(CSP_KEY, PAGE_CSP)))
+            if environ.get("wsgi.url_scheme") == "https":
+                headers.append(HSTS)
+            headers.append(("X-Request-ID", rid))
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
 
 
 def csp_nonce() -> str:
+    """A nonce for an inline script; only pages that ask for one get it in their policy."""
     nonce = g.get("csp_nonce")
     if nonce is None:
         nonce = g.csp_nonce = secrets.token_urlsafe(16)
+        if "csp" not in g:
+            request.environ[CSP_KEY] = PAGE_CSP_NONCE.format(nonce=nonce)
     return nonce
 
 
 def set_csp(policy: str) -> None:
     """Let a view answer with its own Content-Security-Policy (an API: default-src 'none')."""
-    g.csp = policy
+    g.csp = request.environ[CSP_KEY] = policy
+
+
+def request_id() -> str:
+    return str(request.environ.get(REQUEST_ID_KEY, "-"))
 
 
 def with_csp(policy: str) -> Callable[[F], F]:
@@ -217,33 +264,10 @@ def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
 
 
 def _before() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "body_limit", None)
     if limit is not None:
         request.max_content_length = request.max_form_memory_size = limit()
-
-
-def _after(response: Response) -> Response:
-    # Runs on every response, so it scans the headers once and appends what is missing
-    # (a view may have set its own Referrer-Policy, say) instead of one lookup per header.
-    headers = response.headers
-    policy = g.get("csp")
-    if policy is None:
-        nonce = g.get("csp_nonce")
-        policy = PAGE_CSP if nonce is None else PAGE_CSP_NONCE.format(nonce=nonce)
-    present = {name.lower() for name, _ in headers.items()}
-    extra = [(name, value) for name, value in STATIC_HEADERS if name.lower() not in present]
-    if "content-security-policy" in present:
-        headers["Content-Security-Policy"] = policy
-    else:
-        extra.append(("Content-Security-Policy", policy))
-    if request.is_secure:
-        extra.append(HSTS)
-    extra.append(("X-Request-ID", g.get("request_id", "")))
-    headers.extend(extra)
-    return response
 
 
 def init_web(app: Flask, settings: Settings) -> None:
@@ -261,10 +285,10 @@ def init_web(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_URI=settings.redis_url or "clubstack-memory://",
         RATELIMIT_KEY_PREFIX="clubstack",
     )
-    app.before_request(_before)  # first, so even a rate-limited answer has a request id
+    app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
     limiter.init_app(app)
-    app.after_request(_after)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(RateLimitExceeded, _rate_limited)
