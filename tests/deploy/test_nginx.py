@@ -50,6 +50,17 @@ def test_app_sees_https_behind_the_proxy(stack: Stack) -> None:
     assert health.json() == {"status": "ok", "database": "ok"}
 
 
+def test_app_headers_pass_through_unchanged(stack: Stack) -> None:
+    """nginx adds HSTS only; a page's own stricter headers (the drop API's) survive."""
+    page = stack.session().get(stack.https + "/login", timeout=10)
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert page.headers.get("Strict-Transport-Security", "").count("max-age") == 1
+    api = stack.session().get(stack.https + "/drop/msg/" + "A" * 22, timeout=10)
+    assert api.status_code == 404
+    assert api.headers["Referrer-Policy"] == "no-referrer"
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_http_redirects_to_https(stack: Stack) -> None:
     response = stack.session().get(
         stack.http + "/account?tab=tokens", allow_redirects=False, timeout=10
@@ -66,6 +77,8 @@ def test_static_files_come_from_nginx(stack: Stack) -> None:
     assert response.headers["Cache-Control"] == "max-age=604800"
     assert "X-Request-ID" not in response.headers  # gunicorn never saw it
     assert "Strict-Transport-Security" in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     missing = stack.session().get(stack.https + "/static/nope.css", timeout=10)
     assert missing.status_code == 404
     assert "X-Request-ID" not in missing.headers
