@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from alembic import command
@@ -42,6 +44,10 @@ def all_metadata() -> MetaData:
 def upgrade(url: str) -> None:
     ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), "heads")
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        # WAL is stored in the file: set it once here rather than racing for it at run time.
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def heads(url: str) -> list[str]:

@@ -312,10 +312,14 @@ class Quota:
         return None
 
     def _ensure_row(self, window: str) -> None:
+        # Look, then insert, in separate transactions: on SQLite a transaction that read and then
+        # writes cannot wait for another writer (SQLITE_BUSY at once); a plain insert can.
+        with own_session() as session:
+            if session.get(QuotaCounter, (self.provider, window)) is not None:
+                return
         try:
             with own_session() as session:
-                if session.get(QuotaCounter, (self.provider, window)) is None:
-                    session.add(QuotaCounter(provider=self.provider, window=window, used=0))
+                session.add(QuotaCounter(provider=self.provider, window=window, used=0))
         except IntegrityError:
             pass  # another worker created it first
 
