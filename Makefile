@@ -19,11 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-run: install  ## migrate, start a job worker and the web server
+run: install  ## migrate, start the job workers (site and contest sandbox) and the web server
 	$(VENV)/bin/clubstack db upgrade
 	@echo "clubstack: http://$(HOST):$(PORT)  (login links land in $(CLUBSTACK_INSTANCE)/outbox/)"
 	@$(VENV)/bin/clubstack worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/clubstack contest worker & sandbox=$$!; \
+	trap 'kill $$worker $$sandbox 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/clubstack serve --host $(HOST) --port $(PORT)
 
 test: install  ## the whole suite (CI=true makes every backend mandatory)
