@@ -4,9 +4,10 @@ no quota and says "as of <time>"."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
+from clubstack.core.clock import utcnow
 from clubstack.lookup.findings import CheckResult, Status
 
 CACHEABLE = frozenset({Status.OK, Status.NOT_APPLICABLE})
@@ -23,7 +24,7 @@ class MemoryCache:
 
     def __init__(self, ttl: timedelta, clock: object = None) -> None:
         self.ttl = ttl
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utcnow
         self._items: dict[tuple[str, str], CheckResult] = {}
         self._lock = threading.Lock()
 

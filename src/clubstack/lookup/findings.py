@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from clubstack.core.clock import utcnow
 from clubstack.lookup.indicators import Indicator, Kind
 
 
@@ -54,10 +55,6 @@ class Finding:
         return cls(Level[data["level"].upper()], data["text"])
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class CheckResult:
     """What one check found out about one indicator."""
@@ -67,7 +64,7 @@ class CheckResult:
     summary: str = ""
     findings: list[Finding] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
-    as_of: datetime = field(default_factory=_now)
+    as_of: datetime = field(default_factory=utcnow)
     cached: bool = False
 
     @property

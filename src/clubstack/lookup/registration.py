@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dns.exception
@@ -20,16 +20,13 @@ import whoisit
 from whoisit.errors import ParseError
 from whoisit.parser import parse as parse_rdap
 
+from clubstack.core.clock import utcnow
 from clubstack.core.net import HttpClient, SSRFBlocked, UpstreamError
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, registered_domain
 
 Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _iso(value: Any) -> str | None:
@@ -55,7 +52,7 @@ class RdapCheck:
         *,
         base_url: str = "https://rdap.org",
         new_domain_days: int = 30,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")

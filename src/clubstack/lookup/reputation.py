@@ -27,33 +27,55 @@ class MalformedAnswer(ValueError):
     """The provider answered something that is not what its documentation promises."""
 
 
-def _send(
-    check: str,
-    http: HttpClient,
-    quota: Quota | None,
-    max_wait: float,
-    sleep: Sleeper,
-    url: str,
-    **kwargs: Any,
-) -> Any:
-    """GET with the quota; returns the response or a finished CheckResult."""
-    deadline = time.monotonic() + max_wait
-    while True:
+class _ProviderCheck:
+    """What both providers share: the key, the quota, and one guarded, quota-counted GET."""
+
+    name = ""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        api_key: str | None,
+        *,
+        base_url: str,
+        quota: Quota | None,
+        max_wait: float,
+        sleep: Sleeper,
+    ) -> None:
+        self.http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.quota = quota
+        self.max_wait = max_wait
+        self.sleep = sleep
+
+    def _interpret(self, response: Any) -> CheckResult:
+        raise NotImplementedError
+
+    def _fetch(self, url: str, **kwargs: Any) -> CheckResult:
+        """GET within the quota and interpret the answer; past the quota nothing is sent."""
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            try:
+                response = self.http.get(url, quota=self.quota, **kwargs)
+                break
+            except QuotaExhausted as exc:
+                wait = float(exc.retry_after or 0)
+                if wait and time.monotonic() + wait <= deadline:
+                    self.sleep(wait)
+                    continue
+                return CheckResult(
+                    self.name,
+                    Status.QUOTA_EXHAUSTED,
+                    summary="quota exhausted: not sent",
+                    data={"retry_after": exc.retry_after},
+                )
+            except (UpstreamError, SSRFBlocked) as exc:
+                return CheckResult(self.name, Status.ERROR, summary=str(exc.message))
         try:
-            return http.get(url, quota=quota, **kwargs)
-        except QuotaExhausted as exc:
-            wait = float(exc.retry_after or 0)
-            if wait and time.monotonic() + wait <= deadline:
-                sleep(wait)
-                continue
-            return CheckResult(
-                check,
-                Status.QUOTA_EXHAUSTED,
-                summary="quota exhausted: not sent",
-                data={"retry_after": exc.retry_after},
-            )
-        except (UpstreamError, SSRFBlocked) as exc:
-            return CheckResult(check, Status.ERROR, summary=str(exc.message))
+            return self._interpret(response)
+        except MalformedAnswer as exc:
+            return CheckResult(self.name, Status.ERROR, summary=f"malformed answer: {exc}")
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -71,7 +93,7 @@ def vt_url_id(url: str) -> str:
     return base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
-class VirusTotalCheck:
+class VirusTotalCheck(_ProviderCheck):
     name = "virustotal"
     title = "VirusTotal"
     kinds = frozenset(Kind)
@@ -87,12 +109,9 @@ class VirusTotalCheck:
         sleep: Sleeper = time.sleep,
         malicious_at: int = 2,
     ) -> None:
-        self.http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.quota = quota
-        self.max_wait = max_wait
-        self.sleep = sleep
+        super().__init__(
+            http, api_key, base_url=base_url, quota=quota, max_wait=max_wait, sleep=sleep
+        )
         self.malicious_at = malicious_at
 
     def _path(self, indicator: Indicator) -> str | None:
@@ -113,21 +132,9 @@ class VirusTotalCheck:
         path = self._path(indicator)
         if path is None:
             return not_applicable(self.name, "internal names are not known to VirusTotal")
-        response = _send(
-            self.name,
-            self.http,
-            self.quota,
-            self.max_wait,
-            self.sleep,
-            self.base_url + path,
-            headers={"x-apikey": self._key, "Accept": "application/json"},
+        return self._fetch(
+            self.base_url + path, headers={"x-apikey": self._key, "Accept": "application/json"}
         )
-        if isinstance(response, CheckResult):
-            return response
-        try:
-            return self._interpret(response)
-        except MalformedAnswer as exc:
-            return CheckResult(self.name, Status.ERROR, summary=f"malformed answer: {exc}")
 
     def _interpret(self, response: Any) -> CheckResult:
         if response.status_code == 404:
@@ -172,7 +179,7 @@ class VirusTotalCheck:
         return result
 
 
-class AbuseIPDBCheck:
+class AbuseIPDBCheck(_ProviderCheck):
     name = "abuseipdb"
     title = "AbuseIPDB"
     kinds = frozenset({Kind.IPV4, Kind.IPV6})
@@ -190,12 +197,9 @@ class AbuseIPDBCheck:
         suspicious_at: int = 25,
         malicious_at: int = 75,
     ) -> None:
-        self.http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.quota = quota
-        self.max_wait = max_wait
-        self.sleep = sleep
+        super().__init__(
+            http, api_key, base_url=base_url, quota=quota, max_wait=max_wait, sleep=sleep
+        )
         self.max_age_days = max_age_days
         self.suspicious_at = suspicious_at
         self.malicious_at = malicious_at
@@ -205,22 +209,11 @@ class AbuseIPDBCheck:
             return not_applicable(self.name, "AbuseIPDB knows IP addresses only")
         if not self._key:
             return CheckResult(self.name, Status.NOT_CONFIGURED, summary="no API key configured")
-        response = _send(
-            self.name,
-            self.http,
-            self.quota,
-            self.max_wait,
-            self.sleep,
+        return self._fetch(
             f"{self.base_url}/check",
             params={"ipAddress": indicator.value, "maxAgeInDays": str(self.max_age_days)},
             headers={"Key": self._key, "Accept": "application/json"},
         )
-        if isinstance(response, CheckResult):
-            return response
-        try:
-            return self._interpret(response)
-        except MalformedAnswer as exc:
-            return CheckResult(self.name, Status.ERROR, summary=f"malformed answer: {exc}")
 
     def _interpret(self, response: Any) -> CheckResult:
         if response.status_code == 429:
