@@ -226,12 +226,30 @@ class Settings(_Base):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         path = self.instance / "secret_key"
+        if path in _generated_secrets:  # read once per process: it is hashed into log lines
+            return _generated_secrets[path]
         if not path.exists():
+            # Written whole to a temporary file, then linked into place: a second gunicorn
+            # worker starting at the same moment sees either no key or the complete one.
             self.instance.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = path.with_name(f".secret_key.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # the other process won; use its key
+            finally:
+                tmp.unlink()
+        secret = path.read_text().strip()
+        if not secret:
+            raise SettingsError(f"{path} is empty; delete it to have a new key generated")
+        _generated_secrets[path] = secret
+        return secret
+
+
+_generated_secrets: dict[Path, str] = {}
 
 
 def _describe(error: ValidationError, prefix: str) -> str:

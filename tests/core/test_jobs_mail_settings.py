@@ -170,3 +170,25 @@ def test_admin_add_command(make_app: Any) -> None:
         )
     bad = CliRunner().invoke(main, ["admin", "add", "not-an-address"])
     assert bad.exit_code == 2
+
+
+def test_workers_starting_together_share_one_generated_secret(tmp_path: Path) -> None:
+    """Gunicorn starts its workers at once; each must end up with the same, complete key."""
+    code = (
+        "import sys; from clubstack.settings import Settings; "
+        "sys.stdout.write(Settings(instance=sys.argv[1]).secret())"
+    )
+    env = {**os.environ, "CLUBSTACK_INSTANCE": str(tmp_path)}
+    env.pop("CLUBSTACK_SECRET_KEY", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).parents[2] / "src",
+        )
+        for _ in range(6)
+    ]
+    keys = {p.communicate(timeout=60)[0].decode() for p in procs}
+    assert len(keys) == 1 and len(keys.pop()) > 40
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]

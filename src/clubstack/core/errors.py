@@ -60,12 +60,6 @@ class TooLarge(ClubError):
     message = "The request is too large."
 
 
-class RateLimited(ClubError):
-    status = 429
-    code = "rate_limited"
-    message = "Too many requests; try again later."
-
-
 class Unavailable(ClubError):
     status = 503
     code = "unavailable"

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Any
 
-from huey import Huey, MemoryHuey
+from huey import Huey
 from huey.api import Task
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
@@ -100,4 +100,4 @@ def requeue_lost_tasks(now: float | None = None) -> int:
     return requeued
 
 
-__all__ = ["MemoryHuey", "configure_jobs", "huey", "requeue_lost_tasks"]
+__all__ = ["configure_jobs", "huey", "requeue_lost_tasks"]

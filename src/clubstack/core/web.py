@@ -150,12 +150,11 @@ def request_id() -> str:
 
 def with_csp(policy: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
+        @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             set_csp(policy)
             return view(*args, **kwargs)
 
-        wrapped.__name__ = view.__name__
-        wrapped.__doc__ = view.__doc__
         return wrapped  # type: ignore[return-value]
 
     return decorate

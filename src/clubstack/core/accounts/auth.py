@@ -13,6 +13,7 @@ from clubstack.core.accounts.models import User
 from clubstack.core.accounts.tokens import token_user
 from clubstack.core.db import db
 from clubstack.core.errors import Forbidden, Unauthorized
+from clubstack.core.web import csrf, wants_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET = object()
@@ -39,7 +40,7 @@ def login_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            if g.get("via_token") or "/api/" in request.path:
+            if g.get("via_token") or wants_json():  # API clients get 401, browsers the login page
                 raise Unauthorized()
             return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
@@ -61,7 +62,6 @@ def admin_required(view: F) -> F:
 
 def api_auth(view: F) -> F:
     """For JSON APIs: a bearer token (CSRF-exempt) or a logged-in browser session."""
-    from clubstack.core.web import csrf
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
