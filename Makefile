@@ -34,7 +34,6 @@ test-fast: install
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks with their targets (ratios against baselines run alongside)
-	$(PIP) install -q -c constraints.txt -e '.[bench]'
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
 
 lint: install

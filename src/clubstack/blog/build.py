@@ -5,8 +5,8 @@ content hash (looked up by mtime and size first), and every output file is recor
 manifest with a key that hashes exactly what went into it (template set, site config, the
 hashes of the posts it shows, the neighbours' titles ...). A rebuild renders only the outputs
 whose key changed and deletes outputs that are no longer produced, so it ends in the same
-tree a clean build makes. Rendered post bodies live in the cache folder, not in memory, so a
-build of 10,000+ posts keeps only metadata resident.
+tree a clean build makes. Rendered post bodies live in the cache (clubstack.blog.bodies), not
+in memory, so a build of 10,000+ posts keeps only metadata resident.
 
 Parallel: parsing/rendering of changed sources and rendering of pages run in forked worker
 processes (one per core) when there is enough work to pay for them.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import (
     ChoiceLoader,
@@ -38,6 +38,7 @@ from jinja2 import (
 from markupsafe import Markup
 
 from clubstack.blog import render as md
+from clubstack.blog.bodies import BodyStore
 from clubstack.blog.content import (
     ContentError,
     Entry,
@@ -47,7 +48,7 @@ from clubstack.blog.content import (
 )
 
 THEME_DIR = Path(__file__).parent / "theme"
-CACHE_VERSION = "5"
+CACHE_VERSION = "6"
 PARALLEL_THRESHOLD = 150  # below this many items the pool start-up costs more than it saves
 
 Progress = Callable[[str, int, int], None]
@@ -58,8 +59,8 @@ class Record:
     """What the cache keeps per source file: metadata and TOC; body and excerpt are on disk."""
 
     entry: Entry  # with body emptied
-    body_key: str
-    has_more: bool  # an excerpt (text before <!--more-->) is on disk
+    body_key: str  # the rendered body and excerpt in the BodyStore
+    has_more: bool  # there is an excerpt (text before <!--more-->)
     url: str  # depends on site.toml, which is part of the cache key
     ident: str  # URL, title and date: what lists and neighbours show of a post
     toc: list[md.TocItem]
@@ -96,6 +97,49 @@ def _tree_fingerprint(dirs: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------- what templates see
+# Named tuples rather than dicts: Jinja looks an attribute up with getattr first, and a dict
+# only answers after an AttributeError, which cost a fifth of page rendering. Templates may
+# still write link["name"].
+
+class Link(NamedTuple):
+    """A category or tag of a post, or an archive group."""
+    name: str
+    url: str
+
+
+class NavPage(NamedTuple):
+    title: str
+    url: str
+
+
+class Brief(NamedTuple):
+    """What an archive line shows of a post."""
+    url: str
+    title: str
+    iso_date: str
+    short_date: str
+
+
+class ArchiveGroup(NamedTuple):
+    name: str
+    url: str | None
+    posts: list[Brief]
+
+
+class Period(NamedTuple):
+    name: str
+    url: str
+    count: int
+
+
+class Pagination(NamedTuple):
+    number: int
+    pages: int
+    newer: str | None
+    older: str | None
+
+
 # ---------------------------------------------------------------- the build context
 
 class Site:
@@ -103,7 +147,7 @@ class Site:
 
     def __init__(self, src: Path, out: Path, cache: Path, config: SiteConfig) -> None:
         self.src, self.out, self.cache, self.config = src, out, cache, config
-        self.bodies = cache / "bodies"
+        self.bodies = BodyStore(cache / "bodies.sqlite3")
         self.root = config.root_path
         self.made_dirs: set[str] = set()  # output folders known to exist in this build
         template_dirs = [src / "templates", THEME_DIR / "templates"]
@@ -112,6 +156,7 @@ class Site:
             loader=ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs]),
             bytecode_cache=FileSystemBytecodeCache(str(cache / "jinja")),
             autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            auto_reload=False,  # templates do not change during a build; skip a stat per page
         )
         self.templates_key = _tree_fingerprint(template_dirs)
         self.global_key = _key(CACHE_VERSION, md.RENDERER_VERSION, self.templates_key,
@@ -120,7 +165,8 @@ class Site:
         self.pages: list[Record] = []
         self.urls: dict[str, str] = {}  # source -> url
         self.views: dict[str, PostView] = {}
-        self.nav_pages: list[dict[str, str]] = []
+        self.briefs: dict[str, Brief] = {}
+        self.nav_pages: list[NavPage] = []
 
     def view(self, rec: Record) -> PostView:
         view = self.views.get(rec.entry.source)
@@ -128,11 +174,16 @@ class Site:
             view = self.views[rec.entry.source] = PostView(self, rec)
         return view
 
-    def brief(self, rec: Record) -> dict[str, str]:
-        """What an archive line shows (cheaper than a PostView for thousands of posts)."""
-        local = rec.entry.date.astimezone(self.config.tz)
-        return {"url": self.urls[rec.entry.source], "title": rec.entry.title,
-                "iso_date": local.isoformat(), "short_date": f"{local:%Y-%m-%d}"}
+    def brief(self, rec: Record) -> Brief:
+        """Cheaper than a PostView for the thousands of lines of the archives (each post is on
+        three archive pages, so it is made once)."""
+        brief = self.briefs.get(rec.entry.source)
+        if brief is None:
+            local = rec.entry.date.astimezone(self.config.tz)
+            brief = self.briefs[rec.entry.source] = Brief(
+                self.urls[rec.entry.source], rec.entry.title, local.isoformat(),
+                f"{local:%Y-%m-%d}")
+        return brief
 
     def taxon_url(self, kind: str, slug: str, number: int = 1) -> str:
         base = f"{self.root}{kind}/{slug}/"
@@ -168,29 +219,37 @@ class PostView:
         self.updated = e.updated
         upd = e.updated.astimezone(site.config.tz) if e.updated else None
         self.updated_human = f"{upd.day} {upd:%B %Y}" if upd else ""
-        self.categories = [{"name": t.name, "url": site.taxon_url("category", t.slug)}
+        self.categories = [Link(t.name, site.taxon_url("category", t.slug))
                            for t in e.categories]
-        self.tags = [{"name": t.name, "url": site.taxon_url("tag", t.slug)} for t in e.tags]
+        self.tags = [Link(t.name, site.taxon_url("tag", t.slug)) for t in e.tags]
         self.toc = rec.toc if e.toc else []
         self.has_more = rec.has_more
 
     @property
     def body(self) -> Markup:
-        path = self._site.bodies / f"{self._rec.body_key}.html"
-        return Markup(path.read_text(encoding="utf-8"))  # noqa: S704 (our renderer wrote it)
+        return Markup(self._site.bodies.html(self._rec.body_key))  # noqa: S704 (our renderer wrote it)
 
     @cached_property
     def excerpt(self) -> Markup:
         """Cached: a post shows up on several list pages rendered by the same process."""
         if self._rec.has_more:
-            path = self._site.bodies / f"{self._rec.body_key}.excerpt"
-            return Markup(path.read_text(encoding="utf-8"))  # noqa: S704 (our renderer wrote it)
+            return Markup(self._site.bodies.excerpt(self._rec.body_key))  # noqa: S704 (our renderer wrote it)
         return self.body
+
+    @cached_property
+    def list_html(self) -> Markup:
+        """The post as list pages show it (summary.html): rendered once per process, then
+        reused on every index, category and tag page the post is on."""
+        site = self._site
+        html = site.env.get_template("summary.html").render(
+            site=site.config, root=site.root, post=self)
+        return Markup(html)  # noqa: S704 (an autoescaping template rendered it)
 
 
 # ---------------------------------------------------------------- phase 1: sources
 
-def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
+def _parse_source(site: Site, source: str, kind: str
+                  ) -> tuple[Record, md.RenderedBody] | ContentError:
     path = site.src / source
     try:
         text = path.read_text(encoding="utf-8")
@@ -207,18 +266,12 @@ def _parse_source(site: Site, source: str, kind: str) -> Record | ContentError:
         rendered = md.render_markdown(entry.body, raw_html=entry.raw_html, want_toc=entry.toc)
     except Exception as exc:
         return ContentError(source, entry.body_line, f"cannot render: {exc}")
-    for suffix, text in ((".html", rendered.html), (".excerpt", rendered.excerpt)):
-        if text is None:
-            continue
-        path = site.bodies / f"{body_key}{suffix}"
-        tmp = site.bodies / f"{body_key}{suffix}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
     entry.body = ""
     url = entry.url(site.config)
     ident = f"{url}\x00{entry.title}\x00{entry.date.isoformat()}"
-    return Record(entry=entry, body_key=body_key, has_more=rendered.excerpt is not None,
-                  url=url, ident=ident, toc=rendered.toc)
+    record = Record(entry=entry, body_key=body_key, has_more=rendered.excerpt is not None,
+                    url=url, ident=ident, toc=rendered.toc)
+    return record, rendered
 
 
 # Set in the parent just before the pool forks, so workers inherit the site and the work list
@@ -228,9 +281,21 @@ _WORKER_ITEMS: list[Any] = []
 
 
 def _parse_chunk(span: tuple[int, int]) -> list[Record | ContentError]:
-    assert _WORKER_SITE is not None
-    return [_parse_source(_WORKER_SITE, source, kind)
-            for source, kind in _WORKER_ITEMS[span[0]:span[1]]]
+    """Parse and render a range of sources; their bodies go to the cache in one write."""
+    site = _WORKER_SITE
+    assert site is not None
+    results: list[Record | ContentError] = []
+    bodies: list[tuple[str, str, str | None]] = []
+    for source, kind in _WORKER_ITEMS[span[0]:span[1]]:
+        parsed = _parse_source(site, source, kind)
+        if isinstance(parsed, ContentError):
+            results.append(parsed)
+            continue
+        record, rendered = parsed
+        bodies.append((record.body_key, rendered.html, rendered.excerpt))
+        results.append(record)
+    site.bodies.put_many(bodies)
+    return results
 
 
 def _render_chunk(span: tuple[int, int]) -> list[str]:
@@ -257,6 +322,7 @@ def _pool_map(site: Site, fn: Callable[[tuple[int, int]], list[Any]], items: lis
                 if progress:
                     progress(stage, len(results), total)
             return results
+        site.bodies.close()  # each worker opens its own connection
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             for part in pool.map(fn, _spans(total, workers)):
@@ -299,13 +365,9 @@ class Job:
     args: tuple[Any, ...] = ()
 
 
-def _pagination(site: Site, url_of: Callable[[int], str], number: int, pages: int
-                ) -> dict[str, Any]:
-    return {
-        "number": number, "pages": pages,
-        "newer": url_of(number - 1) if number > 1 else None,
-        "older": url_of(number + 1) if number < pages else None,
-    }
+def _pagination(url_of: Callable[[int], str], number: int, pages: int) -> Pagination:
+    return Pagination(number, pages, url_of(number - 1) if number > 1 else None,
+                      url_of(number + 1) if number < pages else None)
 
 
 def _common(site: Site) -> dict[str, Any]:
@@ -332,14 +394,13 @@ def _run_job(site: Site, job: Job) -> str:
 
         data = site.env.get_template("list.html").render(
             _common(site) | {"posts": [site.view(r) for r in recs], "heading": heading,
-                             "pagination": _pagination(site, url_of, number, pages),
+                             "pagination": _pagination(url_of, number, pages),
                              "feed": feed, "canonical": site.config.absolute(url_of(number))})
     elif kind == "archive":
         heading, groups, periods = args
         data = site.env.get_template("archives.html").render(
             _common(site) | {"heading": heading, "periods": periods, "groups": [
-                {"name": g[0], "url": g[1], "posts": [site.brief(r) for r in g[2]]}
-                for g in groups]})
+                ArchiveGroup(g[0], g[1], [site.brief(r) for r in g[2]]) for g in groups]})
     elif kind == "redirect":
         target, title = args
         data = site.env.get_template("redirect.html").render(
@@ -378,7 +439,12 @@ def _prepare(site: Site, rel: str) -> str:
     target = os.path.join(site.out, rel)
     folder = os.path.dirname(target)
     if folder not in site.made_dirs:
-        os.makedirs(folder, exist_ok=True)
+        try:  # most folders are one post's, in a month folder made before: one mkdir
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
         site.made_dirs.add(folder)
     return target
 
@@ -464,7 +530,7 @@ def _plan(site: Site) -> list[Job]:
 
     groups = [(month_name(y, m), f"{site.root}{y:04d}/{m:02d}/", recs)
               for (y, m), recs in by_month.items()]
-    years = [{"name": str(y), "url": f"{site.root}{y:04d}/", "count": len(r)}
+    years = [Period(str(y), f"{site.root}{y:04d}/", len(r))
              for y, r in by_year.items()]
     jobs.append(Job(site.out_file(f"{site.root}archives/"),
                     _key(g, "archives", [r.ident for r in posts]),
@@ -526,7 +592,7 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
     workers = workers or len(os.sched_getaffinity(0))
     config = load_site_config(src)
     cache = (cache_dir or src / ".cache" / "blog").resolve()
-    (cache / "bodies").mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     site = Site(src, out, cache, config)
     result = BuildResult()
 
@@ -564,11 +630,13 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
     records: list[Record] = []
     todo: list[tuple[str, str]] = []
     stats: dict[str, tuple[int, int]] = {}
+    cached_bodies = site.bodies.keys() if old_sources else set()
     for _folder, kind, found in scanned:
         for source, st in found:
             stats[source] = (st.st_mtime_ns, st.st_size)
             hit = old_sources.get(source)
-            if hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+            if (hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size
+                    and hit[2].body_key in cached_bodies):
                 records.append(hit[2])
                 new_sources[source] = hit
             else:
@@ -601,8 +669,7 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
         site.urls[rec.entry.source] = url
     site.posts = [r for r in posts if r.entry.source in site.urls]
     site.pages = [r for r in pages if r.entry.source in site.urls]
-    site.nav_pages = [{"title": r.entry.title, "url": site.urls[r.entry.source]}
-                      for r in site.pages]
+    site.nav_pages = [NavPage(r.entry.title, site.urls[r.entry.source]) for r in site.pages]
     result.posts = len(site.posts)
 
     # outputs: render what changed, delete what is gone
@@ -613,7 +680,7 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
         manifest = {}
     jobs = _plan(site)
     if site.nav_pages:  # the nav bar is on every page
-        nav = _key([(p["title"], p["url"]) for p in site.nav_pages])
+        nav = _key([tuple(p) for p in site.nav_pages])
         for job in jobs:
             if job.kind in ("post", "list", "archive", "404"):
                 job.key = _key(job.key, nav)
@@ -649,7 +716,8 @@ def build(src: Path, out: Path, *, drafts: bool = False, now: datetime | None = 
         tmp.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(path)
     if todo:
-        _collect_bodies(site, new_sources)
+        site.bodies.keep_only({v[2].body_key for k, v in new_sources.items() if k != "__key__"})
+    site.bodies.close()
     if not result.errors:
         hidden = [r.entry.date for r in records
                   if not drafts and not r.entry.draft and r.entry.date > now]
@@ -673,14 +741,3 @@ def _prune_dirs(directory: Path, stop: Path) -> None:
     while directory != stop and directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
         directory = directory.parent
-
-
-def _collect_bodies(site: Site, sources: dict[str, Any]) -> None:
-    """Delete cached bodies no source refers to any more (keeps the cache bounded)."""
-    live = {v[2].body_key for k, v in sources.items() if k != "__key__"}
-    names = os.listdir(site.bodies)
-    for name in names:
-        stem, _dot, suffix = name.partition(".")
-        if suffix in ("html", "excerpt") and stem not in live:
-            (site.bodies / name).unlink(missing_ok=True)
-

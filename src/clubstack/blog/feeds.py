@@ -40,7 +40,7 @@ def build_feed(config: SiteConfig, fmt: str, title: str, page_url: str, feed_url
         fe.published(post.date)
         fe.updated(post.updated or post.date)
         for cat in post.categories:
-            fe.category(term=cat["name"], label=cat["name"])
+            fe.category(term=cat.name, label=cat.name)
         body = str(post.body)
         if fmt == "atom":
             fe.content(body, type="html")
