@@ -12,7 +12,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Request, Response, current_app, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from limits.storage import MemoryStorage
@@ -91,6 +92,17 @@ HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 CSP_KEY = "clubstack.csp"
 _LOWER_STATIC = tuple((name.lower(), (name, value)) for name, value in STATIC_HEADERS)
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (they hold only the server-side session id), minus the
+    signing serializer Flask builds on every request: without a cookie (API calls, first
+    visits) there is nothing to verify."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 class SecurityHeaders:
@@ -284,6 +296,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_URI=settings.redis_url or "clubstack-memory://",
         RATELIMIT_KEY_PREFIX="clubstack",
     )
+    app.session_interface = CookieSessions()
     app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
     limiter.init_app(app)
