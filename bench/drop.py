@@ -362,7 +362,8 @@ def wrk_phase(
 
     def run(duration: float) -> dict[str, Any]:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", str(script), url],
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+             "-s", str(script), url],
             capture_output=True, text=True, check=True, timeout=duration + 30,
         ).stdout  # fmt: skip
         return json.loads(next(line for line in out.splitlines() if line.startswith("{")))

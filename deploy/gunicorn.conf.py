@@ -31,7 +31,8 @@ worker_class = _options["worker_class"]
 timeout = _options["timeout"]
 graceful_timeout = _options["graceful_timeout"]
 keepalive = _options["keepalive"]
-reuse_port = _options["reuse_port"]
+# A socket per worker spreads TCP connections; a unix socket path can only be bound once.
+reuse_port = _options["reuse_port"] and not bind.startswith("unix:")
 max_requests = _options["max_requests"]
 max_requests_jitter = _options["max_requests_jitter"]
 accesslog = _options["accesslog"]

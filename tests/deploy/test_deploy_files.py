@@ -42,6 +42,8 @@ def test_gunicorn_config_takes_address_and_sizes_from_environment(
     assert conf["bind"] == "unix:/run/clubstack/web.sock"
     assert conf["workers"] == 3
     assert conf["worker_class"] == "sync"  # one thread: gunicorn_options picks sync
+    assert conf["reuse_port"] is False  # a unix socket path can be bound by one worker only
+    assert _gunicorn_conf(monkeypatch)["reuse_port"] is True  # TCP: a socket per worker
 
 
 def _unit(name: str) -> dict[str, list[str]]:
