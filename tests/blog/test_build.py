@@ -226,6 +226,21 @@ def test_no_change_rebuild_restores_a_deleted_output(site: Path, tmp_path: Path)
     assert again.written == ["tag/jinja/index.html"]
 
 
+def test_lost_body_cache_renders_the_posts_again(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(site, out)
+    post = site / "posts/2020-12-25-christmas.md"
+    post.write_text(post.read_text().replace("Merry Christmas.", "Happy holidays."))
+    for name in ("bodies.sqlite3", "bodies.sqlite3-wal", "bodies.sqlite3-shm"):
+        (site.parent / "cache" / name).unlink(missing_ok=True)
+    rebuilt = run(site, out)
+    sources = list(site.glob("posts/*.md")) + list(site.glob("pages/*.md"))
+    assert rebuilt.ok and rebuilt.parsed == len(sources)  # every body rendered again
+    clean = tmp_path / "clean"
+    run(site, clean, cache_dir=tmp_path / "fresh-cache")
+    assert files(out) == files(clean)
+
+
 def test_future_post_appears_once_due(site: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run(site, out)
