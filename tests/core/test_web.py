@@ -134,6 +134,24 @@ def test_plain_page_views_are_not_counted_by_the_default_limit(make_app: Any) ->
     assert {client.get("/").status_code for _ in range(5)} == {200}
 
 
+def test_a_view_s_own_limit_applies_to_reads_and_the_default_one_to_writes(
+    make_app: Any,
+) -> None:
+    from clubstack.core.web import limiter
+
+    app = make_app(default_rate="2/minute", csrf=False)
+
+    @app.route("/api/counted", methods=["GET", "POST"])
+    @limiter.limit("3/minute", methods=["GET"])
+    def counted() -> str:
+        return "ok"
+
+    client = app.test_client()
+    assert [client.get("/api/counted").status_code for _ in range(4)] == [200, 200, 200, 429]
+    writes = [client.post("/api/counted").status_code for _ in range(3)]
+    assert writes == [200, 200, 429]
+
+
 def test_state_changing_forms_need_csrf(app: Flask, client: Any) -> None:
     login(client, app, "ada@example.org")
     for path, data in [

@@ -240,3 +240,26 @@ def test_empty_prefix_answers_at_the_root(make_app: Any) -> None:
     assert 'action="/"' in client.get("/").get_data(as_text=True)
     assert client.get("/openapi.json").get_json()["servers"] == [{"url": "/"}]
     assert client.get("/assets/drop.js").status_code == 200
+
+
+def test_a_limited_page_read_is_an_html_429_and_writes_keep_their_own_limit(
+    make_app: Any,
+) -> None:
+    client = make_app(drop_read_rate="2/minute").test_client()
+    created = create(client, "read me")
+    path = f"/drop/msg/{created['message_id']}"
+    assert [client.get(path).status_code for _ in range(2)] == [200, 200]
+    page = client.get(path)
+    assert page.status_code == 429 and page.mimetype == "text/html"
+    assert int(page.headers["Retry-After"]) > 0
+    # Deleting is a write: the read limit does not stop it.
+    gone = client.delete(path, headers={"X-Delete-Token": created["delete_token"]})
+    assert gone.status_code == 204
+
+
+def test_reads_are_served_when_the_rate_limit_store_is_down(make_app: Any) -> None:
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0", drop_store="sql")
+    client = app.test_client()
+    created = create(client, "still readable")
+    shown = client.get(f"/drop/msg/{created['message_id']}", headers=JSON)
+    assert shown.status_code == 200 and shown.get_json()["message"] == "still readable"

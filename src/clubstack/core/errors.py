@@ -9,6 +9,7 @@ class ClubError(Exception):
     status = 400
     code = "bad_request"
     message = "The request could not be processed."
+    headers: dict[str, str] = {}  # extra response headers (read-only here; instances set theirs)
 
     def __init__(self, message: str | None = None, **details: object) -> None:
         super().__init__(message or self.message)
@@ -64,3 +65,15 @@ class Unavailable(ClubError):
     status = 503
     code = "unavailable"
     message = "A backing service is unavailable; try again later."
+
+
+class RateLimited(ClubError):
+    """Too many requests from one client; the answer says when to come back (Retry-After)."""
+
+    status = 429
+    code = "rate_limited"
+    message = "Too many requests; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -3,6 +3,7 @@ size, request ids, and the one mapping from errors to HTTP answers (JSON or an H
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -16,10 +17,11 @@ from flask import Flask, Request, Response, current_app, g, jsonify, render_temp
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from clubstack.core.errors import ClubError
+from clubstack.core.errors import ClubError, RateLimited
 from clubstack.core.logs import REQUEST_ID_KEY
 from clubstack.settings import Settings
 
@@ -56,9 +58,12 @@ def _default_rate() -> str:
     return str(current_app.config["CLUBSTACK"].default_rate)
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 # One limiter for the process; the default limit is read per app (tests build many apps).
 def _safe_method() -> bool:
-    return request.method in ("GET", "HEAD", "OPTIONS")
+    return request.method in SAFE_METHODS
 
 
 # The default limit guards every state-changing request. Reads that cost something (lookups,
@@ -72,6 +77,46 @@ limiter = Limiter(
     headers_enabled=False,
     swallow_errors=True,
 )
+
+
+
+@functools.lru_cache(maxsize=64)
+def _rate_item(rate: str) -> RateLimitItem:
+    return parse(rate)
+
+
+def read_limit(rate: Callable[[], str], scope: str) -> Callable[[F], F]:
+    """A per-client limit on the reads (GET, HEAD) of a hot view, shared by the views of `scope`.
+
+    The hit goes straight to the `limits` strategy Flask-Limiter runs on (same storage, so the
+    count is shared by every worker), in one storage round trip: Flask-Limiter's per-request
+    resolution of which limits apply costs more than a drop read itself. Writes to the view
+    still go through Flask-Limiter and its default limits (see _limiter_hooks_for_writes).
+    """
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if request.method in SAFE_METHODS and limiter.enabled:
+                _hit(_rate_item(rate()), scope)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def _hit(item: RateLimitItem, scope: str) -> None:
+    key = ("reads", scope, client_ip())
+    try:
+        if limiter.limiter.hit(item, *key):
+            return
+        reset = limiter.limiter.get_window_stats(item, *key).reset_time
+    except Exception:  # as Flask-Limiter's swallow_errors: a dead limit store must not stop reads
+        log.exception("rate limit storage failed; this read is not limited")
+        return
+    raise RateLimited(retry_after=max(1, int(reset - time.time()) + 1))
+
 
 PAGE_CSP_NONCE = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
@@ -242,7 +287,9 @@ def _rate_limited(error: RateLimitExceeded) -> Response:
 
 
 def _club_error(error: ClubError) -> Response:
-    return error_response(error.status, error.code, error.message, **error.details)
+    response = error_response(error.status, error.code, error.message, **error.details)
+    response.headers.update(error.headers)
+    return response
 
 
 def _csrf_error(error: CSRFError) -> Response:
@@ -281,6 +328,30 @@ def _before() -> None:
         request.max_content_length = request.max_form_memory_size = limit()
 
 
+def _limiter_hooks_for_writes(app: Flask) -> None:
+    """Flask-Limiter hooks into every request three times; in our setup only one hook has work,
+    and only for writes. Before the request it checks the default limits, which exempt safe
+    methods (limits a view is decorated with are checked by the decorator). After it, it adds
+    X-RateLimit headers (off) and settles `deduct_when` limits (unused); at teardown it clears
+    state kept on the request context, which is dropped anyway. Together ~65 µs per GET."""
+
+    def of_limiter(hook: Callable[..., Any]) -> bool:
+        if isinstance(hook, functools.partial):
+            return limiter in hook.args
+        return getattr(hook, "__self__", None) is limiter
+
+    assert not limiter._headers_enabled, "X-RateLimit headers need the after-request hook"
+
+    def check_writes() -> None:
+        if request.method not in SAFE_METHODS:
+            limiter._check_request_limit()
+
+    before = app.before_request_funcs[None]
+    app.before_request_funcs[None] = [check_writes if of_limiter(f) else f for f in before]
+    for hooks in (app.after_request_funcs, app.teardown_request_funcs):
+        hooks[None] = [f for f in hooks[None] if not of_limiter(f)]
+
+
 def init_web(app: Flask, settings: Settings) -> None:
     app.config.update(
         SECRET_KEY=settings.secret(),
@@ -300,6 +371,7 @@ def init_web(app: Flask, settings: Settings) -> None:
     app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
     limiter.init_app(app)
+    _limiter_hooks_for_writes(app)
     app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)

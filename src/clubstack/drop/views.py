@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import API_CSP, csrf, limiter, set_csp
+from clubstack.core.web import API_CSP, csrf, limiter, read_limit, set_csp
 from clubstack.drop import messages
 from clubstack.drop.config import DropSettings
 from clubstack.drop.messages import CreateRequest, MessageTooLarge
@@ -73,6 +73,8 @@ def store() -> MessageStore:
 
 def page_preferred() -> bool:
     """GET of a message: a page unless the client asks for JSON."""
+    if request.headers.get("Accept") == "application/json":  # API clients: no parsing needed
+        return False
     if not request.accept_mimetypes:
         return True
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "text/html"
@@ -103,7 +105,9 @@ def error_answer(status: int, code: str, text: str, **details: Any) -> Response:
 
 
 def _club_error(error: ClubError) -> Response:
-    return error_answer(error.status, error.code, error.message, **error.details)
+    response = error_answer(error.status, error.code, error.message, **error.details)
+    response.headers.update(error.headers)
+    return response
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -229,7 +233,7 @@ def _form_page(status: int = 200, **context: Any) -> Response:
 
 
 @limiter.limit(_create_rate, methods=["POST"])
-@limiter.limit(_read_rate, methods=["GET", "HEAD"])
+@read_limit(_read_rate, scope="drop-page")
 def index() -> Response:
     """GET: the page with the form. POST: create a message (JSON, form or text/plain)."""
     _only("GET", "POST")
@@ -266,7 +270,7 @@ def index() -> Response:
     return response
 
 
-@limiter.shared_limit(_read_rate, scope="drop-read")
+@read_limit(_read_rate, scope="drop-read")
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
     _only("GET", "DELETE")
@@ -290,7 +294,7 @@ def message(message_id: str) -> Response:
     return jsonify(message_json(found))
 
 
-@limiter.shared_limit(_read_rate, scope="drop-read")
+@read_limit(_read_rate, scope="drop-read")
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
     _only("GET")
