@@ -26,6 +26,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from clubstack.blog.content import slugify
+from clubstack.blog.lexing import faster
 
 # Part of every cache key: bump the number when this module's output changes; a new
 # Pygments (different highlighting) or nh3 (different sanitising) invalidates caches too.
@@ -67,7 +68,7 @@ _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
 @lru_cache(maxsize=256)
 def _lexer(name: str) -> Lexer | None:
     try:
-        return get_lexer_by_name(name, stripnl=False, ensurenl=True)
+        return faster(get_lexer_by_name(name, stripnl=False, ensurenl=True))
     except ClassNotFound:
         return None
 
