@@ -248,3 +248,29 @@ def test_future_post_appears_once_due(site: Path, tmp_path: Path) -> None:
     later = build(site, out, now=datetime(2999, 1, 2, tzinfo=UTC),
                   cache_dir=site.parent / "cache")
     assert "2999/01/from-the-future/index.html" in later.written
+
+
+def _write_bodies(path: str, worker: int) -> None:
+    from clubstack.blog.bodies import BodyStore
+
+    BodyStore(Path(path)).put_many((f"{worker}-{i}", f"<p>{i}</p>", None) for i in range(50))
+
+
+def test_workers_share_a_fresh_body_cache_without_locking_each_other_out(tmp_path: Path) -> None:
+    import multiprocessing
+    import sqlite3
+
+    from clubstack.blog.bodies import BodyStore
+
+    path = tmp_path / "bodies.sqlite3"
+    store = BodyStore(path)
+    store.hand_over()  # what the build does before it forks its workers
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_write_bodies, args=(str(path), n)) for n in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    assert len(store.keys()) == 300

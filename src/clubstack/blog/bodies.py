@@ -27,11 +27,21 @@ class BodyStore:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")  # workers write while others read
+            # Workers write while others read. Switching needs the file to itself (and fails at
+            # once, not after the timeout, when another process switches too): only when needed.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a lost last batch is re-rendered
             conn.execute(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+
+    def hand_over(self) -> None:
+        """Before forking workers: leave the file in WAL mode with its table, so no two
+        workers race to set it up, and close this process's connection, which a forked
+        worker must not use."""
+        self._db()
+        self.close()
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():

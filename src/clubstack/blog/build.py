@@ -322,7 +322,7 @@ def _pool_map(site: Site, fn: Callable[[tuple[int, int]], list[Any]], items: lis
                 if progress:
                     progress(stage, len(results), total)
             return results
-        site.bodies.close()  # each worker opens its own connection
+        site.bodies.hand_over()  # each worker opens its own connection
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             for part in pool.map(fn, _spans(total, workers)):

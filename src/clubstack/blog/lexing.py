@@ -147,12 +147,25 @@ def _tokens(self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
             pos += 1
 
 
+class _Plan(dict[str, list[Step]]):
+    """The steps of each state, joined when the lexer first enters the state: compiling the
+    big alternations costs milliseconds, and most code visits few of a lexer's states."""
+
+    def __init__(self, tokendefs: dict[str, list[Rule]]) -> None:
+        super().__init__()
+        self.tokendefs = tokendefs
+
+    def __missing__(self, state: str) -> list[Step]:
+        steps = self[state] = _steps(self.tokendefs[state])
+        return steps
+
+
 @lru_cache(maxsize=128)
 def _fast_class(cls: type[RegexLexer]) -> type[RegexLexer]:
     fast = type(cls.__name__, (cls,), {"get_tokens_unprocessed": _tokens,
                                        "__module__": cls.__module__})
     probe = fast()  # Pygments compiles the token definitions on the first instance
-    fast._plan = {name: _steps(rules) for name, rules in probe._tokens.items()}  # type: ignore[attr-defined]
+    fast._plan = _Plan(probe._tokens)  # type: ignore[attr-defined]
     return fast
 
 
