@@ -10,13 +10,14 @@ so the first rule to match is always the one Pygments would pick, and the tokens
 error recovery are Pygments' own: the token stream is the same (tests/blog/test_lexing.py
 compares them on every lexer the tests use).
 
-Only lexers that use RegexLexer's loop as it is get the fast loop; lexers with a loop of their
-own (ExtendedRegexLexer, the C family's post-processing) stay exactly as Pygments made them.
+Lexers whose own loop wraps RegexLexer's (the C family re-types names in its tokens) run that
+loop over the fast one; lexers with a loop that does not (ExtendedRegexLexer) stay as they are.
 """
 
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -160,9 +161,36 @@ class _Plan(dict[str, list[Step]]):
         return steps
 
 
+class _JoinedRegexLexer(RegexLexer):
+    """What `RegexLexer` names inside a wrapping loop (see _over_joined_loop)."""
+
+    def get_tokens_unprocessed(  # type: ignore[override]
+        self, text: str, stack: tuple[str, ...] = ("root",)
+    ) -> Iterator[tuple[int, Any, str]]:
+        if "_plan" in type(self).__dict__:
+            return _tokens(self, text, stack)
+        return RegexLexer.get_tokens_unprocessed(self, text, stack)  # a lexer not made here
+
+
+def _over_joined_loop(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The lexer's own loop, unchanged, except that the `RegexLexer.get_tokens_unprocessed` it
+    calls is the fast loop: the same code object with `RegexLexer` rebound in its globals."""
+    code = method.__code__
+    rebound = types.FunctionType(code, {**method.__globals__, "RegexLexer": _JoinedRegexLexer},
+                                 method.__name__, method.__defaults__, method.__closure__)
+    rebound.__kwdefaults__ = method.__kwdefaults__
+    return rebound
+
+
+def _wraps_regex_loop(method: Any) -> bool:
+    return isinstance(method, types.FunctionType) and "RegexLexer" in method.__code__.co_names
+
+
 @lru_cache(maxsize=128)
 def _fast_class(cls: type[RegexLexer]) -> type[RegexLexer]:
-    fast = type(cls.__name__, (cls,), {"get_tokens_unprocessed": _tokens,
+    own = cls.get_tokens_unprocessed
+    loop = _tokens if own is RegexLexer.get_tokens_unprocessed else _over_joined_loop(own)
+    fast = type(cls.__name__, (cls,), {"get_tokens_unprocessed": loop,
                                        "__module__": cls.__module__})
     probe = fast()  # Pygments compiles the token definitions on the first instance
     fast._plan = _Plan(probe._tokens)  # type: ignore[attr-defined]
@@ -170,9 +198,11 @@ def _fast_class(cls: type[RegexLexer]) -> type[RegexLexer]:
 
 
 def faster(lexer: Lexer) -> Lexer:
-    """The same lexer with the joined-rules loop, when it runs RegexLexer's loop unchanged."""
+    """The same lexer on the joined-rules loop, when it runs RegexLexer's loop."""
     cls = type(lexer)
-    own_loop = cls.get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed
-    if not isinstance(lexer, RegexLexer) or own_loop or getattr(cls, "token_variants", False):
+    if not isinstance(lexer, RegexLexer) or getattr(cls, "token_variants", False):
+        return lexer
+    own = cls.get_tokens_unprocessed
+    if own is not RegexLexer.get_tokens_unprocessed and not _wraps_regex_loop(own):
         return lexer
     return _fast_class(cls)(**lexer.options)
