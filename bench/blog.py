@@ -153,7 +153,12 @@ def set_aside(path: Path) -> None:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None, label: str = "") -> float:
-    """Wall time of one run; its CPU time (user+sys of the process tree) goes to CPU[label]."""
+    """Wall time of one run; its CPU time (user+sys of the process tree) goes to CPU[label].
+
+    Earlier runs' output is flushed to disk first: otherwise the kernel writes back their
+    hundred megabytes during this run, on the same two cores, whichever tool it times.
+    """
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
@@ -209,8 +214,11 @@ def bench_size(n: int, pelican: Path | None, hugo: bool) -> dict[str, float]:
         set_aside(ours / ".cache")
         return timed(cmd, env, label)
 
-    # Two clean builds, one before and one after Pelican and Hugo: their mean cancels a drift
-    # of the (shared, virtual) machine's speed during the run.
+    # Every tool gets one untimed warm-up run before it is timed (as hyperfine's --warmup):
+    # the first run after a pause was up to 15% slower, for any tool, on this virtual machine.
+    # Two timed clean builds, one before and one after Pelican and Hugo: their mean cancels a
+    # drift of the (shared, virtual) machine's speed during the run.
+    clean_build("")
     res = {"clean": clean_build(f"clean-{n}")}
     res["noop"] = best_of(3, cmd, env, f"noop-{n}")
     post = ours / "posts" / f"post-{n // 2}.md"
@@ -225,15 +233,17 @@ def bench_size(n: int, pelican: Path | None, hugo: bool) -> dict[str, float]:
     timed(cmd, env)  # back to the corpus as generated
     if pelican:
         pel = base / "pelican"
-        set_aside(pel / "output")
-        res["pelican"] = timed([str(pelican), str(pel / "content"), "-o", str(pel / "output"),
-                                "-s", str(pel / "pelicanconf.py"), "--ignore-cache", "-q"],
-                               label=f"pelican-{n}")
+        pelican_cmd = [str(pelican), str(pel / "content"), "-o", str(pel / "output"),
+                       "-s", str(pel / "pelicanconf.py"), "--ignore-cache", "-q"]
+        for label in ("", f"pelican-{n}"):  # a warm-up, then the timed run
+            set_aside(pel / "output")
+            res["pelican"] = timed(pelican_cmd, label=label)
     if hugo and shutil.which("hugo"):
         hg = base / "hugo"
-        set_aside(hg / "public")
-        res["hugo"] = timed(["hugo", "--source", str(hg), "--quiet", "--ignoreCache"],
-                            label=f"hugo-{n}")
+        for label in ("", f"hugo-{n}"):  # a warm-up, then the timed run
+            set_aside(hg / "public")
+            res["hugo"] = timed(["hugo", "--source", str(hg), "--quiet", "--ignoreCache"],
+                                label=label)
     first, first_cpu = res["clean"], CPU[f"clean-{n}"]
     second = clean_build(f"clean-{n}")
     res["clean"] = (first + second) / 2
