@@ -399,15 +399,18 @@ def seed_messages(port: int, count: int) -> list[str]:
     return paths
 
 
-# What the in-process profile attributes time to (cumulative time of these functions).
+# What the in-process profile attributes time to: cumulative time of (file suffix, function).
 COMPONENTS = {
-    "Flask-Limiter checks (before request + route decorator)": ("_check_request_limit",),
-    "Flask-Limiter X-RateLimit headers (after request)": ("__inject_headers",),
-    "core access log": ("_access_log",),
-    "core security headers + request id": ("_after", "_before"),
-    "session cookie open/save": ("open_session", "save_session"),
-    "drop store read": ("read",),
-    "drop view, outside the store": ("message",),
+    "Flask-Limiter (writes only now; its hooks skip reads)": [
+        ("flask_limiter/_extension.py", "_check_request_limit")],
+    "core read limit (read_limit: one storage hit)": [("clubstack/core/web.py", "_hit")],
+    "core access log": [("clubstack/app.py", "_access_log")],
+    "core security headers + request id": [("clubstack/core/web.py", "__call__")],
+    "session cookie open/save": [("flask/sessions.py", "open_session"),
+                                 ("flask/sessions.py", "save_session"),
+                                 ("clubstack/core/web.py", "open_session")],
+    "drop store read": [("clubstack/drop/store.py", "read")],
+    "drop view, outside the store": [("clubstack/drop/views.py", "message")],
 }
 
 
@@ -430,26 +433,19 @@ def profile_components(kind: str, requests_count: int = 2000) -> None:
         client.get(path, headers=HEADERS_JSON)
     profile.disable()
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    total = sum(
-        cum for (file, _, name), (_, _, _, cum, _) in stats.items()
-        if name == "wsgi_app" and file.endswith("flask/app.py")
-    )
+
+    def cumulative(file_suffix: str, name: str) -> float:
+        return sum(cum for (file, _, fn), (_, _, _, cum, _) in stats.items()
+                   if fn == name and file.endswith(file_suffix))
+
+    total = cumulative("flask/app.py", "wsgi_app")
     print(f"  {kind}: {total / requests_count * 1000:.2f} ms per GET inside Flask (profiled)")
-    for label, names in COMPONENTS.items():
-        spent = 0.0
-        for (file, _, name), (_, _, _, cum, _) in stats.items():
-            if name not in names:
-                continue
-            if label.startswith("drop") != ("clubstack/drop" in file):
-                continue
-            if label.startswith("core") and "clubstack" not in file:
-                continue
-            spent += cum
+    for label, places in COMPONENTS.items():
+        spent = sum(cumulative(*place) for place in places)
+        if label == "core security headers + request id":
+            spent -= total  # the middleware's own time, without the app it wraps
         if label == "drop view, outside the store":
-            spent -= sum(
-                cum for (file, _, name), (_, _, _, cum, _) in stats.items()
-                if name == "read" and "clubstack/drop/store" in file
-            )
+            spent -= cumulative("clubstack/drop/store.py", "read")
         print(f"    {label:58} {spent / total:6.1%}")
 
 
