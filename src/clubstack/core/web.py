@@ -79,7 +79,6 @@ limiter = Limiter(
 )
 
 
-
 @functools.lru_cache(maxsize=64)
 def _rate_item(rate: str) -> RateLimitItem:
     return parse(rate)
