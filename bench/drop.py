@@ -129,8 +129,6 @@ def disable_core_parts(parts: str) -> None:
     for part in filter(None, parts.split(",")):
         if part == "limiter":
             limiter.enabled = False
-        elif part == "ratelimit-headers":
-            limiter._headers_enabled = False  # Flask-Limiter's RATELIMIT_HEADERS_ENABLED
         elif part == "access-log":
             logging.getLogger("clubstack.access").disabled = True
         else:
@@ -472,7 +470,6 @@ def pct(samples: list[float], q: float) -> float:
 # (name, store kind, core parts switched off)
 TARGETS = [("bare", "bare", ""), ("redis", "redis", ""), ("sql", "sql", "")]
 DIAGNOSTIC_TARGETS = [
-    ("redis, no X-RateLimit headers", "redis", "ratelimit-headers"),
     ("redis, no limiter", "redis", "limiter"),
     ("redis, no limiter/access log", "redis", "limiter,access-log"),
     ("sql, no limiter", "sql", "limiter"),
