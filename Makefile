@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export CLUBSTACK_INSTANCE ?= $(CURDIR)/instance
 
-.PHONY: run install test test-fast bench lint docs wheel clean
+.PHONY: run install test test-fast bench lint docs wheel clean system-run system-test
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +19,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-run: install  ## migrate, start the job workers (site and contest sandbox) and the web server
+# Debian packages come from one list, scripts/system-packages (apt-get as root or with sudo -n;
+# otherwise it prints the command and make goes on with what works).
+system-run:
+	@scripts/system-packages run
+
+system-test:
+	@scripts/system-packages test
+
+run: system-run install  ## migrate, start the job workers (site and contest sandbox) and the web server
 	$(VENV)/bin/clubstack db upgrade
 	@echo "clubstack: http://$(HOST):$(PORT)  (login links land in $(CLUBSTACK_INSTANCE)/outbox/)"
 	@$(VENV)/bin/clubstack worker & worker=$$!; \
@@ -27,10 +35,10 @@ run: install  ## migrate, start the job workers (site and contest sandbox) and t
 	trap 'kill $$worker $$sandbox 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/clubstack serve --host $(HOST) --port $(PORT)
 
-test: install  ## the whole suite (CI=true makes every backend mandatory)
+test: system-test install  ## the whole suite (CI=true makes every backend mandatory)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: system-test install
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks with their targets (ratios against baselines run alongside)
