@@ -11,9 +11,20 @@ from clubstack.core.errors import (
     Unavailable,
 )
 
-__all__ = ["CapsulNotFound", "ClubError", "ComputeError", "ConsoleBusy", "ConsoleRefused",
-           "HostDownError", "HypervisorError", "InputError", "InsufficientCredit", "NoRoomError",
-           "ConsolesFull", "WrongState"]
+__all__ = [
+    "CapsulNotFound",
+    "ClubError",
+    "ComputeError",
+    "ConsoleBusy",
+    "ConsoleRefused",
+    "ConsolesFull",
+    "HostDownError",
+    "HypervisorError",
+    "InputError",
+    "InsufficientCredit",
+    "NoRoomError",
+    "WrongState",
+]
 
 
 class ComputeError(ClubError):

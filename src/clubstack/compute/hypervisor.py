@@ -179,12 +179,16 @@ def _add_user_net_with_forward(dom: ET.Element, address: str, port: int) -> None
     Debian 12 hosts rarely have; QEMU's own user networking (slirp) does it with
     ``hostfwd``, passed through libvirt's documented qemu:commandline element.
     """
-    ipaddress.ip_address(address)  # refuse anything but an IP literal before it reaches QEMU
+    try:  # an IP literal, nothing that could add options to QEMU's -netdev
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise HypervisorError(f"invalid SSH forward address {address!r}") from None
     if not 1 <= int(port) <= 65535:
         raise HypervisorError(f"invalid SSH forward port {port!r}")
     line = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
     for arg in ("-netdev", f"user,id=clubstack-net0,hostfwd=tcp:{address}:{int(port)}-:22",
-                "-device", f"virtio-net-pci,netdev=clubstack-net0,bus=pci.0,addr={FORWARD_NIC_SLOT}"):
+                "-device",
+                f"virtio-net-pci,netdev=clubstack-net0,bus=pci.0,addr={FORWARD_NIC_SLOT}"):
         ET.SubElement(line, f"{{{QEMU_NS}}}arg", value=arg)
 
 
@@ -202,13 +206,6 @@ def ssh_forward(xml: str) -> tuple[str, int] | None:
         if match:
             return match.group(1) or "0.0.0.0", int(match.group(2))  # noqa: S104 - QEMU's default
     return None
-
-
-def lease_addresses(leases: list[dict[str, object]], macs: set[str]) -> list[str]:
-    """The IP addresses in ``virNetwork.DHCPLeases()`` records that belong to ``macs``."""
-    macs = {m.lower() for m in macs}
-    return [str(lease["ipaddr"]) for lease in leases
-            if str(lease.get("mac", "")).lower() in macs and lease.get("ipaddr")]
 
 
 def _add_interface(devices: ET.Element, network: str) -> None:
