@@ -23,19 +23,22 @@ from clubstack.settings import clear_settings_cache
 from tests.compute.conftest import setup_compute, user_id
 from tests.conftest import LiveServer, csrf_token, login
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 TIME_LIMIT = 15
 
 
 @pytest.fixture
-def console_app(make_app: Any, test_host: dict[str, str], guest: Any, domain_type: str,
-                ledger: Any) -> Any:
+def console_app(
+    make_app: Any, test_host: dict[str, str], guest: Any, domain_type: str, ledger: Any
+) -> Any:
     """The compute test app on a host with user networking, and a short console limit."""
-    app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24",
-                   compute_console_time_limit=str(TIME_LIMIT),
-                   compute_console_ticket_seconds="60",
-                   compute_ssh_forward_ports="22400-22499")
+    app = make_app(
+        compute_stop_timeout="20",
+        compute_min_credit_hours="24",
+        compute_console_time_limit=str(TIME_LIMIT),
+        compute_console_ticket_seconds="60",
+        compute_ssh_forward_ports="22400-22499",
+    )
     setup_compute(app, test_host, guest, domain_type, ledger)
     with app.app_context():
         session = db.session()
@@ -47,17 +50,27 @@ def console_app(make_app: Any, test_host: dict[str, str], guest: Any, domain_typ
 def create_capsul(app: Any, client: Any, ledger: Any, address: str, name: str) -> str:
     login(client, app, address, nickname=name)
     ledger.credit(user_id(app, address), 5000)
-    response = client.post("/compute/create", data={
-        "csrf_token": csrf_token(client, "/compute/create"), "name": name, "plan": "f1-xs",
-        "image": "tiny", "new_key": KEY})
+    response = client.post(
+        "/compute/create",
+        data={
+            "csrf_token": csrf_token(client, "/compute/create"),
+            "name": name,
+            "plan": "f1-xs",
+            "image": "tiny",
+            "new_key": KEY,
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     return response.headers["Location"].rsplit("/", 1)[1]
 
 
 def ticket(client: Any, capsul_id: str) -> str:
     token = csrf_token(client, f"/compute/capsuls/{capsul_id}/console")
-    response = client.post(f"/compute/capsuls/{capsul_id}/console/ticket",
-                           data={"csrf_token": token}, headers={"Accept": "application/json"})
+    response = client.post(
+        f"/compute/capsuls/{capsul_id}/console/ticket",
+        data={"csrf_token": token},
+        headers={"Accept": "application/json"},
+    )
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()["url"]
 
@@ -67,8 +80,9 @@ def cookie(app: Any, client: Any) -> str:
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"
 
 
-def connect(server: LiveServer, path: str, cookie_header: str | None,
-            origin: str | None = "") -> Client:
+def connect(
+    server: LiveServer, path: str, cookie_header: str | None, origin: str | None = ""
+) -> Client:
     headers = {}
     if cookie_header:
         headers["Cookie"] = cookie_header
@@ -89,8 +103,9 @@ def read_until(ws: Client, needle: bytes, timeout: float = 30.0) -> bytes:
     return seen
 
 
-def refused(server: LiveServer, path: str, cookie_header: str | None,
-            origin: str | None = "") -> int:
+def refused(
+    server: LiveServer, path: str, cookie_header: str | None, origin: str | None = ""
+) -> int:
     with pytest.raises(ConnectionError) as caught:
         connect(server, path, cookie_header, origin)
     return caught.value.status_code
@@ -104,8 +119,7 @@ def serve(app: Any, monkeypatch: Any) -> LiveServer:
     return server
 
 
-def test_owner_types_into_the_console_others_cannot(console_app, ledger, hv, caplog,
-                                                    monkeypatch):
+def test_owner_types_into_the_console_others_cannot(console_app, ledger, hv, caplog, monkeypatch):
     app = console_app
     ann = app.test_client()
     capsul_id = create_capsul(app, ann, ledger, "ann@example.org", "rescue1")
@@ -117,8 +131,7 @@ def test_owner_types_into_the_console_others_cannot(console_app, ledger, hv, cap
     try:
         # the status page says where SSH is: QEMU listens there, on loopback, for the guest
         html = ann.get(f"/compute/capsuls/{capsul_id}").get_data(as_text=True)
-        match = re.search(r'id="ssh">host <code>127\.0\.0\.1</code> port <code>(\d+)</code>',
-                          html)
+        match = re.search(r'id="ssh">host <code>127\.0\.0\.1</code> port <code>(\d+)</code>', html)
         assert match, html
         port = int(match.group(1))
         assert 22400 <= port <= 22499
@@ -161,8 +174,12 @@ def test_owner_types_into_the_console_others_cannot(console_app, ledger, hv, cap
         page = bob.get(f"/compute/capsuls/{capsul_id}/console")
         assert page.status_code == 404
         token = csrf_token(bob, "/compute/keys")
-        assert bob.post(f"/compute/capsuls/{capsul_id}/console/ticket",
-                        data={"csrf_token": token}).status_code == 404
+        assert (
+            bob.post(
+                f"/compute/capsuls/{capsul_id}/console/ticket", data={"csrf_token": token}
+            ).status_code
+            == 404
+        )
         assert refused(server, fresh, cookie(app, bob)) == 404
         # without the page's CSRF token there is no ticket
         assert ann.post(f"/compute/capsuls/{capsul_id}/console/ticket").status_code == 400
@@ -181,8 +198,15 @@ def test_owner_types_into_the_console_others_cannot(console_app, ledger, hv, cap
 
     # the audit: who, which capsul, when, bytes; never what was typed or shown
     with app.app_context():
-        rows = db.session().scalars(select(ConsoleSession).where(
-            ConsoleSession.started_at.is_not(None)).order_by(ConsoleSession.started_at)).all()
+        rows = (
+            db.session()
+            .scalars(
+                select(ConsoleSession)
+                .where(ConsoleSession.started_at.is_not(None))
+                .order_by(ConsoleSession.started_at)
+            )
+            .all()
+        )
         assert [r.end_reason for r in rows] == ["left", "error", "time-limit"]
         assert all(r.ended_at and r.user_id == user_id(app, "ann@example.org") for r in rows)
         assert rows[0].bytes_in == len("\recho console-$((6*7))\r")
@@ -205,12 +229,22 @@ def test_console_in_a_browser(console_app, ledger, hv, page, monkeypatch):
     server = serve(app, monkeypatch)
     try:
         value = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
-        page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": value,
-                                   "domain": "127.0.0.1", "path": "/"}])
+        page.context.add_cookies(
+            [
+                {
+                    "name": app.config["SESSION_COOKIE_NAME"],
+                    "value": value,
+                    "domain": "127.0.0.1",
+                    "path": "/",
+                }
+            ]
+        )
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text)
-                if m.type == "error" and "Refused" in m.text else None)  # CSP violations
+        page.on(
+            "console",
+            lambda m: errors.append(m.text) if m.type == "error" and "Refused" in m.text else None,
+        )  # CSP violations
         page.goto(f"{server.url}/compute/capsuls/{capsul_id}/console")
         page.get_by_role("button", name="Open the console").click()
         page.wait_for_selector("text=Connected.")
@@ -243,8 +277,17 @@ def test_lease_addresses_are_read_from_libvirt(make_app, ledger):
         session = db.session()
         from clubstack.compute.models import Image, Plan
 
-        host = Host(name="t", uri="test:///default", pool_name="default-pool", pool_path="/x",
-                    network="network:default", vcpus=2, memory_mib=4096, disk_gib=10, up=True)
+        host = Host(
+            name="t",
+            uri="test:///default",
+            pool_name="default-pool",
+            pool_path="/x",
+            network="network:default",
+            vcpus=2,
+            memory_mib=4096,
+            disk_gib=10,
+            up=True,
+        )
         image = Image(name="tiny", path="/x/base.qcow2")
         plan = Plan(name="p", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
         session.add_all([host, image, plan])
@@ -254,9 +297,16 @@ def test_lease_addresses_are_read_from_libvirt(make_app, ledger):
     login(client, app, "ann@example.org", nickname="ann")
     with app.app_context():
         session = db.session()
-        capsul = Capsul(user_id=user_id(app, "ann@example.org"), host_id=ids[0],
-                        plan_id=ids[1], image_id=ids[2], name="leased", domain_name="test", uuid="u-1",
-                        status="active")
+        capsul = Capsul(
+            user_id=user_id(app, "ann@example.org"),
+            host_id=ids[0],
+            plan_id=ids[1],
+            image_id=ids[2],
+            name="leased",
+            domain_name="test",
+            uuid="u-1",
+            status="active",
+        )
         session.add(capsul)
         session.commit()
         capsul_id = capsul.id
@@ -269,23 +319,40 @@ def test_lease_addresses_are_read_from_libvirt(make_app, ledger):
 
 
 def test_domain_xml_forwards_the_ssh_port_of_user_networking():
-    spec = h.DomainSpec(name="capsul-a", uuid="00000000-0000-0000-0000-000000000001",
-                        capsul_id="c", owner_id="1", vcpus=1, memory_mib=128, disk_path="/d",
-                        seed_path="/s", console_log="/l", network="user", ssh_port=22001)
+    spec = h.DomainSpec(
+        name="capsul-a",
+        uuid="00000000-0000-0000-0000-000000000001",
+        capsul_id="c",
+        owner_id="1",
+        vcpus=1,
+        memory_mib=128,
+        disk_path="/d",
+        seed_path="/s",
+        console_log="/l",
+        network="user",
+        ssh_port=22001,
+    )
     xml = h.domain_xml(spec)
     assert h.ssh_forward(xml) == ("127.0.0.1", 22001)
     assert "<interface" not in xml  # QEMU's own NIC carries the forward
     with pytest.raises(HypervisorError):
         h.domain_xml(h.DomainSpec(**{**spec.__dict__, "ssh_address": "127.0.0.1,hostfwd=x"}))
-    assert h.ssh_forward(h.domain_xml(h.DomainSpec(**{**spec.__dict__, "ssh_port": None}))) \
-        is None
+    assert h.ssh_forward(h.domain_xml(h.DomainSpec(**{**spec.__dict__, "ssh_port": None}))) is None
 
 
-@pytest.mark.parametrize(("origin", "ok"), [
-    ("https://club.example", True), ("http://127.0.0.1:5000", True),
-    ("https://evil.example", False), ("null", False), (None, False), ("", False),
-    ("https://club.example.evil.example", False), ("file://", False),
-])
+@pytest.mark.parametrize(
+    ("origin", "ok"),
+    [
+        ("https://club.example", True),
+        ("http://127.0.0.1:5000", True),
+        ("https://evil.example", False),
+        ("null", False),
+        (None, False),
+        ("", False),
+        ("https://club.example.evil.example", False),
+        ("file://", False),
+    ],
+)
 def test_origin_must_be_this_site(origin, ok):
     assert console_logic.origin_allowed(origin, "https://club.example", "127.0.0.1:5000") is ok
 

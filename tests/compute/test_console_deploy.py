@@ -9,10 +9,10 @@ The console itself, against a real guest, is tested in test_console.py.
 from __future__ import annotations
 
 import email
-from email import policy
 import re
 import ssl
 from collections.abc import Iterator
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -49,16 +49,18 @@ def login(stack: Stack, address: str) -> object:
     before = set(outbox.glob("*.eml")) if outbox.exists() else set()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get(stack.https + "/login").text)
     assert csrf
-    assert web.post(stack.https + "/login", data={"email": address,
-                                                  "csrf_token": csrf.group(1)}).ok
+    assert web.post(stack.https + "/login", data={"email": address, "csrf_token": csrf.group(1)}).ok
     (mail,) = set(outbox.glob("*.eml")) - before
     link = link_in(email.message_from_bytes(Path(mail).read_bytes(), policy=policy.default))
     html = web.get(stack.https + "/" + link.split("://", 1)[1].split("/", 1)[1]).text
     token = re.search(r'name="token" value="([^"]+)"', html)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert token and csrf
-    answer = web.post(stack.https + "/login/confirm", allow_redirects=False,
-                      data={"token": token.group(1), "csrf_token": csrf.group(1)})
+    answer = web.post(
+        stack.https + "/login/confirm",
+        allow_redirects=False,
+        data={"token": token.group(1), "csrf_token": csrf.group(1)},
+    )
     assert answer.status_code == 302
     return web
 
@@ -68,15 +70,32 @@ def test_console_socket_upgrades_through_nginx_and_gunicorn(stack: Stack) -> Non
     engine = create_engine(f"sqlite:///{stack.folder / 'instance' / 'clubstack.db'}")
     with Session(engine) as session:
         ann = session.scalar(select(User).where(User.email == "ann@example.org"))
-        host = Host(name="t", uri="test:///default", pool_name="default-pool", pool_path="/x",
-                    network="network:default", vcpus=2, memory_mib=4096, disk_gib=10, up=True)
+        host = Host(
+            name="t",
+            uri="test:///default",
+            pool_name="default-pool",
+            pool_path="/x",
+            network="network:default",
+            vcpus=2,
+            memory_mib=4096,
+            disk_gib=10,
+            up=True,
+        )
         image = Image(name="tiny", path="/x/base.qcow2")
         plan = Plan(name="p", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
         session.add_all([host, image, plan])
         session.flush()
-        capsul = Capsul(user_id=ann.id, host_id=host.id, plan_id=plan.id, image_id=image.id,
-                        name="deployed", domain_name="test", uuid="u-deploy", status="active",
-                        state="running")
+        capsul = Capsul(
+            user_id=ann.id,
+            host_id=host.id,
+            plan_id=plan.id,
+            image_id=image.id,
+            name="deployed",
+            domain_name="test",
+            uuid="u-deploy",
+            status="active",
+            state="running",
+        )
         session.add(capsul)
         session.commit()
         capsul_id = capsul.id
@@ -85,8 +104,11 @@ def test_console_socket_upgrades_through_nginx_and_gunicorn(stack: Stack) -> Non
     assert page.status_code == 200
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf
-    answer = web.post(f"{stack.https}/compute/capsuls/{capsul_id}/console/ticket",  # type: ignore[attr-defined]
-                      data={"csrf_token": csrf.group(1)}, headers={"Accept": "application/json"})
+    answer = web.post(
+        f"{stack.https}/compute/capsuls/{capsul_id}/console/ticket",  # type: ignore[attr-defined]
+        data={"csrf_token": csrf.group(1)},
+        headers={"Accept": "application/json"},
+    )
     assert answer.status_code == 201, answer.text
     path = answer.json()["url"]
     cookies = "; ".join(f"{c.name}={c.value}" for c in web.cookies)  # type: ignore[attr-defined]
@@ -94,12 +116,18 @@ def test_console_socket_upgrades_through_nginx_and_gunicorn(stack: Stack) -> Non
 
     # another site's page is refused by the app, through nginx, before the upgrade
     with pytest.raises(ConnectionError) as refused:
-        Client.connect(f"wss://127.0.0.1:{stack.https_port}{path}", ssl_context=tls,
-                       headers={"Cookie": cookies, "Origin": "https://evil.example"})
+        Client.connect(
+            f"wss://127.0.0.1:{stack.https_port}{path}",
+            ssl_context=tls,
+            headers={"Cookie": cookies, "Origin": "https://evil.example"},
+        )
     assert refused.value.status_code == 403
 
-    ws = Client.connect(f"wss://127.0.0.1:{stack.https_port}{path}", ssl_context=tls,
-                        headers={"Cookie": cookies, "Origin": stack.https})
+    ws = Client.connect(
+        f"wss://127.0.0.1:{stack.https_port}{path}",
+        ssl_context=tls,
+        headers={"Cookie": cookies, "Origin": stack.https},
+    )
     with pytest.raises(ConnectionClosed) as closed:
         while True:
             ws.receive(timeout=20)

@@ -88,8 +88,17 @@ def origin_allowed(origin: str | None, base_url: str, host: str) -> bool:
     return parts.netloc.lower() == host.lower()
 
 
-def claim(session: Session, ticket: str, capsul_id: str, user_id: int, now: datetime, *,
-          ticket_seconds: float, time_limit: float, max_open: int) -> ConsoleSession:
+def claim(
+    session: Session,
+    ticket: str,
+    capsul_id: str,
+    user_id: int,
+    now: datetime,
+    *,
+    ticket_seconds: float,
+    time_limit: float,
+    max_open: int,
+) -> ConsoleSession:
     """Use a ticket: it must be this member's, for this capsul, fresh and unused.
 
     The ticket is marked used in one conditional UPDATE, so two connections racing with the
@@ -99,21 +108,33 @@ def claim(session: Session, ticket: str, capsul_id: str, user_id: int, now: date
         raise ConsoleRefused()
     open_since = now - timedelta(seconds=time_limit + 60)
     open_now = session.scalar(
-        select(func.count()).select_from(ConsoleSession).where(
-            ConsoleSession.ended_at.is_(None), ConsoleSession.started_at.is_not(None),
-            ConsoleSession.started_at > open_since))
+        select(func.count())
+        .select_from(ConsoleSession)
+        .where(
+            ConsoleSession.ended_at.is_(None),
+            ConsoleSession.started_at.is_not(None),
+            ConsoleSession.started_at > open_since,
+        )
+    )
     if open_now >= max_open:
         raise ConsolesFull()
     used = session.execute(
         update(ConsoleSession)
-        .where(ConsoleSession.id == ticket, ConsoleSession.capsul_id == capsul_id,
-               ConsoleSession.user_id == user_id, ConsoleSession.started_at.is_(None),
-               ConsoleSession.issued_at >= now - timedelta(seconds=ticket_seconds))
+        .where(
+            ConsoleSession.id == ticket,
+            ConsoleSession.capsul_id == capsul_id,
+            ConsoleSession.user_id == user_id,
+            ConsoleSession.started_at.is_(None),
+            ConsoleSession.issued_at >= now - timedelta(seconds=ticket_seconds),
+        )
         .values(started_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if used.rowcount != 1:
-        raise ConsoleRefused("This console link was used already or expired; open the console "
-                             "again from the capsul's page.")
+        raise ConsoleRefused(
+            "This console link was used already or expired; open the console "
+            "again from the capsul's page."
+        )
     row = session.get(ConsoleSession, ticket)
     assert row is not None
     session.refresh(row)
@@ -121,8 +142,13 @@ def claim(session: Session, ticket: str, capsul_id: str, user_id: int, now: date
     return row
 
 
-def relay(console: Console, peer: Peer, time_limit: float,
-          clock: Callable[[], float] = time.monotonic, poll: float = 0.05) -> Outcome:
+def relay(
+    console: Console,
+    peer: Peer,
+    time_limit: float,
+    clock: Callable[[], float] = time.monotonic,
+    poll: float = 0.05,
+) -> Outcome:
     """Pass the guest's output to the member and the member's keystrokes to the guest."""
     deadline = clock() + time_limit
     bytes_in = bytes_out = 0
@@ -147,11 +173,21 @@ def relay(console: Console, peer: Peer, time_limit: float,
 
 def finish(session: Session, row: ConsoleSession, outcome: Outcome, now: datetime) -> None:
     row.ended_at = now
-    row.bytes_in, row.bytes_out, row.end_reason = outcome.bytes_in, outcome.bytes_out, \
-        outcome.reason
+    row.bytes_in, row.bytes_out, row.end_reason = (
+        outcome.bytes_in,
+        outcome.bytes_out,
+        outcome.reason,
+    )
     session.flush()
     started = row.started_at or now
-    log.info("console closed: session=%s capsul=%s user=%s seconds=%d bytes_in=%d "
-             "bytes_out=%d reason=%s", row.id, row.capsul_id, row.user_id,
-             (now - started).total_seconds(), outcome.bytes_in, outcome.bytes_out,
-             outcome.reason)
+    log.info(
+        "console closed: session=%s capsul=%s user=%s seconds=%d bytes_in=%d "
+        "bytes_out=%d reason=%s",
+        row.id,
+        row.capsul_id,
+        row.user_id,
+        (now - started).total_seconds(),
+        outcome.bytes_in,
+        outcome.bytes_out,
+        outcome.reason,
+    )

@@ -31,33 +31,51 @@ def upgrade() -> None:
         sa.Column("bytes_out", sa.BigInteger(), nullable=False),
         sa.Column("end_reason", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(
-            ["capsul_id"], ["compute_capsuls.id"],
+            ["capsul_id"],
+            ["compute_capsuls.id"],
             name=op.f("fk_compute_console_sessions_capsul_id_compute_capsuls"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"],
-            name=op.f("fk_compute_console_sessions_user_id_users"), ondelete="CASCADE",
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_compute_console_sessions_user_id_users"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_compute_console_sessions")),
     )
-    op.create_index("ix_compute_console_sessions_open", "compute_console_sessions",
-                    ["ended_at", "started_at"], unique=False)
-    op.create_index(op.f("ix_compute_console_sessions_capsul_id"), "compute_console_sessions",
-                    ["capsul_id"], unique=False)
-    op.create_index(op.f("ix_compute_console_sessions_user_id"), "compute_console_sessions",
-                    ["user_id"], unique=False)
+    op.create_index(
+        "ix_compute_console_sessions_open",
+        "compute_console_sessions",
+        ["ended_at", "started_at"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_compute_console_sessions_capsul_id"),
+        "compute_console_sessions",
+        ["capsul_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_compute_console_sessions_user_id"),
+        "compute_console_sessions",
+        ["user_id"],
+        unique=False,
+    )
     with op.batch_alter_table("compute_capsuls") as batch:
-        batch.add_column(sa.Column("ssh_forward", sa.String(length=64), nullable=False,
-                                   server_default=""))
+        batch.add_column(
+            sa.Column("ssh_forward", sa.String(length=64), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("compute_capsuls") as batch:
         batch.drop_column("ssh_forward")
-    op.drop_index(op.f("ix_compute_console_sessions_user_id"),
-                  table_name="compute_console_sessions")
-    op.drop_index(op.f("ix_compute_console_sessions_capsul_id"),
-                  table_name="compute_console_sessions")
+    op.drop_index(
+        op.f("ix_compute_console_sessions_user_id"), table_name="compute_console_sessions"
+    )
+    op.drop_index(
+        op.f("ix_compute_console_sessions_capsul_id"), table_name="compute_console_sessions"
+    )
     op.drop_index("ix_compute_console_sessions_open", table_name="compute_console_sessions")
     op.drop_table("compute_console_sessions")
