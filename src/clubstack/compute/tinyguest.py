@@ -57,6 +57,12 @@ else
     /mnt/seed/user-data | while read -r k; do echo "@MARKER@ ssh-key=$k"; done
 fi
 acpid -c /etc/acpi -l /var/log/acpid.log
+# "ready" promises the power button works: wait until acpid listens on the input device
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+  p=$(pidof acpid)
+  [ -n "$p" ] && ls -l "/proc/$p/fd" 2>/dev/null | grep -q /dev/input/event && break
+  sleep 0.1
+done
 echo "@MARKER@ ready"
 """
 
