@@ -313,6 +313,10 @@ def test_lease_addresses_are_read_from_libvirt(make_app, ledger):
     html = client.get(f"/compute/capsuls/{capsul_id}").get_data(as_text=True)
     assert 'id="addresses">192.168.122.3<' in html
     assert 'id="ssh"' not in html
+    # without JavaScript the console page says what the live console needs
+    page = client.get(f"/compute/capsuls/{capsul_id}/console").get_data(as_text=True)
+    assert "<noscript><p>The live console needs JavaScript" in page
+    assert '<form id="console-open" method="post" hidden' in page
 
 
 # --- the pieces, without servers ----------------------------------------------------------
@@ -399,3 +403,80 @@ def test_relay_counts_bytes_and_stops_at_the_limit():
     assert (outcome.bytes_in, outcome.bytes_out) == (console_logic.MAX_INPUT + 3, 7)
     assert console_logic.relay(FakeConsole([]), FakePeer([], leave_after=2), 10).reason == "left"
     assert console_logic.relay(FakeConsole([None]), FakePeer([]), 10).reason == "guest-ended"
+
+
+def test_tickets_are_one_time_short_lived_and_consoles_are_capped(make_app):
+    from datetime import timedelta
+
+    from clubstack.compute.errors import ConsoleBusy, ConsoleRefused, ConsolesFull, WrongState
+    from clubstack.compute.models import Image, Plan
+    from clubstack.core.accounts.models import User
+    from clubstack.core.clock import utcnow
+
+    app = make_app()
+    with app.app_context():
+        session = db.session()
+        ann, bob = User(email="ann@example.org"), User(email="bob@example.org")
+        host = Host(name="t", uri="test:///default", pool_path="/x", network="none")
+        image = Image(name="tiny", path="/x/base.qcow2")
+        plan = Plan(name="p", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
+        session.add_all([ann, bob, host, image, plan])
+        session.flush()
+        made = [
+            Capsul(user_id=ann.id, host_id=host.id, plan_id=plan.id, image_id=image.id,
+                   name=f"c{i}", domain_name=f"capsul-{i}", uuid=f"u-{i}", status="active",
+                   state="running")
+            for i in range(4)
+        ]  # fmt: skip
+        session.add_all(made)
+        session.flush()
+        now = utcnow()
+        limits = {"ticket_seconds": 30, "time_limit": 600, "max_open": 3, "max_per_member": 2}
+
+        def claim(capsul: Capsul, ticket: str, user: User = ann, at: Any = now) -> Any:
+            return console_logic.claim(session, ticket, capsul.id, user.id, at, **limits)
+
+        def issue(capsul: Capsul) -> str:
+            return console_logic.issue_ticket(session, capsul, ann.id).id
+
+        t0 = issue(made[0])
+        assert len(t0) >= 22  # 128 random bits
+        with pytest.raises(ConsoleRefused):
+            claim(made[0], t0, user=bob)  # another member's ticket
+        with pytest.raises(ConsoleRefused):
+            claim(made[1], t0)  # for another capsul
+        with pytest.raises(ConsoleRefused):
+            claim(made[0], t0, at=now + timedelta(seconds=31))  # expired
+        with pytest.raises(ConsoleRefused):
+            claim(made[0], "")
+        first = claim(made[0], t0)
+        assert first.started_at is not None
+        with pytest.raises(ConsoleRefused):
+            claim(made[0], t0)  # used
+        claim(made[1], issue(made[1]))
+        with pytest.raises(ConsoleBusy):  # two open for ann
+            claim(made[2], issue(made[2]))
+        with pytest.raises(WrongState):
+            made[3].state = "stopped"
+            issue(made[3])
+        # a third console on the site (bob's) fits, a fourth does not
+        bobs = Capsul(user_id=bob.id, host_id=host.id, plan_id=plan.id, image_id=image.id,
+                      name="b", domain_name="capsul-b", uuid="u-b", status="active",
+                      state="running")  # fmt: skip
+        session.add(bobs)
+        session.flush()
+
+        def bob_ticket() -> str:
+            return console_logic.issue_ticket(session, bobs, bob.id).id
+
+        claim(bobs, bob_ticket(), user=bob)
+        with pytest.raises(ConsolesFull):
+            claim(bobs, bob_ticket(), user=bob)
+        # ending one frees its place; a row a crashed worker left open stops counting later
+        console_logic.finish(session, first, console_logic.Outcome(1, 2, "left"), now)
+        claim(bobs, bob_ticket(), user=bob)
+        later = now + timedelta(seconds=600 + 61)
+        late = console_logic.issue_ticket(session, bobs, bob.id)
+        late.issued_at = later
+        session.flush()
+        claim(bobs, late.id, user=bob, at=later)

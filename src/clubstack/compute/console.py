@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from clubstack.compute.errors import ConsoleRefused, ConsolesFull, WrongState
+from clubstack.compute.errors import ConsoleBusy, ConsoleRefused, ConsolesFull, WrongState
 from clubstack.compute.models import ACTIVE, Capsul, ConsoleSession
 
 log = logging.getLogger("clubstack.compute.console")
@@ -98,26 +98,33 @@ def claim(
     ticket_seconds: float,
     time_limit: float,
     max_open: int,
+    max_per_member: int = 2,
 ) -> ConsoleSession:
     """Use a ticket: it must be this member's, for this capsul, fresh and unused.
 
     The ticket is marked used in one conditional UPDATE, so two connections racing with the
-    same ticket get one console between them.
+    same ticket get one console between them. Consoles open on the site (each holds a web
+    server thread) and per member are capped; a row left open by a crashed worker stops
+    counting once the time limit has passed.
     """
     if not ticket or len(ticket) > 64:
         raise ConsoleRefused()
     open_since = now - timedelta(seconds=time_limit + 60)
-    open_now = session.scalar(
-        select(func.count())
-        .select_from(ConsoleSession)
-        .where(
-            ConsoleSession.ended_at.is_(None),
-            ConsoleSession.started_at.is_not(None),
-            ConsoleSession.started_at > open_since,
-        )
+    open_by_user = dict(
+        session.execute(
+            select(ConsoleSession.user_id, func.count())
+            .where(
+                ConsoleSession.ended_at.is_(None),
+                ConsoleSession.started_at.is_not(None),
+                ConsoleSession.started_at > open_since,
+            )
+            .group_by(ConsoleSession.user_id)
+        ).all()
     )
-    if open_now >= max_open:
+    if sum(open_by_user.values()) >= max_open:
         raise ConsolesFull()
+    if open_by_user.get(user_id, 0) >= max_per_member:
+        raise ConsoleBusy(f"You have {max_per_member} consoles open; close one first.")
     used = session.execute(
         update(ConsoleSession)
         .where(

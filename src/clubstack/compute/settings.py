@@ -58,6 +58,9 @@ class ComputeSettings(ServiceSettings):
         description="Interactive consoles open at once on the whole site, so consoles never take "
         "all web server threads (keep it below workers x threads).",
     )
+    console_max_per_member: int = Field(
+        default=2, description="Interactive consoles one member may have open at once."
+    )
     ssh_forward_ports: str = Field(
         default="22000-22999",
         pattern=r"^\d{1,5}-\d{1,5}$",

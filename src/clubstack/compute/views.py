@@ -371,7 +371,8 @@ def _check_console_socket() -> None:
     row = console_logic.claim(session, request.args.get("ticket", ""), capsul.id, user.id,
                               utcnow(), ticket_seconds=settings.console_ticket_seconds,
                               time_limit=settings.console_time_limit,
-                              max_open=settings.console_max_open)
+                              max_open=settings.console_max_open,
+                              max_per_member=settings.console_max_per_member)
     session.commit()
     g.console_session = row.id
 
