@@ -340,6 +340,18 @@ def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
     return decorate
 
 
+def largest_body(app: Flask) -> int:
+    """The largest request body any route of `app` accepts: CLUBSTACK_MAX_REQUEST_BYTES, or a
+    route's own `body_limit`, all read from the settings. A proxy in front must let this much
+    through (`clubstack deploy nginx-limits`)."""
+    limits = [int(app.config["MAX_CONTENT_LENGTH"])]
+    for view in app.view_functions.values():
+        limit = getattr(view, "body_limit", None)
+        if limit is not None:
+            limits.append(int(limit()))
+    return max(limits)
+
+
 def _before() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "body_limit", None)
