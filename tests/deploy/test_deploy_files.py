@@ -118,6 +118,10 @@ def test_every_file_the_dockerfile_copies_exists() -> None:
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"deploy/Dockerfile copies {source}, which is missing"
+    # .dockerignore lets exactly those into the build context (no venv, instance or .git).
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert "*" in ignore and allowed == {source.rstrip("/") for source in sources}
 
 
 def _system_packages(*roles: str) -> set[str]:

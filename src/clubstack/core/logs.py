@@ -104,16 +104,17 @@ class DailyFileHandler(logging.Handler):
         self.keep_days = keep_days
         self.day = ""
         self.fd = -1
+        self.day_span = (0.0, 0.0)  # [start, end) of self.day, to skip formatting dates per line
 
     def day_file(self, day: str) -> Path:
         return self.path.with_name(f"{self.path.name}.{day}")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            day = time.strftime("%Y-%m-%d", time.gmtime(record.created))
             data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
-            if day != self.day:
-                self._open(day)
+            start, end = self.day_span
+            if not start <= record.created < end:
+                self._open(time.strftime("%Y-%m-%d", time.gmtime(record.created)))
             view = memoryview(data)
             while view:  # a regular file takes the whole line in one write; loop all the same
                 view = view[os.write(self.fd, view) :]
@@ -127,6 +128,8 @@ class DailyFileHandler(logging.Handler):
         if self.fd >= 0:
             os.close(self.fd)
         self.fd, previous, self.day = fd, self.day, day
+        start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
+        self.day_span = (float(start), float(start + 86400))
         today = time.strftime("%Y-%m-%d", time.gmtime(time.time()))
         if day == today and day > previous:  # a late line of yesterday leaves the link alone
             self._link_today(day)
@@ -135,9 +138,11 @@ class DailyFileHandler(logging.Handler):
     def _link_today(self, day: str) -> None:
         if self.path.exists() and not self.path.is_symlink():
             # A plain file left by a version that rotated by renaming: keep it under a dated name.
+            # The pid in the name: two processes doing this at once never overwrite each other.
             stamp = time.strftime("%Y-%m-%d", time.gmtime(self.path.stat().st_mtime))
+            kept = f"{self.path.name}.{stamp}.before-upgrade-{os.getpid()}"
             with contextlib.suppress(FileNotFoundError):
-                self.path.rename(self.path.with_name(f"{self.path.name}.{stamp}.before-upgrade"))
+                self.path.rename(self.path.with_name(kept))
         if self.path.is_symlink() and os.readlink(self.path) == self.day_file(day).name:
             return
         # Replace the link in one step (other processes may be doing the same at midnight).
@@ -161,7 +166,7 @@ class DailyFileHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             if self.fd >= 0:
                 os.close(self.fd)
-                self.fd, self.day = -1, ""
+                self.fd, self.day, self.day_span = -1, "", (0.0, 0.0)
         super().close()
 
 
