@@ -163,10 +163,13 @@ class DailyFileHandler(logging.Handler):
                     old.unlink()
 
     def close(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        self.acquire()
+        try:
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd, self.day, self.day_span = -1, "", (0.0, 0.0)
+        finally:
+            self.release()
         super().close()
 
 
