@@ -13,7 +13,13 @@ from clubstack.core.db import db
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
-from clubstack.core.web import cache_anonymous_page, init_web, limiter, request_id
+from clubstack.core.web import (
+    cache_anonymous_page,
+    init_web,
+    limiter,
+    request_failed,
+    request_id,
+)
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
@@ -54,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         return {
             "site_name": settings.site_name,
             "services": [s for s in services if s.nav],
-            "current_user": current_user(),
+            # The 500 page is made without the database: it may be what failed.
+            "current_user": None if request_failed() else current_user(),
             "request_id": request_id(),
         }
 

@@ -176,7 +176,7 @@ class Settings(_Base):
     )
     log_level: str = Field(default="INFO", description="Logging level.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines.")
-    log_keep_days: int = Field(default=14, ge=1, description="Days of rotated logs to keep.")
+    log_keep_days: int = Field(default=14, ge=1, description="Days of daily log files to keep.")
     http_timeout: float = Field(
         default=10.0, gt=0, description="Timeout in seconds of every outbound HTTP request."
     )
