@@ -58,7 +58,11 @@ def _settings() -> Any:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
 )
 @click.option("--workers", default=None, type=int, help="Gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")

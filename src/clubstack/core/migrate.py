@@ -69,11 +69,9 @@ def open_database(url: str) -> None:
     a missing table)."""
     where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else "the database"
     advice = f"no migrated database at {where}: run `clubstack db upgrade` first"
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        if not Path(where).is_file():
-            raise SchemaMissing(
-                advice + " (or set CLUBSTACK_INSTANCE to the instance folder you meant)"
-            )
+    is_file_db = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+    if is_file_db and not Path(where).is_file():
+        raise SchemaMissing(advice + " (or set CLUBSTACK_INSTANCE to the instance folder you meant)")
     engine = db.init(url)
     try:
         migrated = inspect(engine).has_table("alembic_version")
