@@ -71,7 +71,9 @@ def open_database(url: str) -> None:
     advice = f"no migrated database at {where}: run `clubstack db upgrade` first"
     is_file_db = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
     if is_file_db and not Path(where).is_file():
-        raise SchemaMissing(advice + " (or set CLUBSTACK_INSTANCE to the instance folder you meant)")
+        raise SchemaMissing(
+            advice + " (or set CLUBSTACK_INSTANCE to the instance folder you meant)"
+        )
     engine = db.init(url)
     try:
         migrated = inspect(engine).has_table("alembic_version")
