@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -49,10 +51,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _remove_session(_exc: BaseException | None) -> None:
         db.session.remove()
 
+    mail_sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+
     @app.context_processor
     def _globals() -> dict[str, object]:
         return {
             "site_name": settings.site_name,
+            "mail_sender": mail_sender,
+            "base_url": settings.base_url.rstrip("/"),
             "services": [s for s in services if s.nav],
             "current_user": current_user(),
             "request_id": request_id(),
