@@ -124,7 +124,9 @@ def every_page_site(
 
 
 def _cases() -> list[tuple[str, str, str]]:
-    return [(who, path, width) for who, paths in PAGES.items() for path in paths for width in WIDTHS]
+    return [
+        (who, path, width) for who, paths in PAGES.items() for path in paths for width in WIDTHS
+    ]
 
 
 @pytest.mark.parametrize(("who", "path", "width"), _cases())
@@ -140,10 +142,7 @@ def test_page_fits_and_runs_clean(
     try:
         if who in cookies:
             context.add_cookies(
-                [
-                    {"name": c.name, "value": c.value or "", "url": server.url}
-                    for c in cookies[who]
-                ]
+                [{"name": c.name, "value": c.value or "", "url": server.url} for c in cookies[who]]
             )
         context.add_init_script(CSP_PROBE)
         page = context.new_page()
@@ -180,4 +179,3 @@ def test_a_screenshot_exists_for_every_page_and_width() -> None:
     }
     present = {p.name for p in SHOTS.glob("*.png")} if SHOTS.is_dir() else set()
     assert expected <= present, sorted(expected - present)[:5]
-

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-
 import logging
+from email.utils import parseaddr
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
