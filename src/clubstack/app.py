@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from email.utils import parseaddr
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -55,10 +56,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _remove_session(_exc: BaseException | None) -> None:
         db.session.remove()
 
+    mail_sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+
     @app.context_processor
     def _globals() -> dict[str, object]:
         return {
             "site_name": settings.site_name,
+            "mail_sender": mail_sender,
+            "base_url": settings.base_url.rstrip("/"),
             "services": [s for s in services if s.nav],
             # The 500 page is made without the database: it may be what failed.
             "current_user": None if request_failed() else current_user(),

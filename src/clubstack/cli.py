@@ -22,6 +22,16 @@ class _ClubstackGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, name) or self._service_cli(name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # An error a user can be told about (a missing schema, bad input) is a one-line
+        # message and exit code 1, never a traceback.
+        from clubstack.core.errors import ClubError
+
+        try:
+            return super().invoke(ctx)
+        except ClubError as error:
+            raise click.ClickException(error.message) from None
+
     @staticmethod
     def _service_cli(name: str) -> click.Command | None:
         if name not in ALL_SERVICES:
@@ -47,7 +57,13 @@ def _settings() -> Any:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
 @click.option("--workers", default=None, type=int, help="Gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
@@ -55,7 +71,12 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
     """Run the web app (gunicorn; --dev for the reloading development server)."""
     settings = _settings()
     from clubstack.core.migrate import upgrade
+    from clubstack.core.server import AddressInUse, check_address_free
 
+    try:
+        check_address_free(host, port)
+    except AddressInUse as error:
+        raise click.ClickException(str(error)) from None
     upgrade(settings.sqlalchemy_url)
     if dev:
         from clubstack.app import create_app
@@ -106,16 +127,16 @@ def admin_add(email: str) -> None:
 
     from clubstack.core.accounts.login import normalise_email
     from clubstack.core.accounts.models import User
-    from clubstack.core.db import db as database
     from clubstack.core.db import session_scope
     from clubstack.core.errors import InputError
+    from clubstack.core.migrate import open_database
 
     settings = _settings()
     try:
         address = normalise_email(email)
     except InputError as error:
         raise click.BadParameter(error.fields["email"], param_hint="EMAIL") from None
-    database.init(settings.sqlalchemy_url)
+    open_database(settings.sqlalchemy_url)
     with session_scope() as session:
         user = session.scalar(select(User).where(User.email == address))
         if user is None:

@@ -64,8 +64,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def random_id(nbytes: int = 16) -> str:
-    """An unguessable URL-safe id (128 bits by default)."""
-    return secrets.token_urlsafe(nbytes)
+    """An unguessable URL-safe id (128 bits by default) that starts with a letter or digit, so
+    it is never taken for an option on a command line (`clubstack compute destroy ID`)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if value[0].isalnum():
+            return value
 
 
 class Database:
