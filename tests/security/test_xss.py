@@ -206,3 +206,36 @@ def test_comments_are_inert_where_they_are_shown(app, visitor, chromium):
     make_admin(app, "root@example.org")
     http_login(admin, app, "root@example.org", nickname="sysop")
     chromium(admin).check("/blog/admin/comments")
+
+
+def test_reflected_parameters_are_inert(app, visitor, member_a, chromium):
+    """Query parameters that pages echo back (a path, a reply id, a search, a sort)."""
+    q = quote(PAYLOAD, safe="")
+    anonymous = chromium()
+    for path in (
+        f"/blog/comments?path=/{q}",
+        f"/blog/comments?path=/p/&reply={q}",
+        f"/login?next={q}",
+        f"/login?next=/{q}",
+        f"/drop/?message={q}",
+    ):
+        anonymous.check(path, shown=False)
+    batch = seed.lookup_batch(app, A)
+    me = chromium(member_a)
+    for path in (
+        f"/lookup/batches/{batch}?sort={q}&dir={q}",
+        f"/billing/ledger?kind={q}&q={q}",
+        f"/compute/create?name={q}",
+        f"/contest/submit?source={q}",
+    ):
+        me.check(path, shown=False)
+    admin = visitor()
+    make_admin(app, "root@example.org")
+    http_login(admin, app, "root@example.org", nickname="sysop")
+    boss = chromium(admin)
+    for path in (
+        f"/billing/admin/?q={q}&sort={q}",
+        f"/admin/users?q={q}",
+        f"/billing/admin/payments?status={q}",
+    ):
+        boss.check(path, shown=False)
