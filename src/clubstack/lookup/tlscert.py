@@ -18,6 +18,7 @@ import ipaddress
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -144,12 +145,9 @@ def load_trust_store(ca_file: Path | None) -> crypto.X509Store:
     return store
 
 
-def verify_chain(
-    chain: list[x509.Certificate], ca_file: Path | None, now: datetime
-) -> tuple[bool, str | None]:
-    """(True, None) when the leaf chains to a trusted root through the presented intermediates."""
-    store = load_trust_store(ca_file)
-    store.set_time(now.replace(tzinfo=None))
+def verify_chain(chain: list[x509.Certificate], store: crypto.X509Store) -> tuple[bool, str | None]:
+    """(True, None) when the leaf chains to a trusted root through the presented intermediates,
+    valid now."""
     leaf = crypto.X509.from_cryptography(chain[0])
     intermediates = [crypto.X509.from_cryptography(c) for c in chain[1:]]
     try:
@@ -239,6 +237,16 @@ class TlsCheck:
         self.timeout = timeout
         self.expiry_warning_days = expiry_warning_days
         self.clock = clock
+        self._store: crypto.X509Store | None = None
+        self._store_lock = threading.Lock()
+
+    def trust_store(self) -> crypto.X509Store:
+        # Loading the system bundle costs ~10 ms of CPU; one store serves every check of a
+        # batch (OpenSSL's store is safe to verify against from several threads).
+        with self._store_lock:
+            if self._store is None:
+                self._store = load_trust_store(self.ca_file)
+            return self._store
 
     def run(self, indicator: Indicator) -> CheckResult:
         where = target(indicator)
@@ -276,7 +284,7 @@ class TlsCheck:
         now = self.clock()
         leaf = chain[0]
         described = [describe(cert, now) for cert in chain]
-        verified, error = verify_chain(chain, self.ca_file, now)
+        verified, error = verify_chain(chain, self.trust_store())
         matches = hostname_matches(host, alt_names(leaf))
         days = described[0]["days_to_expiry"]
         weak = [
