@@ -114,6 +114,11 @@ def test_new_checks_in_api_page_and_exports(desk, stand_ins) -> None:
     for title in ("TLS certificate", "URLhaus", "Blocklist", "Registration"):
         assert f">{title}" in page
     assert "via WHOIS" in page and "expired 3 days ago" in page
+    # the presented chain, leaf first, in the expanded TLS cell
+    assert "Certificates the server presented" in page
+    assert "CN=Test Intermediate CA,O=clubstack tests" in page
+    assert "ec-secp256r1 256 bits" in page and "ecdsa-with-sha256" in page
+    assert "Source: WHOIS (whois.denic.de)" in page
 
     exported = client.get(f"/lookup/batches/{batch_id}.csv").get_data(as_text=True)
     table = list(csv.DictReader(io.StringIO(exported)))
