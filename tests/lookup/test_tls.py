@@ -177,3 +177,11 @@ def test_hostname_matching(host: str, names: list[str], expected: bool) -> None:
 
 def test_certificate_files_are_real_pem(pki: Pki, tmp_path: Path) -> None:
     assert pki.root_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_only_configured_ports_are_connected_to(app, pki, servers) -> None:
+    allow = [f"localhost:{servers['good']}"]
+    limited = TlsCheck(HttpClient(allow_hosts=allow), ca_file=pki.root_file, ports=[443, 8443])
+    result = limited.run(parse_one(f"https://localhost:{servers['good']}/"))
+    assert result.status is Status.NOT_APPLICABLE
+    assert result.summary == f"port {servers['good']} is not a TLS port this desk checks"

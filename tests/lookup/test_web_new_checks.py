@@ -56,6 +56,7 @@ def desk(make_app, dns_server, providers, stand_ins) -> Any:
         lookup_whois_iana_server=s["iana"].address,
         lookup_whois_servers=f"whois.denic.de={s['registry'].address}",
         lookup_tls_ca_file=str(s["pki"].root_file),
+        lookup_tls_ports=str(s["tls"].port),  # the local server's random port
         lookup_urlhaus_url=f"{providers.url}/urlhaus/v1",
         lookup_urlhaus_api_key=URLHAUS_KEY,
         lookup_blocklist_files=str(s["blocklist"]),

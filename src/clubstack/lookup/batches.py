@@ -108,6 +108,7 @@ def build_checks(
             ca_file=config.tls_ca_file,
             timeout=config.tls_timeout,
             expiry_warning_days=config.tls_expiry_warning_days,
+            ports=config.tls_ports,
         ),
         VirusTotalCheck(
             client,

@@ -88,6 +88,11 @@ class LookupSettings(ServiceSettings):
     tls_timeout: float = Field(
         default=5.0, gt=0, description="Seconds for the TLS check's connect and handshake."
     )
+    tls_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [443, 465, 636, 853, 990, 993, 995, 2083, 4443, 8443, 9443],
+        description="Ports the TLS check connects to (an https URL's own port must be one of "
+        "them), comma-separated; empty: any port.",
+    )
     tls_ca_file: Path | None = Field(
         default=None,
         description="PEM file of CAs the TLS check trusts; empty: the system trust store.",
@@ -153,7 +158,9 @@ class LookupSettings(ServiceSettings):
         default="30/hour;5/minute", description="Batches a user may start (per user)."
     )
 
-    @field_validator("nameservers", "dkim_selectors", "checks", "blocklist_files", mode="before")
+    @field_validator(
+        "nameservers", "dkim_selectors", "checks", "blocklist_files", "tls_ports", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -231,8 +231,10 @@ class TlsCheck:
         timeout: float = 5.0,
         expiry_warning_days: int = 14,
         clock: Clock = utcnow,
+        ports: Iterable[int] = (),
     ) -> None:
         self.http = http
+        self.ports = frozenset(ports)
         self.ca_file = ca_file
         self.timeout = timeout
         self.expiry_warning_days = expiry_warning_days
@@ -253,6 +255,9 @@ class TlsCheck:
         if where is None:
             return not_applicable(self.name, "no host to connect to")
         host, port = where
+        if self.ports and port not in self.ports:
+            # Any port would make this check a port scanner of other people's hosts.
+            return not_applicable(self.name, f"port {port} is not a TLS port this desk checks")
         deadline = time.monotonic() + self.timeout
         try:
             sock = self.http.connect(host, port, timeout=self.timeout)
