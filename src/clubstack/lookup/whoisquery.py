@@ -122,6 +122,7 @@ class WhoisClient:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._tld_servers: dict[str, str | None] = {}
+        self._tld_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def _address(self, server: str) -> tuple[str, int]:
@@ -148,16 +149,18 @@ class WhoisClient:
         if tld in self.servers:
             return self.servers[tld]
         with self._lock:
+            tld_lock = self._tld_locks.setdefault(tld, threading.Lock())
+        # One question to IANA per TLD, even when a batch's threads all want it at once.
+        with tld_lock:
             if tld in self._tld_servers:
                 return self._tld_servers[tld]
-        text = self.ask(self.iana_server, tld)
-        match = _REFER.search(text)
-        server = match.group(1).lower().rstrip(".") if match else None
-        if server is not None and not _HOSTNAME.match(server):
-            server = None
-        with self._lock:
+            text = self.ask(self.iana_server, tld)
+            match = _REFER.search(text)
+            server = match.group(1).lower().rstrip(".") if match else None
+            if server is not None and not _HOSTNAME.match(server):
+                server = None
             self._tld_servers[tld] = server
-        return server
+            return server
 
     def lookup(self, domain: str) -> WhoisRecord:
         """Registry, then (for thin registries) registrar. Raises WhoisFailed, UpstreamError."""
