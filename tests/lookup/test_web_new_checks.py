@@ -118,7 +118,7 @@ def test_new_checks_in_api_page_and_exports(desk, stand_ins) -> None:
     # the presented chain, leaf first, in the expanded TLS cell
     assert "Certificates the server presented" in page
     assert "CN=Test Intermediate CA,O=clubstack tests" in page
-    assert "ec-secp256r1 256 bits" in page and "ecdsa-with-sha256" in page
+    assert "ec-secp256r1 256 bits" in page and "(expired)" in page and "ecdsa-with-sha256" in page
     assert "Source: WHOIS (whois.denic.de)" in page
 
     exported = client.get(f"/lookup/batches/{batch_id}.csv").get_data(as_text=True)

@@ -190,11 +190,7 @@ class RdapCheck:
         if any("hold" in s.lower() for s in status):
             result.add(Level.SUSPICIOUS, "on hold: the registry or registrar suspended it")
         if source == "whois":
-            via = " and ".join(servers or [])
-            result.add(Level.NONE, f"source: WHOIS ({via}); the registry has no RDAP answer")
             parts.append("via WHOIS")
-        else:
-            result.add(Level.NONE, "source: RDAP")
         result.summary = ", ".join(parts)
         return result
 
