@@ -22,6 +22,10 @@ class ContestSettings(ServiceSettings):
     final_deadline: datetime | None = Field(
         default=None,
         description="End of the contest: breaks refused, strawberries frozen (UTC).")
+    scoreboard_freeze: datetime | None = Field(
+        default=None,
+        description="From this moment (UTC) the public scoreboard, overview and feed stop "
+        "moving until the organisers lift the freeze after the end; organisers see it live.")
     source_bytes: int = Field(default=50_000_000, ge=1, description="Largest source file.")
     compile_memory_bytes: int = Field(default=500_000_000, ge=16_000_000,
                                       description="Memory for compiling and linking.")
@@ -50,7 +54,7 @@ class ContestSettings(ServiceSettings):
             raise ValueError(f"unknown kind {value!r} (aes or ecdsa)")
         return value
 
-    @field_validator("start", "posting_deadline", "final_deadline")
+    @field_validator("start", "posting_deadline", "final_deadline", "scoreboard_freeze")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
