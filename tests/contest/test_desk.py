@@ -142,6 +142,7 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
     assert "Disqualified by the organisers" in page
     assert "read from a file &lt;b&gt;outside&lt;/b&gt;." in page
     assert name not in text(anon, "/contest/challenges")
+    assert anon.get("/contest/api/challenges").get_json() == []
     assert "The key is read from a file" in text(anon, "/contest/decisions")
     refused = break_it(attacker, name)
     assert refused.status_code == 403 and "took this challenge out" in refused.text
@@ -295,6 +296,8 @@ def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(ma
     assert "broken by mallory" not in text(anon, "/contest/")
     assert f"{name} broken by mallory" not in feed_titles(anon)
     assert "mallory" not in text(anon, f"/contest/challenges/{name}")
+    listed = anon.get("/contest/api/challenges").get_json()
+    assert [(c["name"], c["broken"]) for c in listed] == [(name, False)]
     # the organisers see it live
     assert "mallory" in text(boss, "/contest/bananas")
     assert "you see the live board" in text(boss, "/contest/challenges")
