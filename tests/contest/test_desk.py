@@ -268,9 +268,10 @@ def test_clarifications_private_to_the_asker_until_made_public(make_app):
     assert "Yes, up to the object limit." in text(app.test_client(), "/contest/questions")
 
 
-def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(make_app):
+@pytest.mark.parametrize("database", ["sqlite", "postgres", "mariadb"])
+def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(make_app, database):
     start = clock.utcnow()
-    app = make_app(**FAST, contest_final_deadline=(start + timedelta(days=2)).isoformat())
+    app = make_app(database, **FAST, contest_final_deadline=(start + timedelta(days=2)).isoformat())
     designer = member(app, "designer@example.org", "designer")
     name = publish(app, designer)
     boss = organiser(app)
@@ -456,3 +457,42 @@ def test_freeze_time_must_be_before_the_end(make_app):
     )
     assert ok.status_code == 303
     assert "freezes on 2029-12-31 20:00 UTC" in text(boss, "/contest/desk/")
+
+
+def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app, monkeypatch):
+    app = make_app("postgres", redis=True, **FAST)
+    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.core.jobs import configure_jobs, huey
+    from clubstack.settings import get_settings
+
+    designer = member(app, "designer@example.org", "designer")
+    name = publish(app, designer)
+    boss = organiser(app)
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")  # a real queue from here on
+    clear_settings_cache()
+    configure_jobs(get_settings())
+    queue = sandbox_queue(get_settings())
+    response = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge", name=name)
+    assert response.status_code == 303
+    assert "0 of 1 done" in text(boss, response.headers["Location"])
+    assert "pending" in text(boss, response.headers["Location"])
+
+    task = queue.dequeue()
+    assert task is not None and task.name == "contest.rejudge_execute"
+    assert set(task.args[1]) == {"kind", "source", "inputs", "limits"}  # no key, no expected
+    assert AES_KEY not in str(task.args)
+
+    def no_database() -> None:
+        raise AssertionError("a sandbox node touched the database")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "session", no_database)
+        queue.execute(task)
+    pending = huey.dequeue()
+    assert pending is not None and pending.name == "contest.rejudge_conclude"
+    huey.execute(pending)
+    page = text(boss, response.headers["Location"])
+    assert "Finished" in page
+    item = _item(app, name)
+    assert (item.old_status, item.new_status) == ("published", "published")
+    assert item.new_performance == pytest.approx(item.old_performance, abs=3.0)  # CPU noise
