@@ -268,6 +268,18 @@ def test_clarifications_private_to_the_asker_until_made_public(make_app):
     assert "Yes, up to the object limit." in text(app.test_client(), "/contest/questions")
 
 
+def test_questions_are_rate_limited_per_member(make_app):
+    app = make_app(**FAST, contest_question_rate="2/hour")
+    asker = member(app, "asker@example.org", "asker")
+    codes = [
+        post(
+            asker, "/contest/questions", "/contest/questions", question=f"Question {n}"
+        ).status_code
+        for n in range(3)
+    ]
+    assert codes == [303, 303, 429]
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgres", "mariadb"])
 def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(make_app, database):
     start = clock.utcnow()
@@ -416,14 +428,18 @@ def test_rejudge_cli_progress_exit_codes_and_json(make_app, monkeypatch):
     assert "1 of 1 changed" in failed.output
     with app.app_context():
         assert db.session().scalar(select(Challenge.status)) == "failed"
-        assert (
-            db.session().scalar(
-                select(DeskAction.reason)
-                .where(DeskAction.action == "rejudge")
-                .order_by(DeskAction.id.desc())
-            )
-            == "limit"
+
+    # a sandbox that cannot start: exit 3, the verdict stays as it was
+    monkeypatch.setattr("clubstack.contest.sandbox.runner.BWRAP", "/nonexistent/bwrap")
+    broken = runner.invoke(main, ["contest", "rejudge", "--challenge", name])
+    assert broken.exit_code == 3, broken.output
+    assert "the judge failed" in broken.output
+    with app.app_context():
+        assert db.session().scalar(select(Challenge.status)) == "failed"
+        reasons = db.session().scalars(
+            select(DeskAction.reason).where(DeskAction.action == "rejudge").order_by(DeskAction.id)
         )
+        assert list(reasons) == ["", "limit", ""]  # the three runs, logged
 
 
 def test_rescore_cli_brings_strawberries_up_to_date(make_app):

@@ -15,13 +15,14 @@ from clubstack.contest import challenges, desk
 from clubstack.contest.desk_tasks import enqueue_rejudge
 from clubstack.contest.kinds import KINDS
 from clubstack.contest.models import Challenge
-from clubstack.contest.views import bp, settings
+from clubstack.contest.views import bp, rate_key, settings
 from clubstack.core.accounts.auth import admin_required, current_user, login_required
 from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
+from clubstack.core.web import limiter
 
 Page = str | BaseResponse | tuple[str, int]
 
@@ -78,8 +79,13 @@ def questions() -> Page:
     return _questions_page()
 
 
+def question_rate() -> str:
+    return settings().question_rate
+
+
 @bp.post("/questions")
 @login_required
+@limiter.limit(question_rate, key_func=rate_key)
 def ask_question() -> Page:
     values = form_to_dict(request.form)
     user = current_user()

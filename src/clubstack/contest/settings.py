@@ -40,6 +40,8 @@ class ContestSettings(ServiceSettings):
                              description="Submissions allowed per user (rate limit).")
     break_rate: str = Field(default="30/hour;5/minute",
                             description="Break attempts allowed per user (rate limit).")
+    question_rate: str = Field(default="20/hour;5/minute",
+                               description="Questions to the organisers allowed per user.")
     job_timeout_minutes: int = Field(
         default=30, ge=1,
         description="A job still running after this long is presumed lost: retried once, "
