@@ -115,7 +115,6 @@ def challenge(name: str) -> str:
         abort(404)
     return render_template(
         "contest/challenge.html", c=found, user=user, conf=settings(),
-        strawberries=challenges.current_strawberries(found, settings(), utcnow()),
         **desk_context(found, user),
     )
 
@@ -125,7 +124,7 @@ def desk_context(found: Challenge, user: User | None) -> dict:
     board = public_board()
     return {"board": board, "ruling": desk.ruling_of(db.session(), found.id),
             "visible_breaks": board.breaks_of(found),
-            "board_strawberries": board.strawberries(found),
+            "strawberries": board.strawberries(found),
             "hidden": desk.hidden_from(db.session(), found, user)}
 
 
@@ -163,8 +162,6 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
     except ClubError as error:
         session.rollback()
         page = render_template("contest/challenge.html", c=found, user=user, conf=settings(),
-                               strawberries=challenges.current_strawberries(
-                                   found, settings(), utcnow()),
                                break_error=error.message, **desk_context(found, user))
         return page, error.status
     session.commit()
