@@ -375,7 +375,7 @@ def test_rejudge_page_after_a_limit_change(make_app, monkeypatch):
     )
     assert response.status_code == 303
     run = text(boss, response.headers["Location"])
-    assert "Finished" in run and "1 of 1 changed" in run
+    assert "Finished" in run and "1 of 1 changed, 1 verdict changed" in run
     item = _item(app, name)
     assert (item.old_status, item.new_status, item.changed) == ("published", "failed", True)
     assert "exceed 100 bytes" in (item.new_reason or "")
@@ -424,8 +424,8 @@ def test_rejudge_cli_progress_exit_codes_and_json(make_app, monkeypatch):
     clear_settings_cache()
     failed = runner.invoke(main, ["contest", "rejudge", "--challenge", name, "--reason", "limit"])
     assert failed.exit_code == 1, failed.output
-    assert f"CHANGED  {name}: published -> failed" in failed.output
-    assert "1 of 1 changed" in failed.output
+    assert f"VERDICT  {name}: published -> failed" in failed.output
+    assert "1 of 1 changed, 1 verdict(s)" in failed.output
     with app.app_context():
         assert db.session().scalar(select(Challenge.status)) == "failed"
 

@@ -89,6 +89,8 @@ def test_the_desk_on_a_phone(make_app, page, tmp_path):
         ).click()
         page.get_by_role("button", name="Freeze now").click()
         assert "Frozen since" in page.locator("#freeze-state").inner_text()
+        fits_the_phone(page)
+        page.screenshot(path=str(tmp_path / "desk-index.png"), full_page=True)
 
         # rejudge that one challenge
         page.get_by_role("navigation", name="Organiser's desk").get_by_role(

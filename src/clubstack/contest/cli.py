@@ -197,19 +197,20 @@ def rejudge(name: str | None, kind: str | None, reason: str, as_json: bool) -> N
     rows = [{"challenge": i.challenge_name, "old_status": i.old_status,
              "new_status": i.new_status, "old_performance": i.old_performance,
              "new_performance": i.new_performance, "changed": i.changed,
-             "reason": i.new_reason} for i in items]
+             "verdict_changed": i.verdict_changed, "reason": i.new_reason} for i in items]
     if as_json:
         click.echo(json.dumps({"rejudge": run.public_id, "scope": scope, "items": rows},
                               indent=2))
     else:
         for row in rows:
             perf = (f"{row['old_performance'] or 0:.3f} -> {row['new_performance'] or 0:.3f}")
-            mark = "CHANGED" if row["changed"] else "same"
+            mark = "VERDICT" if row["verdict_changed"] else "PERF" if row["changed"] else "same"
             click.echo(f"{mark:8} {row['challenge']}: {row['old_status']} -> "
                        f"{row['new_status']} (performance {perf})"
                        + (f": {row['reason']}" if row["reason"] else ""))
-        click.echo(f"{sum(r['changed'] for r in rows)} of {len(rows)} changed")
+        click.echo(f"{sum(r['changed'] for r in rows)} of {len(rows)} changed, "
+                   f"{sum(r['verdict_changed'] for r in rows)} verdict(s)")
     db.session.remove()
     if any((i.new_reason or "").startswith("the judge failed") for i in items):
         sys.exit(3)
-    sys.exit(1 if any(i.new_status != i.old_status for i in items) else 0)
+    sys.exit(1 if any(i.verdict_changed for i in items) else 0)

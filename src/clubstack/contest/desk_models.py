@@ -115,6 +115,10 @@ class Rejudge(Base):
     def changed(self) -> int:
         return sum(1 for item in self.items if item.changed)
 
+    @property
+    def verdicts_changed(self) -> int:
+        return sum(1 for item in self.items if item.verdict_changed)
+
 
 class RejudgeItem(Base):
     """What a rejudge did to one challenge: before and after."""
@@ -139,6 +143,10 @@ class RejudgeItem(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     rejudge: Mapped[Rejudge] = relationship(back_populates="items")
+
+    @property
+    def verdict_changed(self) -> bool:
+        return self.new_status is not None and self.new_status != self.old_status
 
 
 class DeskState(Base):
