@@ -490,11 +490,17 @@ def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app
     queue = sandbox_queue(get_settings())
     response = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge", name=name)
     assert response.status_code == 303
-    assert "0 of 1 done" in text(boss, response.headers["Location"])
-    assert "pending" in text(boss, response.headers["Location"])
+    waiting = text(boss, response.headers["Location"])
+    assert "0 of 1 done" in waiting and "pending" in waiting
 
+    # the node that took the job died: the organiser queues the pending job again
+    lost = queue.dequeue()
+    assert lost is not None and lost.name == "contest.rejudge_execute"
+    requeued = post(boss, f"{response.headers['Location']}/requeue", response.headers["Location"])
+    assert requeued.status_code == 303
     task = queue.dequeue()
     assert task is not None and task.name == "contest.rejudge_execute"
+    assert task.args == lost.args
     assert set(task.args[1]) == {"kind", "source", "inputs", "limits"}  # no key, no expected
     assert AES_KEY not in str(task.args)
 
@@ -508,7 +514,7 @@ def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app
     assert pending is not None and pending.name == "contest.rejudge_conclude"
     huey.execute(pending)
     page = text(boss, response.headers["Location"])
-    assert "Finished" in page
+    assert "Finished" in page and "Queue the pending jobs again" not in page
     item = _item(app, name)
     assert (item.old_status, item.new_status) == ("published", "published")
     assert item.new_performance == pytest.approx(item.old_performance, abs=3.0)  # CPU noise

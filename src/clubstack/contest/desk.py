@@ -637,10 +637,17 @@ def start_rejudge(
     return run
 
 
-def payloads(session: Session, run: Rejudge, settings: ContestSettings) -> list[tuple[int, dict]]:
-    """(item id, sandbox job) for each challenge still there: the same payload a submission gets."""
+def payloads(
+    session: Session, run: Rejudge, settings: ContestSettings, pending_only: bool = False
+) -> list[tuple[int, dict]]:
+    """(item id, sandbox job) for each challenge still there: the same payload a submission gets.
+
+    ``pending_only``: only the items without an answer yet (to queue again the jobs of a
+    sandbox node that died)."""
     jobs = []
     for item in run.items:
+        if pending_only and item.done_at is not None:
+            continue
         challenge = session.get(Challenge, item.challenge_id) if item.challenge_id else None
         if challenge is not None:
             jobs.append((item.id, challenges.job_payload(challenge, settings)))

@@ -372,6 +372,22 @@ def desk_rejudge_run(public_id: str) -> str:
     )
 
 
+@bp.post("/desk/rejudge/<public_id>/requeue")
+@admin_required
+def desk_rejudge_requeue(public_id: str) -> BaseResponse:
+    """Queue again the jobs still without an answer (their sandbox node died)."""
+    session = db.session()
+    run = desk.get_rejudge(session, public_id)
+    jobs = desk.payloads(session, run, settings(), pending_only=True)
+    desk.log_action(
+        session, "rejudge_requeued", _admin(), subject=run.scope[:64], reason=f"{len(jobs)} job(s)"
+    )
+    session.commit()
+    enqueue_rejudge(jobs)
+    flash(f"{len(jobs)} job(s) queued again.", "success")
+    return redirect(url_for("contest.desk_rejudge_run", public_id=public_id), code=303)
+
+
 @bp.get("/desk/log")
 @admin_required
 def desk_log() -> str:
