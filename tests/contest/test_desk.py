@@ -171,9 +171,22 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
     assert name in text(anon, "/contest/challenges")
     with clock.moved(timedelta(hours=6)):
         assert break_it(attacker, name).status_code == 302
+    assert "mallory" in text(anon, "/contest/bananas")
+
+    # a break already made counts for the attacker after a disqualification, not after hiding
+    for ruling, counted in (("disqualified", True), ("hidden", False)):
+        post(
+            boss,
+            f"/contest/desk/challenges/{name}/ruling",
+            desk_page,
+            ruling=ruling,
+            reason="Second look.",
+        )
+        assert ("mallory" in text(anon, "/contest/bananas")) is counted
+        assert (name in text(anon, "/contest/breaks")) is counted
     with app.app_context():
         actions = db.session().scalars(select(DeskAction.action).order_by(DeskAction.id)).all()
-    assert actions == ["disqualified", "hidden", "reinstated"]
+    assert actions == ["disqualified", "hidden", "reinstated", "disqualified", "hidden"]
 
 
 def test_withdrawn_break_moves_the_first_break_and_the_bananas(make_app):
