@@ -111,6 +111,19 @@ def test_desk_is_for_organisers_only_and_every_form_needs_csrf(make_app):
         boss, "/contest/desk/announcements", "/contest/desk/announcements", title="", body=""
     )
     assert empty.status_code == 400
+    # bad input: a clear 4xx, never a 500
+    bad = {
+        "/contest/desk/freeze": {"action": "set", "freeze_at": "next tuesday"},
+        "/contest/desk/breaks/999/withdraw": {"reason": "x"},
+        "/contest/desk/challenges/nope/ruling": {"ruling": "hidden", "reason": "x"},
+        "/contest/desk/questions/nope/answer": {"answer": "x"},
+        "/contest/desk/rejudge": {"kind": "rsa"},
+        "/contest/desk/rejudge/nope/requeue": {},
+    }
+    for path, data in bad.items():
+        status = post(boss, path, "/contest/desk/", **data).status_code
+        assert status in (400, 404), (path, status)
+    assert boss.get("/contest/desk/rejudge/nope").status_code == 404
 
 
 def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
