@@ -91,39 +91,39 @@ def feed_titles(client) -> list[str]:
 def test_desk_is_for_organisers_only_and_every_form_needs_csrf(make_app):
     app = make_app(**FAST)
     anon = app.test_client()
-    assert anon.get("/contest/desk/").status_code == 302  # to the login page
+    assert anon.get("/contest/admin/").status_code == 302  # to the login page
     someone = member(app, "someone@example.org", "someone")
     for path in (
-        "/contest/desk/",
-        "/contest/desk/rejudge",
-        "/contest/desk/questions",
-        "/contest/desk/announcements",
-        "/contest/desk/log",
+        "/contest/admin/",
+        "/contest/admin/rejudge",
+        "/contest/admin/questions",
+        "/contest/admin/announcements",
+        "/contest/admin/log",
     ):
         assert someone.get(path).status_code == 403, path
-    assert someone.post("/contest/desk/freeze", data={"action": "now"}).status_code in (400, 403)
+    assert someone.post("/contest/admin/freeze", data={"action": "now"}).status_code in (400, 403)
     boss = organiser(app)
     assert "Organiser's desk" in text(boss, "/contest/")
     assert "Organiser's desk" not in text(someone, "/contest/")
-    refused = boss.post("/contest/desk/announcements", data={"title": "t", "body": "b"})
+    refused = boss.post("/contest/admin/announcements", data={"title": "t", "body": "b"})
     assert refused.status_code == 400 and "form expired" in refused.get_data(as_text=True)
     empty = post(
-        boss, "/contest/desk/announcements", "/contest/desk/announcements", title="", body=""
+        boss, "/contest/admin/announcements", "/contest/admin/announcements", title="", body=""
     )
     assert empty.status_code == 400
     # bad input: a clear 4xx, never a 500
     bad = {
-        "/contest/desk/freeze": {"action": "set", "freeze_at": "next tuesday"},
-        "/contest/desk/breaks/999/withdraw": {"reason": "x"},
-        "/contest/desk/challenges/nope/ruling": {"ruling": "hidden", "reason": "x"},
-        "/contest/desk/questions/nope/answer": {"answer": "x"},
-        "/contest/desk/rejudge": {"kind": "rsa"},
-        "/contest/desk/rejudge/nope/requeue": {},
+        "/contest/admin/freeze": {"action": "set", "freeze_at": "next tuesday"},
+        "/contest/admin/breaks/999/withdraw": {"reason": "x"},
+        "/contest/admin/challenges/nope/ruling": {"ruling": "hidden", "reason": "x"},
+        "/contest/admin/questions/nope/answer": {"answer": "x"},
+        "/contest/admin/rejudge": {"kind": "rsa"},
+        "/contest/admin/rejudge/nope/requeue": {},
     }
     for path, data in bad.items():
-        status = post(boss, path, "/contest/desk/", **data).status_code
+        status = post(boss, path, "/contest/admin/", **data).status_code
         assert status in (400, 404), (path, status)
-    assert boss.get("/contest/desk/rejudge/nope").status_code == 404
+    assert boss.get("/contest/admin/rejudge/nope").status_code == 404
 
 
 def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
@@ -133,11 +133,11 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
     boss = organiser(app)
     attacker = member(app, "mallory@example.org", "mallory")
     anon = app.test_client()
-    desk_page = f"/contest/desk/challenges/{name}"
+    desk_page = f"/contest/admin/challenges/{name}"
 
     no_reason = post(
         boss,
-        f"/contest/desk/challenges/{name}/ruling",
+        f"/contest/admin/challenges/{name}/ruling",
         desk_page,
         ruling="disqualified",
         reason="   ",
@@ -145,7 +145,7 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
     assert no_reason.status_code == 400
     done = post(
         boss,
-        f"/contest/desk/challenges/{name}/ruling",
+        f"/contest/admin/challenges/{name}/ruling",
         desk_page,
         ruling="disqualified",
         reason="The key is read from a file <b>outside</b>.",
@@ -163,7 +163,7 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
 
     post(
         boss,
-        f"/contest/desk/challenges/{name}/ruling",
+        f"/contest/admin/challenges/{name}/ruling",
         desk_page,
         ruling="hidden",
         reason="Copied from another team.",
@@ -176,7 +176,7 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
 
     post(
         boss,
-        f"/contest/desk/challenges/{name}/ruling",
+        f"/contest/admin/challenges/{name}/ruling",
         desk_page,
         ruling="reinstate",
         reason="Cleared after review.",
@@ -190,7 +190,7 @@ def test_disqualify_hide_and_reinstate_with_a_public_reason(make_app):
     for ruling, counted in (("disqualified", True), ("hidden", False)):
         post(
             boss,
-            f"/contest/desk/challenges/{name}/ruling",
+            f"/contest/admin/challenges/{name}/ruling",
             desk_page,
             ruling=ruling,
             reason="Second look.",
@@ -222,8 +222,8 @@ def test_withdrawn_break_moves_the_first_break_and_the_bananas(make_app):
     boss = organiser(app)
     response = post(
         boss,
-        f"/contest/desk/breaks/{break_id}/withdraw",
-        f"/contest/desk/challenges/{name}",
+        f"/contest/admin/breaks/{break_id}/withdraw",
+        f"/contest/admin/challenges/{name}",
         reason="Found by reading the logs.",
     )
     assert response.status_code == 303
@@ -247,8 +247,8 @@ def test_announcements_on_the_overview_and_in_the_feed(make_app):
     boss = organiser(app)
     response = post(
         boss,
-        "/contest/desk/announcements",
-        "/contest/desk/announcements",
+        "/contest/admin/announcements",
+        "/contest/admin/announcements",
         title="Harness fixed",
         body="Rejudge at 14:00 <script>x</script>",
     )
@@ -278,19 +278,21 @@ def test_clarifications_private_to_the_asker_until_made_public(make_app):
     assert "May the table be 2 MB?" not in text(other, "/contest/questions")
 
     boss = organiser(app)
-    page = text(boss, "/contest/desk/questions")
+    page = text(boss, "/contest/admin/questions")
     public_id = re.search(r'id="q-([^"]+)"', page).group(1)
-    answer = f"/contest/desk/questions/{public_id}/answer"
-    assert post(boss, answer, "/contest/desk/questions", answer="").status_code == 400
+    answer = f"/contest/admin/questions/{public_id}/answer"
+    assert post(boss, answer, "/contest/admin/questions", answer="").status_code == 400
     assert (
         post(
-            boss, answer, "/contest/desk/questions", answer="Yes, up to the object limit."
+            boss, answer, "/contest/admin/questions", answer="Yes, up to the object limit."
         ).status_code
         == 303
     )
     assert "Yes, up to the object limit." in text(asker, "/contest/questions")
     assert "Yes, up to the object limit." not in text(other, "/contest/questions")
-    post(boss, answer, "/contest/desk/questions", answer="Yes, up to the object limit.", public="1")
+    post(
+        boss, answer, "/contest/admin/questions", answer="Yes, up to the object limit.", public="1"
+    )
     assert "Yes, up to the object limit." in text(app.test_client(), "/contest/questions")
 
 
@@ -316,7 +318,7 @@ def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(ma
     attacker = member(app, "mallory@example.org", "mallory")
     anon = app.test_client()
     clock.travel(timedelta(hours=12))
-    assert post(boss, "/contest/desk/freeze", "/contest/desk/", action="now").status_code == 303
+    assert post(boss, "/contest/admin/freeze", "/contest/admin/", action="now").status_code == 303
     frozen_value = re.search(
         r"<td>([0-9.e+-]+)</td>\s*<td>[0-9.e+-]+</td>\s*<td><span",
         text(anon, "/contest/challenges"),
@@ -341,10 +343,10 @@ def test_freeze_stops_the_public_board_organisers_see_live_lift_after_the_end(ma
     assert "mallory" in text(boss, "/contest/bananas")
     assert "you see the live board" in text(boss, "/contest/challenges")
 
-    early = post(boss, "/contest/desk/freeze/lift", "/contest/desk/")
+    early = post(boss, "/contest/admin/freeze/lift", "/contest/admin/")
     assert early.status_code == 409 and "only after the end" in early.text
     clock.travel(timedelta(days=2))
-    assert post(boss, "/contest/desk/freeze/lift", "/contest/desk/").status_code == 303
+    assert post(boss, "/contest/admin/freeze/lift", "/contest/admin/").status_code == 303
     assert "mallory" in text(anon, "/contest/bananas")
     assert f"{name} broken by mallory" in feed_titles(anon)
 
@@ -384,9 +386,9 @@ def test_rejudge_page_after_a_limit_change(make_app, monkeypatch):
     with clock.moved(timedelta(hours=12)):
         assert break_it(attacker, name).status_code == 302
     boss = organiser(app)
-    bad = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge", name="nope")
+    bad = post(boss, "/contest/admin/rejudge", "/contest/admin/rejudge", name="nope")
     assert bad.status_code == 404
-    neither = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge")
+    neither = post(boss, "/contest/admin/rejudge", "/contest/admin/rejudge")
     assert neither.status_code == 400
 
     # the object limit drops under this challenge's size: it fails, off the board
@@ -394,8 +396,8 @@ def test_rejudge_page_after_a_limit_change(make_app, monkeypatch):
     clear_settings_cache()
     response = post(
         boss,
-        "/contest/desk/rejudge",
-        "/contest/desk/rejudge",
+        "/contest/admin/rejudge",
+        "/contest/admin/rejudge",
         name=name,
         reason="object limit lowered",
     )
@@ -411,7 +413,7 @@ def test_rejudge_page_after_a_limit_change(make_app, monkeypatch):
     # twice the original limit: published again, performance one point higher (size factor)
     monkeypatch.setenv("CLUBSTACK_CONTEST_OBJECT_BYTES", "40000000")
     clear_settings_cache()
-    response = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge", kind="aes")
+    response = post(boss, "/contest/admin/rejudge", "/contest/admin/rejudge", kind="aes")
     assert response.status_code == 303
     item = _item(app, name)
     assert (item.old_status, item.new_status) == ("failed", "published")
@@ -423,7 +425,7 @@ def test_rejudge_page_after_a_limit_change(make_app, monkeypatch):
             scoring.strawberries(c.performance, c.published_at, b.created_at)
         )
     assert "mallory" in text(app.test_client(), "/contest/bananas")
-    log = text(boss, "/contest/desk/log")
+    log = text(boss, "/contest/admin/log")
     assert "rejudge" in log and "object limit lowered" in log and "kind aes" in log
 
 
@@ -491,14 +493,14 @@ def test_freeze_time_must_be_before_the_end(make_app):
     app = make_app(**FAST, contest_final_deadline=end.isoformat())
     boss = organiser(app)
     late = post(
-        boss, "/contest/desk/freeze", "/contest/desk/", action="set", freeze_at="2030-01-02T00:00"
+        boss, "/contest/admin/freeze", "/contest/admin/", action="set", freeze_at="2030-01-02T00:00"
     )
     assert late.status_code == 400 and "before the end" in late.text
     ok = post(
-        boss, "/contest/desk/freeze", "/contest/desk/", action="set", freeze_at="2029-12-31T20:00"
+        boss, "/contest/admin/freeze", "/contest/admin/", action="set", freeze_at="2029-12-31T20:00"
     )
     assert ok.status_code == 303
-    assert "freezes on 2029-12-31 20:00 UTC" in text(boss, "/contest/desk/")
+    assert "freezes on 2029-12-31 20:00 UTC" in text(boss, "/contest/admin/")
 
 
 def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app, monkeypatch):
@@ -514,7 +516,7 @@ def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app
     clear_settings_cache()
     configure_jobs(get_settings())
     queue = sandbox_queue(get_settings())
-    response = post(boss, "/contest/desk/rejudge", "/contest/desk/rejudge", name=name)
+    response = post(boss, "/contest/admin/rejudge", "/contest/admin/rejudge", name=name)
     assert response.status_code == 303
     waiting = text(boss, response.headers["Location"])
     assert "0 of 1 done" in waiting and "pending" in waiting

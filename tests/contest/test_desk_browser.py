@@ -99,7 +99,7 @@ def test_the_desk_on_a_phone(make_app, page, tmp_path):
         page.get_by_label("One challenge (its name)").fill(name)
         page.get_by_label("Why (for the log)").fill("harness update")
         page.get_by_role("button", name="Rejudge").click()
-        page.wait_for_url("**/contest/desk/rejudge/*")
+        page.wait_for_url("**/contest/admin/rejudge/*")
         assert "Finished" in page.locator("#rejudge-state").inner_text()
         assert page.locator("#rejudge-items tbody tr").count() == 1
         fits_the_phone(page)

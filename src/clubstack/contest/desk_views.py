@@ -1,4 +1,4 @@
-"""The organiser's desk pages (/contest/desk/..., administrators only) and the members' side
+"""The organiser's desk pages (/contest/admin/..., administrators only) and the members' side
 of it (questions, announcements, decisions). Thin views over desk.py, on the contest blueprint.
 """
 
@@ -141,7 +141,7 @@ def _desk_page(
     ), status
 
 
-@bp.get("/desk/")
+@bp.get("/admin/")
 @admin_required
 def desk_index() -> Page:
     return _desk_page()
@@ -152,7 +152,7 @@ class FreezeForm(BaseModel):
     action: str = Field(pattern="^(set|now|clear)$")
 
 
-@bp.post("/desk/freeze")
+@bp.post("/admin/freeze")
 @admin_required
 def desk_freeze() -> Page:
     values = form_to_dict(request.form)
@@ -177,7 +177,7 @@ def desk_freeze() -> Page:
     )
 
 
-@bp.post("/desk/freeze/lift")
+@bp.post("/admin/freeze/lift")
 @admin_required
 def desk_lift() -> Page:
     try:
@@ -204,7 +204,7 @@ def _challenge_page(
     ), status
 
 
-@bp.get("/desk/challenges/<name>")
+@bp.get("/admin/challenges/<name>")
 @admin_required
 def desk_challenge(name: str) -> Page:
     return _challenge_page(name)
@@ -215,7 +215,7 @@ class RulingForm(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@bp.post("/desk/challenges/<name>/ruling")
+@bp.post("/admin/challenges/<name>/ruling")
 @admin_required
 def desk_ruling(name: str) -> Page:
     session = db.session()
@@ -236,7 +236,7 @@ class WithdrawForm(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@bp.post("/desk/breaks/<int:break_id>/withdraw")
+@bp.post("/admin/breaks/<int:break_id>/withdraw")
 @admin_required
 def desk_withdraw(break_id: int) -> Page:
     session = db.session()
@@ -256,7 +256,7 @@ class AnnouncementForm(BaseModel):
     body: str = Field(min_length=1, max_length=20_000)
 
 
-@bp.route("/desk/announcements", methods=["GET", "POST"])
+@bp.route("/admin/announcements", methods=["GET", "POST"])
 @admin_required
 def desk_announcements() -> Page:
     session = db.session()
@@ -282,7 +282,7 @@ def desk_announcements() -> Page:
     ), status
 
 
-@bp.get("/desk/questions")
+@bp.get("/admin/questions")
 @admin_required
 def desk_questions() -> str:
     return render_template(
@@ -299,7 +299,7 @@ class AnswerForm(BaseModel):
     public: bool = False
 
 
-@bp.post("/desk/questions/<public_id>/answer")
+@bp.post("/admin/questions/<public_id>/answer")
 @admin_required
 def desk_answer(public_id: str) -> Page:
     session = db.session()
@@ -340,7 +340,7 @@ def _rejudge_page(
     ), status
 
 
-@bp.route("/desk/rejudge", methods=["GET", "POST"])
+@bp.route("/admin/rejudge", methods=["GET", "POST"])
 @admin_required
 def desk_rejudge() -> Page:
     if request.method == "GET":
@@ -362,7 +362,7 @@ def desk_rejudge() -> Page:
     return redirect(url_for("contest.desk_rejudge_run", public_id=public_id), code=303)
 
 
-@bp.get("/desk/rejudge/<public_id>")
+@bp.get("/admin/rejudge/<public_id>")
 @admin_required
 def desk_rejudge_run(public_id: str) -> str:
     return render_template(
@@ -372,7 +372,7 @@ def desk_rejudge_run(public_id: str) -> str:
     )
 
 
-@bp.post("/desk/rejudge/<public_id>/requeue")
+@bp.post("/admin/rejudge/<public_id>/requeue")
 @admin_required
 def desk_rejudge_requeue(public_id: str) -> BaseResponse:
     """Queue again the jobs still without an answer (their sandbox node died)."""
@@ -388,7 +388,7 @@ def desk_rejudge_requeue(public_id: str) -> BaseResponse:
     return redirect(url_for("contest.desk_rejudge_run", public_id=public_id), code=303)
 
 
-@bp.get("/desk/log")
+@bp.get("/admin/log")
 @admin_required
 def desk_log() -> str:
     return render_template(
