@@ -37,6 +37,9 @@ PAGES = {
         "/contest/breaks",
         "/contest/bananas",
         "/contest/rules",
+        "/contest/questions",
+        "/contest/announcements",
+        "/contest/decisions",
         "/drop/",
         "/drop/msg/{drop}",
     ],
@@ -62,6 +65,11 @@ PAGES = {
         "/billing/admin/payments",
         "/blog/admin/comments",
         "/compute/admin",
+        "/contest/admin/",
+        "/contest/admin/announcements",
+        "/contest/admin/questions",
+        "/contest/admin/rejudge",
+        "/contest/admin/log",
     ],
 }
 

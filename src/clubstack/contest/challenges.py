@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clubstack.contest import judge, scoring, sourcefilter
+from clubstack.contest.desk_models import Ruling
 from clubstack.contest.errors import BreakRefused, ContestClosed, InvalidKey
 from clubstack.contest.kinds import AesKind, EcdsaKind, Vectors, get_kind
 from clubstack.contest.models import Break, Challenge
@@ -226,6 +227,8 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
         raise BreakRefused("only published challenges can be broken")
     if challenge.owner_id == user.id:
         raise BreakRefused("you cannot break your own challenge")
+    if session.scalar(select(Ruling.id).where(Ruling.challenge_id == challenge.id)):
+        raise BreakRefused("the organisers took this challenge out of the contest")
     if session.scalar(select(Break.id).where(Break.challenge_id == challenge.id,
                                              Break.user_id == user.id)):
         raise Conflict("you already broke this challenge")

@@ -90,3 +90,7 @@ def maintenance() -> tuple[int, int, int]:
     for challenge_id, payload in payloads:
         execute(challenge_id, payload)
     return scored, retried, failed
+
+
+# The organiser's desk queues rejudges on the same two queues.
+from clubstack.contest import desk_tasks  # noqa: E402, F401
