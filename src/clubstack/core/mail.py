@@ -11,7 +11,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
+from clubstack.core.errors import InputError
+from clubstack.core.jobs import huey
 from clubstack.core.logs import email_hash
+from clubstack.core.validation import email_address
 from clubstack.settings import get_settings
 
 log = logging.getLogger("clubstack.mail")
@@ -22,6 +25,10 @@ class MailError(Exception):
 
 
 def build_message(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    try:  # every address was checked where it came in; this guards the header itself
+        to = email_address(to)
+    except InputError:
+        raise MailError("refusing to send mail to a malformed address") from None
     settings = get_settings()
     message = EmailMessage()
     message["From"] = settings.mail_from
@@ -78,3 +85,10 @@ def _send_smtp(url: str, message: EmailMessage) -> None:
             client.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         raise MailError(f"could not send mail via {host}: {error}") from error
+
+
+@huey.task(retries=3, retry_delay=60)
+def deliver_mail(to: str, subject: str, text: str, html: str | None = None) -> None:
+    """send_mail from the job queue: the request does not wait for the SMTP server, a failed
+    delivery is retried, and every mail a page sends costs that page the same."""
+    send_mail(to, subject, text, html)
