@@ -124,7 +124,7 @@ def test_invite_only_login_answers_and_works_the_same_for_unknown_addresses(invi
     assert known[0] == unknown[0] == 200
     assert known[1] == unknown[1]  # the same page
     assert known[2] == unknown[2]  # the same queries
-    assert known[3] == unknown[3] == 1  # one mail each, through the same job
+    assert known[3] == unknown[3] == 1  # one mail each, sent the same way
     with app.app_context():
         assert db.session().scalar(select(User).where(User.email == "unknown@example.org")) is None
 

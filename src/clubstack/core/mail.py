@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
 from clubstack.core.errors import InputError
-from clubstack.core.jobs import huey
 from clubstack.core.logs import email_hash
 from clubstack.core.validation import email_address
 from clubstack.settings import get_settings
@@ -85,10 +84,3 @@ def _send_smtp(url: str, message: EmailMessage) -> None:
             client.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         raise MailError(f"could not send mail via {host}: {error}") from error
-
-
-@huey.task(retries=3, retry_delay=60)
-def deliver_mail(to: str, subject: str, text: str, html: str | None = None) -> None:
-    """send_mail from the job queue: the request does not wait for the SMTP server, a failed
-    delivery is retried, and every mail a page sends costs that page the same."""
-    send_mail(to, subject, text, html)

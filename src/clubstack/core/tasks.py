@@ -7,7 +7,6 @@ from huey import crontab
 from clubstack.core.accounts.login import purge_expired
 from clubstack.core.db import session_scope
 from clubstack.core.jobs import huey, requeue_lost_tasks
-from clubstack.core.mail import deliver_mail  # noqa: F401 - registers the mail job
 
 
 @huey.periodic_task(crontab(minute="*/15"))

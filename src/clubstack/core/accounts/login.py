@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clubstack.core.accounts.models import LoginLink, LoginSession, User
@@ -200,7 +201,13 @@ def confirm_email_change(session: Session, token: str, user: User) -> User:
         session.rollback()
         raise Conflict("That address now belongs to another account; nothing was changed.")
     user.email = link.email
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # another account took the address in the meantime
+        session.rollback()
+        raise Conflict(
+            "That address now belongs to another account; nothing was changed."
+        ) from None
     return user
 
 

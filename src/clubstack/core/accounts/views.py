@@ -28,7 +28,7 @@ from clubstack.core.accounts.tokens import create_token, list_tokens, revoke_tok
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import email_hash
-from clubstack.core.mail import deliver_mail
+from clubstack.core.mail import send_mail
 from clubstack.core.validation import local_path
 from clubstack.core.web import limiter
 from clubstack.settings import get_settings
@@ -103,7 +103,7 @@ def login() -> str | BaseResponse:
             "accounts.confirm", token=issued.token, next=next_url
         )
     text, html = _login_mail(url, issued.new_account)
-    deliver_mail(issued.email, f"Your {settings.site_name} login link", text, html)
+    send_mail(issued.email, f"Your {settings.site_name} login link", text, html)
     # The same answer, and the same work, whether or not the address may log in.
     return render_template("accounts/check_mail.html", email=raw.strip())
 
@@ -205,7 +205,7 @@ def change_email() -> tuple[str, int] | BaseResponse:
             "account. It is already the address of an account here, so nothing changed.\n\n"
             "If it was you, log in with this address instead. Otherwise ignore this mail.\n"
         )
-    deliver_mail(issued.email, f"Confirm your new {settings.site_name} address", text)
+    send_mail(issued.email, f"Confirm your new {settings.site_name} address", text)
     flash(f"We sent a mail to {issued.email}; open the link in it to confirm.", "success")
     return redirect(url_for("accounts.account"))
 
