@@ -192,6 +192,7 @@ def change_email() -> tuple[str, int] | BaseResponse:
         return _account_page(400, errors=error.fields)
     if issued.token is not None:
         url = settings.base_url.rstrip("/") + url_for("accounts.confirm_email", token=issued.token)
+        subject = f"Confirm your new {settings.site_name} address"
         text = (
             f"Open this link within {settings.login_link_minutes} minutes to make this address "
             f"the one of your {settings.site_name} account:\n\n{url}\n\nIf you did not ask "
@@ -200,12 +201,13 @@ def change_email() -> tuple[str, int] | BaseResponse:
     else:
         # Another account has this address: the page answers as always (it must not tell who
         # has an account); the owner of the address learns that someone tried.
+        subject = f"Someone tried to use your {settings.site_name} address"
         text = (
             f"Someone tried to make this address the one of another {settings.site_name} "
             "account. It is already the address of an account here, so nothing changed.\n\n"
             "If it was you, log in with this address instead. Otherwise ignore this mail.\n"
         )
-    send_mail(issued.email, f"Confirm your new {settings.site_name} address", text)
+    send_mail(issued.email, subject, text)
     flash(f"We sent a mail to {issued.email}; open the link in it to confirm.", "success")
     return redirect(url_for("accounts.account"))
 
