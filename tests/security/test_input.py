@@ -59,6 +59,7 @@ BAD_ADDRESSES = [
     "a\x07@example.org",
     "a\x85@example.org",
     "a\u2028@example.org",
+    "\u00e4@example.org",  # would leave as an encoded word in To (no SMTPUTF8)
 ]
 
 

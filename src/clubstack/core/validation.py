@@ -90,6 +90,10 @@ def email_address(raw: str, *, field: str = "email") -> str:
         raise InputError(fields={field: "An e-mail address cannot contain control characters."})
     if _ENCODED_WORD_RE.search(email):
         raise InputError(fields={field: "Enter the address itself, not an encoded word."})
+    if not email.isascii():
+        # The mailer speaks plain SMTP (no SMTPUTF8): such an address would leave as an
+        # encoded word in To and not arrive.
+        raise InputError(fields={field: "Enter the address in plain ASCII characters."})
     if len(email) > 254 or not EMAIL_RE.match(email):
         raise InputError(fields={field: "Enter a valid e-mail address."})
     local, _, domain = email.rpartition("@")
