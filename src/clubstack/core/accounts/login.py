@@ -112,9 +112,14 @@ def issue_email_change_link(
     return IssuedLink(token=None if taken else token, email=new_email, new_account=False)
 
 
-def peek_link(session: Session, token: str) -> LoginLink | None:
-    """The link if it is still usable (for the confirmation page); consumes nothing."""
-    link = session.scalar(select(LoginLink).where(LoginLink.token_hash == hash_token(token)))
+def peek_link(session: Session, token: str, purpose: str) -> LoginLink | None:
+    """The link if it is still usable for `purpose` (for the confirmation pages); consumes
+    nothing. A refused link is never usable."""
+    link = session.scalar(
+        select(LoginLink).where(
+            LoginLink.token_hash == hash_token(token), LoginLink.purpose == purpose
+        )
+    )
     if link is None or link.used_at is not None or link.expires_at <= utcnow():
         return None
     return link
@@ -177,8 +182,8 @@ def confirm_email_change(session: Session, token: str, user: User) -> User:
     The link is used up in the same transaction as the change, and only after every check:
     a refused confirmation changes nothing and leaves the link to its owner.
     """
-    link = peek_link(session, token) if token else None
-    if link is None or link.purpose != "change_email" or link.user_id is None:
+    link = peek_link(session, token, "change_email") if token else None
+    if link is None or link.user_id is None:
         raise LinkNotValid()
     if link.user_id != user.id:
         raise NotYourLink()

@@ -114,7 +114,7 @@ def confirm() -> str | BaseResponse | tuple[str, int]:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         # Mail scanners follow links; only the POST from this page uses the token up.
-        valid = bool(token) and accounts.peek_link(db.session(), token) is not None
+        valid = bool(token) and accounts.peek_link(db.session(), token, "login") is not None
         return render_template("accounts/confirm.html", token=token, next=next_url, valid=valid), (
             200 if valid else 410
         )
