@@ -99,6 +99,8 @@ def api_break(name: str) -> tuple[Response, int]:
         raise InputError("Expected a JSON object.")
     body = validate(BreakForm, data)
     found = challenges.get_challenge(session, name)
+    if not challenges.can_see_source(found, user):  # others' unpublished work does not exist
+        raise NotFound("There is no challenge of that name.")
     try:
         made = challenges.attempt_break(session, user, found, body.key, settings())
         session.commit()

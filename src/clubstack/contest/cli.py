@@ -146,10 +146,11 @@ def rescore() -> None:
     """Recompute every challenge's strawberries now (the periodic job does it every 5 min)."""
     from clubstack.contest import challenges
     from clubstack.contest.settings import ContestSettings
-    from clubstack.core.db import db, session_scope
+    from clubstack.core.db import session_scope
+    from clubstack.core.migrate import open_database
     from clubstack.settings import get_settings, service_settings
 
-    db.init(get_settings().sqlalchemy_url)
+    open_database(get_settings().sqlalchemy_url)
     with session_scope() as session:
         count = challenges.recompute_scores(session, service_settings(ContestSettings))
     click.echo(f"{count} challenge(s) scored")

@@ -139,6 +139,8 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
     found = challenges.get_challenge(session, name)
     user = current_user()
     assert user is not None
+    if not challenges.can_see_source(found, user):
+        abort(404)  # the error page below shows the challenge: none of an unpublished one
     try:
         form = validate(BreakForm, form_to_dict(request.form))
         challenges.attempt_break(session, user, found, form.key, settings())
