@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_admin, outbox_messages
-from tests.security.conftest import http_login
+from tests.conftest import outbox_messages
 
 
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -85,13 +84,9 @@ def test_address_change_with_a_malformed_address_is_a_400(app, member_a, caplog,
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES[:3])
-def test_admin_invitation_with_a_malformed_address_is_a_400(app, visitor, caplog, address):
-    # (the site_admin fixture asks for the reserved nickname "root", which is refused)
-    admin = visitor()
-    make_admin(app, "boss@example.org")
-    http_login(admin, app, "boss@example.org")
-    answer = admin.post(
-        "/admin/users", data={"email": address, "csrf_token": admin.csrf("/admin/users")}
+def test_admin_invitation_with_a_malformed_address_is_a_400(site_admin, caplog, address):
+    answer = site_admin.post(
+        "/admin/users", data={"email": address, "csrf_token": site_admin.csrf("/admin/users")}
     )
     assert answer.status_code == 400, answer.text
     no_traceback(caplog)
