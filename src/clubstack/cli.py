@@ -70,6 +70,13 @@ def _settings() -> Any:
 def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
     """Run the web app (gunicorn; --dev for the reloading development server)."""
     settings = _settings()
+    if dev and settings.env == "production":
+        # The development server runs the Werkzeug debugger: an interactive Python console
+        # for whoever can make a page fail.
+        raise click.ClickException(
+            "--dev runs the Werkzeug debugger and must not serve a production site "
+            "(CLUBSTACK_ENV=production); run `clubstack serve` without --dev."
+        )
     from clubstack.core.migrate import upgrade
     from clubstack.core.server import AddressInUse, check_address_free
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from clubstack.core import clock
-from tests.conftest import csrf_token, link_in, login, outbox_messages
+from tests.conftest import csrf_token, link_in, login, message_text, outbox_messages
 
 
 def _request_link(client: Any, address: str) -> Any:
@@ -76,9 +76,13 @@ def test_same_answer_for_known_and_unknown_addresses(make_app: Any) -> None:
     assert known.status_code == unknown.status_code == 200
     strip = lambda r, a: re.sub(r'value="[^"]+"', "", r.get_data(as_text=True)).replace(a, "")  # noqa: E731
     assert strip(known, "known@example.org") == strip(unknown, "unknown@example.org")
-    # invite-only: only the known address got a mail
-    recipients = [m["To"] for m in outbox_messages(app)]
-    assert recipients == ["known@example.org"]
+    # invite-only: both addresses get a mail (the same work either way), only the known one
+    # a link; the unknown one learns that it needs an invitation
+    mails = {m["To"]: message_text(m) for m in outbox_messages(app)}
+    assert set(mails) == {"known@example.org", "unknown@example.org"}
+    assert "/login/confirm" in mails["known@example.org"]
+    assert "http" not in mails["unknown@example.org"]
+    assert "invitation" in mails["unknown@example.org"]
 
 
 def test_session_is_rotated_at_login(app: Any, client: Any) -> None:

@@ -307,7 +307,7 @@ def test_a_thousand_indicators_fit_through_the_preview_form(make_app, dns_server
 def test_deleting_an_account_deletes_its_batches(lookup_app, analyst) -> None:
     from sqlalchemy import func, select
 
-    from clubstack.core.accounts.login import delete_account
+    from clubstack.core.accounts.closing import close_account
     from clubstack.core.accounts.models import User
     from clubstack.core.db import db
     from clubstack.lookup.models import LookupBatch, LookupItem
@@ -316,7 +316,6 @@ def test_deleting_an_account_deletes_its_batches(lookup_app, analyst) -> None:
     with lookup_app.app_context():
         session = db.session()
         user = session.scalar(select(User).where(User.email == "analyst@example.org"))
-        delete_account(session, user)
-        session.commit()
+        close_account(session, user, lookup_app.extensions["clubstack.services"])
         assert session.scalar(select(func.count()).select_from(LookupBatch)) == 0
         assert session.scalar(select(func.count()).select_from(LookupItem)) == 0

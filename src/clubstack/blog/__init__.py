@@ -18,12 +18,18 @@ def _blueprint() -> Any:
     return blueprint()
 
 
+def _forget(session: Any, user: Any) -> None:
+    from clubstack.blog.comments import anonymise_author
+
+    anonymise_author(session, user.email)
+
+
 def __getattr__(name: str) -> Any:
     if name != "service":
         raise AttributeError(name)
     from clubstack.blog.cli import blog as cli
     from clubstack.blog.settings import BlogSettings
-    from clubstack.core.service import Service
+    from clubstack.core.service import AccountClosing, Service
 
     service = Service(
         name="blog",
@@ -33,6 +39,7 @@ def __getattr__(name: str) -> Any:
         cli=cli,
         settings=BlogSettings,
         tasks="clubstack.blog.tasks",
+        account_closing=AccountClosing(forget=_forget),
     )
     globals()["service"] = service
     return service

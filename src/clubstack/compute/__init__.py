@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from sqlalchemy.orm import Session
 
 from clubstack.compute.cli import compute_cli
 from clubstack.compute.settings import ComputeSettings
-from clubstack.core.service import Service
+from clubstack.core.accounts.models import User
+from clubstack.core.service import AccountClosing, Service
 
 
 def _blueprint() -> Blueprint:
     from clubstack.compute.views import bp
 
     return bp
+
+
+def _destroy_capsuls(session: Session, user: User) -> None:
+    from clubstack.compute.closing import destroy_member_capsuls
+
+    destroy_member_capsuls(session, user)
+
+
+def _forget(session: Session, user: User) -> None:
+    from clubstack.compute.closing import forget_member
+
+    forget_member(session, user)
 
 
 service = Service(
@@ -23,4 +37,5 @@ service = Service(
     cli=compute_cli,
     settings=ComputeSettings,
     tasks="clubstack.compute.tasks",
+    account_closing=AccountClosing(release=_destroy_capsuls, forget=_forget),
 )

@@ -11,7 +11,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
+from clubstack.core.errors import InputError
 from clubstack.core.logs import email_hash
+from clubstack.core.validation import email_address
 from clubstack.settings import get_settings
 
 log = logging.getLogger("clubstack.mail")
@@ -22,6 +24,10 @@ class MailError(Exception):
 
 
 def build_message(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    try:  # every address was checked where it came in; this guards the header itself
+        to = email_address(to)
+    except InputError:
+        raise MailError("refusing to send mail to a malformed address") from None
     settings = get_settings()
     message = EmailMessage()
     message["From"] = settings.mail_from

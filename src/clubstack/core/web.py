@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Request, Response, current_app, g, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -22,7 +23,7 @@ from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from clubstack.core.db import abandon_session
-from clubstack.core.errors import ClubError, RateLimited
+from clubstack.core.errors import ClubError, InputError, RateLimited
 from clubstack.core.logs import REQUEST_ID_KEY
 from clubstack.settings import Settings
 
@@ -186,6 +187,41 @@ class SecurityHeaders:
 
         return self.app(environ, start)
 
+
+
+MAX_JSON_DEPTH = 64  # far deeper than any body an API here takes; a bomb is thousands deep
+
+
+def json_depth(data: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+class BoundedJSON(DefaultJSONProvider):
+    """Flask's JSON, with a bound on nesting for what requests send.
+
+    Every `request.get_json()` of every service parses through the app's provider. A deeply
+    nested body makes the json module raise RecursionError, which is not a ValueError, so it
+    slipped past `silent=True` and became a 500 with a traceback; it is a 400 with a reason.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        too_deep = InputError(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+        try:
+            data = super().loads(s, **kwargs)
+        except RecursionError:
+            raise too_deep from None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise too_deep
+        return data
 
 
 def csp_nonce() -> str:
@@ -399,6 +435,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         RATELIMIT_KEY_PREFIX="clubstack",
     )
     app.session_interface = CookieSessions()
+    app.json = BoundedJSON(app)
     app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
     limiter.init_app(app)

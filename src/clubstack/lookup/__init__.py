@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from sqlalchemy.orm import Session
 
-from clubstack.core.service import Service
+from clubstack.core.accounts.models import User
+from clubstack.core.service import AccountClosing, Service
 from clubstack.lookup.cli import lookup_command
 from clubstack.lookup.settings import LookupSettings
 
@@ -16,6 +18,12 @@ def _blueprint() -> Blueprint:
     return bp
 
 
+def _forget(session: Session, user: User) -> None:
+    from clubstack.lookup.batches import forget_member
+
+    forget_member(session, user)
+
+
 service = Service(
     name="lookup",
     title="Look-up",
@@ -24,4 +32,5 @@ service = Service(
     cli=lookup_command,
     settings=LookupSettings,
     tasks="clubstack.lookup.tasks",
+    account_closing=AccountClosing(forget=_forget),
 )

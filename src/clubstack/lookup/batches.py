@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from clubstack.core.accounts.models import User
 from clubstack.core.db import session_scope, utcnow
 from clubstack.core.errors import InputError, NotFound, TooLarge
 from clubstack.core.net import HttpClient, Quota, http
@@ -473,3 +474,12 @@ def batch_csv(batch: LookupBatch) -> str:
 def _csv_safe(value: str) -> str:
     """Keep spreadsheets from treating a cell as a formula (CSV injection)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def forget_member(session: Session, user: User) -> None:
+    """Deleting an account deletes its look-ups (batches and their results); not committed.
+
+    The shared result cache is keyed by indicator, not by who asked, and stays."""
+    batch_ids = select(LookupBatch.id).where(LookupBatch.user_id == user.id)
+    session.execute(delete(LookupItem).where(LookupItem.batch_id.in_(batch_ids)))
+    session.execute(delete(LookupBatch).where(LookupBatch.user_id == user.id))

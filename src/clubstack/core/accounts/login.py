@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clubstack.core.accounts.models import ApiToken, LoginLink, LoginSession, User
+from clubstack.core.accounts.models import LoginLink, LoginSession, User
 from clubstack.core.clock import utcnow
-from clubstack.core.errors import Conflict, InputError
+from clubstack.core.errors import ClubError, Conflict, Forbidden, InputError
+from clubstack.core.validation import email_address
 
-EMAIL_RE = re.compile(
-    r"^[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
-)
 NICKNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9]$")
 RESERVED_NICKNAMES = {"admin", "root", "system", "staff", "moderator", "clubstack", "anonymous"}
 
@@ -32,11 +31,8 @@ def new_token() -> str:
 
 
 def normalise_email(raw: str) -> str:
-    email = raw.strip()
-    if len(email) > 254 or not EMAIL_RE.match(email):
-        raise InputError(fields={"email": "Enter a valid e-mail address."})
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    """An address as the accounts store it (see core.validation.email_address)."""
+    return email_address(raw)
 
 
 def check_nickname(raw: str) -> str:
@@ -55,59 +51,75 @@ def check_nickname(raw: str) -> str:
 
 @dataclass(frozen=True)
 class IssuedLink:
-    token: str  # only ever in the mail, never stored
+    """What to mail to `email`: a link with `token` (only ever in the mail, never stored), or,
+    with token None, word that nothing can be done with this address (see the callers)."""
+
+    token: str | None
     email: str
     new_account: bool
 
 
-def issue_login_link(
-    session: Session, email: str, *, lifetime: timedelta, open_signup: bool
-) -> IssuedLink | None:
-    """Create a login link for `email`, or None when invite-only and the address is unknown.
+# The purpose of a link that is recorded but can never be used: invite-only login for an
+# unknown address, an address change to an address another account has. Recording it costs
+# the same as a real link, so the answer (and its timing) does not tell the two apart.
+REFUSED = "refused"
 
-    The caller answers the same way in both cases, so the page reveals nothing about accounts.
-    """
-    email = normalise_email(email)
-    user = session.scalar(select(User).where(User.email == email))
-    if user is None and not open_signup:
-        return None
+
+def _record_link(
+    session: Session, purpose: str, email: str, user: User | None, lifetime: timedelta
+) -> str:
     token = new_token()
     session.add(
         LoginLink(
             token_hash=hash_token(token),
-            purpose="login",
+            purpose=purpose,
             email=email,
             user_id=user.id if user else None,
             expires_at=utcnow() + lifetime,
         )
     )
     session.commit()
-    return IssuedLink(token=token, email=email, new_account=user is None)
+    return token
+
+
+def issue_login_link(
+    session: Session, email: str, *, lifetime: timedelta, open_signup: bool
+) -> IssuedLink:
+    """A login link for `email`; with token None when the address may not log in (invite-only
+    and unknown, or a closed account).
+
+    Both cases do the same work (one look-up, one link row, one mail) and the caller answers
+    the same way, so neither the page nor its timing reveals which addresses have accounts.
+    """
+    email = normalise_email(email)
+    user = session.scalar(select(User).where(User.email == email))
+    may_log_in = open_signup if user is None else not user.is_closed
+    token = _record_link(session, "login" if may_log_in else REFUSED, email, user, lifetime)
+    return IssuedLink(token=token if may_log_in else None, email=email, new_account=user is None)
 
 
 def issue_email_change_link(
     session: Session, user: User, new_email: str, *, lifetime: timedelta
 ) -> IssuedLink:
+    """A link to confirm `new_email` as the address of `user`; with token None when another
+    account has that address (the caller answers the same way, and the mail to the address
+    says someone tried to use it: the form does not reveal who has an account)."""
     new_email = normalise_email(new_email)
-    if session.scalar(select(User.id).where(User.email == new_email)) is not None:
-        raise Conflict("That address belongs to another account.")
-    token = new_token()
-    session.add(
-        LoginLink(
-            token_hash=hash_token(token),
-            purpose="change_email",
-            email=new_email,
-            user_id=user.id,
-            expires_at=utcnow() + lifetime,
+    if new_email.lower() == user.email.lower():
+        raise InputError(fields={"email": "That is already your address."})
+    taken = session.scalar(select(User.id).where(User.email == new_email)) is not None
+    token = _record_link(session, REFUSED if taken else "change_email", new_email, user, lifetime)
+    return IssuedLink(token=None if taken else token, email=new_email, new_account=False)
+
+
+def peek_link(session: Session, token: str, purpose: str) -> LoginLink | None:
+    """The link if it is still usable for `purpose` (for the confirmation pages); consumes
+    nothing. A refused link is never usable."""
+    link = session.scalar(
+        select(LoginLink).where(
+            LoginLink.token_hash == hash_token(token), LoginLink.purpose == purpose
         )
     )
-    session.commit()
-    return IssuedLink(token=token, email=new_email, new_account=False)
-
-
-def peek_link(session: Session, token: str) -> LoginLink | None:
-    """The link if it is still usable (for the confirmation page); consumes nothing."""
-    link = session.scalar(select(LoginLink).where(LoginLink.token_hash == hash_token(token)))
     if link is None or link.used_at is not None or link.expires_at <= utcnow():
         return None
     return link
@@ -143,22 +155,64 @@ def login_with_link(session: Session, token: str) -> User | None:
     if user is None:
         user = User(email=link.email)
         session.add(user)
+    elif user.is_closed:
+        return None
     user.last_login_at = utcnow()
     session.commit()
     return user
 
 
-def confirm_email_change(session: Session, token: str) -> User | None:
-    link = consume_link(session, token, "change_email")
+class LinkNotValid(ClubError):
+    status = 410
+    code = "link_not_valid"
+    message = "That link is not valid any more; ask for a new one."
+
+
+class NotYourLink(Forbidden):
+    code = "not_your_link"
+    message = (
+        "This link changes the address of another account, not of the one you are logged in "
+        "with. Nothing was changed. Log in with the account that asked for it to use it."
+    )
+
+
+def confirm_email_change(session: Session, token: str, user: User) -> User:
+    """Make the link's address the address of `user`, who must be the account that asked.
+
+    The link is used up in the same transaction as the change, and only after every check:
+    a refused confirmation changes nothing and leaves the link to its owner.
+    """
+    link = peek_link(session, token, "change_email") if token else None
     if link is None or link.user_id is None:
-        return None
-    user = session.get(User, link.user_id)
-    if user is None:
-        return None
+        raise LinkNotValid()
+    if link.user_id != user.id:
+        raise NotYourLink()
+    now = utcnow()
+    claimed = session.execute(
+        update(LoginLink)
+        .where(
+            LoginLink.id == link.id,
+            LoginLink.user_id == user.id,
+            LoginLink.used_at.is_(None),
+            LoginLink.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise LinkNotValid()  # a concurrent click used it first
     if session.scalar(select(User.id).where(User.email == link.email)) is not None:
-        raise Conflict("That address belongs to another account.")
+        session.rollback()
+        raise Conflict("That address now belongs to another account; nothing was changed.")
     user.email = link.email
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # another account took the address in the meantime
+        session.rollback()
+        raise Conflict(
+            "That address now belongs to another account; nothing was changed."
+        ) from None
     return user
 
 
@@ -201,12 +255,4 @@ def set_nickname(session: Session, user: User, raw: str) -> None:
     if taken is not None:
         raise InputError(fields={"nickname": "That nickname is taken."})
     user.nickname = nickname
-    session.commit()
-
-
-def delete_account(session: Session, user: User) -> None:
-    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
-    session.execute(delete(LoginLink).where(LoginLink.user_id == user.id))
-    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
-    session.delete(user)
     session.commit()

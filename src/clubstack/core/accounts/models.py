@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from clubstack.core.clock import utcnow
 from clubstack.core.db import Base, UTCDateTime
 
+CLOSED = "closed"  # the role of a deleted account
+
 
 class User(Base):
     __tablename__ = "users"
@@ -28,6 +30,12 @@ class User(Base):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_closed(self) -> bool:
+        """A deleted account: a row without the person, kept so the ledger and contest entries
+        still point at something (see accounts.closing)."""
+        return self.role == CLOSED
 
     @property
     def display_name(self) -> str:

@@ -8,6 +8,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -21,12 +22,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.core.accounts import login as accounts
 from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
+from clubstack.core.accounts.closing import close_account
 from clubstack.core.accounts.models import User
 from clubstack.core.accounts.tokens import create_token, list_tokens, revoke_token
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import email_hash
 from clubstack.core.mail import send_mail
+from clubstack.core.validation import local_path
 from clubstack.core.web import limiter
 from clubstack.settings import get_settings
 
@@ -34,10 +37,9 @@ bp = Blueprint("accounts", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("accounts.account")
+    """A path on this site, else the account page: never an open redirect (InputError, a 400,
+    for control characters)."""
+    return local_path(target) or url_for("accounts.account")
 
 
 def _address_key() -> str:
@@ -49,14 +51,24 @@ def _address_key() -> str:
         return "login-address:invalid"
 
 
-def _login_mail(link_url: str, new_account: bool) -> tuple[str, str]:
+def _login_mail(link_url: str | None, new_account: bool) -> tuple[str, str]:
+    """The login mail; without a link (invite-only, unknown address) it says so instead."""
     settings = get_settings()
     minutes = settings.login_link_minutes
     greeting = "Welcome! Confirm your address" if new_account else "Log in"
-    text = (
-        f"{greeting} to {settings.site_name} by opening this link within {minutes} minutes:\n\n"
-        f"{link_url}\n\nIf you did not ask for it, ignore this mail; nothing happens.\n"
-    )
+    if link_url is None:
+        text = (
+            f"Someone asked to log in to {settings.site_name} with this address, but it has no "
+            "account there, and accounts are by invitation only. If it was you, ask an "
+            "administrator to invite you.\n\nIf you did not ask, ignore this mail; nothing "
+            "happens.\n"
+        )
+    else:
+        text = (
+            f"{greeting} to {settings.site_name} by opening this link within {minutes} "
+            f"minutes:\n\n{link_url}\n\nIf you did not ask for it, ignore this mail; "
+            "nothing happens.\n"
+        )
     html = render_template(
         "accounts/mail_login.html", url=link_url, minutes=minutes, greeting=greeting
     )
@@ -85,13 +97,14 @@ def login() -> str | BaseResponse:
         return render_template(
             "accounts/login.html", next=next_url, errors=error.fields, email=raw
         ), 400
-    if issued is not None:
+    url = None
+    if issued.token is not None:
         url = settings.base_url.rstrip("/") + url_for(
             "accounts.confirm", token=issued.token, next=next_url
         )
-        text, html = _login_mail(url, issued.new_account)
-        send_mail(issued.email, f"Your {settings.site_name} login link", text, html)
-    # The same answer whether or not the address has an account: no enumeration.
+    text, html = _login_mail(url, issued.new_account)
+    send_mail(issued.email, f"Your {settings.site_name} login link", text, html)
+    # The same answer, and the same work, whether or not the address may log in.
     return render_template("accounts/check_mail.html", email=raw.strip())
 
 
@@ -101,7 +114,7 @@ def confirm() -> str | BaseResponse | tuple[str, int]:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         # Mail scanners follow links; only the POST from this page uses the token up.
-        valid = bool(token) and accounts.peek_link(db.session(), token) is not None
+        valid = bool(token) and accounts.peek_link(db.session(), token, "login") is not None
         return render_template("accounts/confirm.html", token=token, next=next_url, valid=valid), (
             200 if valid else 410
         )
@@ -174,18 +187,28 @@ def change_email() -> tuple[str, int] | BaseResponse:
             request.form.get("email", ""),
             lifetime=timedelta(minutes=settings.login_link_minutes),
         )
-    except ClubError as error:
+    except InputError as error:
         db.session.rollback()
-        fields = error.fields if isinstance(error, InputError) else {"email": error.message}
-        return _account_page(400, errors=fields)
-    url = settings.base_url.rstrip("/") + url_for("accounts.confirm_email", token=issued.token)
-    send_mail(
-        issued.email,
-        f"Confirm your new {settings.site_name} address",
-        f"Open this link within {settings.login_link_minutes} minutes to make this address "
-        f"the one of your account:\n\n{url}\n",
-    )
-    flash(f"We sent a confirmation link to {issued.email}.", "success")
+        return _account_page(400, errors=error.fields)
+    if issued.token is not None:
+        url = settings.base_url.rstrip("/") + url_for("accounts.confirm_email", token=issued.token)
+        subject = f"Confirm your new {settings.site_name} address"
+        text = (
+            f"Open this link within {settings.login_link_minutes} minutes to make this address "
+            f"the one of your {settings.site_name} account:\n\n{url}\n\nIf you did not ask "
+            "for it, ignore this mail; nothing changes.\n"
+        )
+    else:
+        # Another account has this address: the page answers as always (it must not tell who
+        # has an account); the owner of the address learns that someone tried.
+        subject = f"Someone tried to use your {settings.site_name} address"
+        text = (
+            f"Someone tried to make this address the one of another {settings.site_name} "
+            "account. It is already the address of an account here, so nothing changed.\n\n"
+            "If it was you, log in with this address instead. Otherwise ignore this mail.\n"
+        )
+    send_mail(issued.email, subject, text)
+    flash(f"We sent a mail to {issued.email}; open the link in it to confirm.", "success")
     return redirect(url_for("accounts.account"))
 
 
@@ -195,11 +218,13 @@ def confirm_email() -> str | BaseResponse | tuple[str, int]:
     token = request.values.get("token", "")
     if request.method == "GET":
         return render_template("accounts/confirm_email.html", token=token)
-    user = accounts.confirm_email_change(db.session(), token)
-    if user is None or user.id != getattr(current_user(), "id", None):
-        db.session.rollback()
-        flash("That link is not valid any more.", "error")
-        return redirect(url_for("accounts.account")), 302
+    user = current_user()
+    assert user is not None
+    try:
+        accounts.confirm_email_change(db.session(), token, user)
+    except ClubError as error:
+        flash(error.message, "error")
+        return redirect(url_for("accounts.account"))
     flash("Your address is changed.", "success")
     return redirect(url_for("accounts.account"))
 
@@ -234,7 +259,7 @@ def delete() -> BaseResponse | tuple[str, int]:
     assert user is not None
     if request.form.get("confirm_email", "").strip().lower() != user.email.lower():
         return _account_page(400, errors={"confirm_email": "Type your address to confirm."})
-    accounts.delete_account(db.session(), user)
+    close_account(db.session(), user, current_app.extensions["clubstack.services"])
     session.clear()
     flash("Your account is deleted.", "success")
     return redirect(url_for("accounts.login"))
