@@ -45,7 +45,7 @@ def _html_part(message: Message) -> str:
 
 def _log_in(page: Any, site: str, smtp: SMTPSink, address: str) -> None:
     page.goto(site + "/")
-    page.get_by_role("link", name="Log in").click()
+    page.get_by_role("link", name="Log in", exact=True).click()
     page.get_by_label("E-mail address").fill(address)
     page.get_by_role("button", name="Send me a login link").click()
     assert page.get_by_role("heading", name="Check your mail").is_visible()
@@ -78,7 +78,7 @@ def test_login_flow_in_a_real_browser(page: Any, site: str, smtp: SMTPSink) -> N
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/login"))
     assert page.get_by_text("You are logged out.").is_visible()
-    assert page.get_by_role("link", name="Log in").is_visible()
+    assert page.get_by_role("link", name="Log in", exact=True).is_visible()
     page.goto(site + "/account")  # the session is gone: back to the login page
     assert "/login" in page.url
     assert page.get_by_role("heading", name="Log in or sign up").is_visible()
