@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from clubstack.core.accounts.auth import current_user
 from clubstack.core.accounts.views import bp as accounts_bp
 from clubstack.core.db import db
+from clubstack.core.files import private_dir
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
@@ -31,7 +32,7 @@ def enabled_services(settings: Settings) -> list[Service]:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    settings.instance.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.instance)
     setup_logging(settings, "web")
     app = Flask(__name__, instance_path=str(settings.instance))
     app.config["CLUBSTACK"] = settings

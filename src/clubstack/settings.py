@@ -231,7 +231,7 @@ class Settings(_Base):
         if not path.exists():
             # Written whole to a temporary file, then linked into place: a second gunicorn
             # worker starting at the same moment sees either no key or the complete one.
-            self.instance.mkdir(parents=True, exist_ok=True)
+            self.instance.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_name(f".secret_key.{os.getpid()}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:

@@ -16,10 +16,12 @@ import queue
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import has_request_context, request
 
+from clubstack.core.files import private_dir, private_file
 from clubstack.settings import Settings, get_settings
 
 REQUEST_ID_KEY = "clubstack.request_id"  # set in the WSGI environ by core.web.SecurityHeaders
@@ -81,6 +83,14 @@ class _BatchingListener(logging.handlers.QueueListener):
             return self.queue.get(block)  # type: ignore[no-any-return]
 
 
+class _PrivateRotatingFileHandler(logging.handlers.TimedRotatingFileHandler):
+    """Daily files that stay 0600: the day's new file is made private as soon as it exists."""
+
+    def doRollover(self) -> None:  # noqa: N802 - the logging module's name
+        super().doRollover()
+        private_file(Path(self.baseFilename))
+
+
 _configured: tuple[str, str] | None = None
 _listener: _BatchingListener | None = None
 
@@ -108,15 +118,18 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
     if _configured == (str(settings.instance), name):
         return
     _configured = (str(settings.instance), name)
-    log_dir = settings.instance / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.instance)  # a worker or a CLI command may be the first to run
+    log_dir = private_dir(settings.instance / "logs")
     formatter: logging.Formatter = (
         _JsonFormatter()
         if settings.log_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
-    file_handler = logging.handlers.TimedRotatingFileHandler(
-        log_dir / f"{name}.log", when="midnight", backupCount=settings.log_keep_days, utc=True
+    file_handler = _PrivateRotatingFileHandler(
+        private_file(log_dir / f"{name}.log"),
+        when="midnight",
+        backupCount=settings.log_keep_days,
+        utc=True,
     )
     stream_handler = logging.StreamHandler(sys.stderr)
     if settings.env == "production":
