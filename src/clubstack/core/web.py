@@ -113,8 +113,9 @@ def _hit(item: RateLimitItem, scope: str) -> None:
         reset = limiter.limiter.get_window_stats(item, *key).reset_time
     except Exception as error:  # like Flask-Limiter's swallow_errors: reads go on without it
         # One line, no traceback: while the store is down every read lands here.
-        log.warning("rate limit storage failed (%s); this read is not limited",
-                    type(error).__name__)
+        log.warning(
+            "rate limit storage failed (%s); this read is not limited", type(error).__name__
+        )
         return
     raise RateLimited(retry_after=max(1, int(reset - time.time()) + 1))
 
@@ -184,7 +185,6 @@ class SecurityHeaders:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start)
-
 
 
 def csp_nonce() -> str:
@@ -309,10 +309,13 @@ def _unexpected(error: Exception) -> Response:
 
 
 def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
-    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload).
+    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload),
+    from signed-in members only.
 
     Put it right under the route decorator; the limit is applied before anything reads the body
-    (CSRF included), so every other route keeps the small default.
+    (CSRF included), so every other route keeps the small default. Who is asking is settled
+    from the session cookie or bearer token first, which needs no body: an anonymous request
+    keeps the default limit and a large one is refused (413) before a byte of it is read.
     """
 
     def decorate(view: F) -> F:
@@ -325,8 +328,14 @@ def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
 def _before() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "body_limit", None)
-    if limit is not None:
+    if limit is not None and _signed_in():
         request.max_content_length = request.max_form_memory_size = limit()
+
+
+def _signed_in() -> bool:
+    from clubstack.core.accounts.auth import current_user  # accounts builds on this module
+
+    return current_user() is not None
 
 
 def _limiter_hooks_for_writes(app: Flask) -> None:
