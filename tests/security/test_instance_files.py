@@ -58,12 +58,12 @@ def served_instance(tmp_path: Path) -> Iterator[Path]:
     )
     try:
         visitor = Visitor(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
-                if visitor.get("/healthz", timeout=2).status_code == 200:
+                if visitor.get("/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)

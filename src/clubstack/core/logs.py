@@ -19,12 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 
 from clubstack.core.files import private_dir, private_file
 from clubstack.settings import Settings, get_settings
 
 REQUEST_ID_KEY = "clubstack.request_id"  # set in the WSGI environ by core.web.SecurityHeaders
+PATH_SECRETS_KEY = "clubstack.path_secrets"
+SECRET_PATH_ARGS = "secret_path_args"  # noqa: S105 - an attribute name, set by web.secret_in_path
+_TOKENISH_RE = re.compile(r"^[A-Za-z0-9_.=~-]{20,}$")
 _TOKEN_RE = re.compile(r"((?:token|sid|key|secret|password)=)[^&\s]+", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 
@@ -39,17 +42,45 @@ def redact(text: str) -> str:
     return _BEARER_RE.sub(r"\1[redacted]", _TOKEN_RE.sub(r"\1[redacted]", text))
 
 
+def mask(secret: str) -> str:
+    """What a log line keeps of a secret from a URL path: its first characters, to tell
+    requests apart."""
+    return f"{secret[:4]}…"
+
+
+def _path_secrets() -> tuple[str, ...]:
+    """The secrets in this request's path, worked out once per request: the parts a view
+    declared with core.web.secret_in_path, or, for a path that routed nowhere (404, 405, a
+    redirect to add a slash), every long token-like segment, since a mistyped or truncated
+    link still carries its token."""
+    found = request.environ.get(PATH_SECRETS_KEY)
+    if found is None:
+        rule = request.url_rule
+        if rule is not None:
+            view = current_app.view_functions.get(rule.endpoint)
+            args = request.view_args or {}
+            names = getattr(view, SECRET_PATH_ARGS, ())
+            found = tuple(str(args[name]) for name in names if args.get(name))
+        else:
+            found = tuple(part for part in request.path.split("/") if _TOKENISH_RE.match(part))
+        request.environ[PATH_SECRETS_KEY] = found
+    return found  # type: ignore[no-any-return]
+
+
 class _ContextFilter(logging.Filter):
-    """Adds the request id (when inside a request) and redacts token-like values."""
+    """Adds the request id (when inside a request) and redacts token-like values and the
+    secrets in the request's path, in every line logged while the request runs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = (
-            request.environ.get(REQUEST_ID_KEY, "-") if has_request_context() else "-"
-        )
+        in_request = has_request_context()
+        record.request_id = request.environ.get(REQUEST_ID_KEY, "-") if in_request else "-"
         if record.args:
             record.msg = record.getMessage()
             record.args = None
         message = str(record.msg)
+        if in_request:
+            for secret in _path_secrets():
+                message = message.replace(secret, mask(secret))
         if "=" in message or "bearer" in message.lower():  # only then can a token be in it
             message = redact(message)
         record.msg = message

@@ -22,7 +22,7 @@ from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from clubstack.core.errors import ClubError, RateLimited
-from clubstack.core.logs import REQUEST_ID_KEY
+from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.web")
@@ -320,6 +320,18 @@ def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
 
     def decorate(view: F) -> F:
         view.body_limit = nbytes  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+def secret_in_path(*names: str) -> Callable[[F], F]:
+    """Mark parts of a view's path as secrets (a token that is itself the credential, an
+    unguessable id): every log line written during the request shows only their first
+    characters. Put it right under the route decorator."""
+
+    def decorate(view: F) -> F:
+        setattr(view, SECRET_PATH_ARGS, names)
         return view
 
     return decorate
