@@ -14,7 +14,7 @@ from clubstack.core.files import private_dir
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
-from clubstack.core.web import cache_anonymous_page, init_web, limiter, request_id
+from clubstack.core.web import ClubFlask, cache_anonymous_page, init_web, limiter, request_id
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     private_dir(settings.instance)
     setup_logging(settings, "web")
-    app = Flask(__name__, instance_path=str(settings.instance))
+    app = ClubFlask(__name__, instance_path=str(settings.instance))
     app.config["CLUBSTACK"] = settings
     init_web(app, settings)
     db.init(settings.sqlalchemy_url)

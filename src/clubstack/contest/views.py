@@ -228,7 +228,7 @@ def user_page(nickname: str) -> str:
 def atom() -> Response:
     session = db.session()
     xml = feed.render(
-        title=settings().title, site=request.url_root.rstrip("/"),
+        title=settings().title, site=url_for("contest.index", _external=True).rstrip("/"),
         index_url=url_for("contest.index", _external=True),
         self_url=url_for("contest.atom", _external=True),
         published=challenges.published_challenges(session),

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, g, jsonify, render_template, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -20,6 +21,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import MapAdapter
 
 from clubstack.core.errors import ClubError, RateLimited
 from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
@@ -139,6 +141,22 @@ HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 CSP_KEY = "clubstack.csp"
 _LOWER_STATIC = tuple((name.lower(), (name, value)) for name, value in STATIC_HEADERS)
+
+
+class ClubFlask(Flask):
+    """Flask, with absolute URLs taken from CLUBSTACK_BASE_URL and never from the request.
+
+    url_for(..., _external=True) would otherwise build them from the Host header (and scheme)
+    the client sent, so a forged Host puts an attacker's site into API answers, feeds and
+    anything else built from it. Only building is changed: routing still matches any host.
+    """
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        adapter = super().create_url_adapter(request)
+        if adapter is not None and request is not None:
+            base = urlsplit(self.config["CLUBSTACK"].base_url)
+            adapter.url_scheme, adapter.server_name = base.scheme, base.netloc
+        return adapter
 
 
 class CookieSessions(SecureCookieSessionInterface):
