@@ -60,7 +60,8 @@ def _path_secrets() -> tuple[str, ...]:
             view = current_app.view_functions.get(rule.endpoint)
             args = request.view_args or {}
             names = getattr(view, SECRET_PATH_ARGS, ())
-            found = tuple(str(args[name]) for name in names if args.get(name))
+            # a value too short to be a secret (a mangled link) would mask random letters
+            found = tuple(str(args[n]) for n in names if len(str(args.get(n) or "")) >= 8)
         else:
             found = tuple(part for part in request.path.split("/") if _TOKENISH_RE.match(part))
         request.environ[PATH_SECRETS_KEY] = found
