@@ -285,7 +285,8 @@ def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
     spend_form_token(session, nonce, now)
     session.add(comment)
     session.flush()
-    due = subscribe(session, data.email, now) if comment.notify else None
+    # no confirmation mail on behalf of a comment judged spam
+    due = subscribe(session, data.email, now) if comment.notify and status != "spam" else None
     return Posted(comment, edit_token(secret, comment), due.id if due else None)
 
 
