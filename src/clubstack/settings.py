@@ -121,7 +121,8 @@ class Settings(_Base):
     site_name: str = Field(default="clubstack", description="Name shown in the page header.")
     base_url: str = Field(
         default="http://127.0.0.1:5000",
-        description="Public URL of the site, used in mails and absolute links.",
+        description="Public URL of the site. Every absolute link (mails, API answers, feeds) "
+        "is built from it, never from the request's Host header.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
