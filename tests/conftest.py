@@ -3,6 +3,7 @@ server and a real browser. With CI=true a missing backend fails instead of skipp
 
 from __future__ import annotations
 
+import contextlib
 import email
 import hashlib
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -152,6 +154,9 @@ def make_app(
         monkeypatch.setenv("CLUBSTACK_SECRET_KEY", "test-secret-key-" + "x" * 32)
         if redis:
             monkeypatch.setenv("CLUBSTACK_REDIS_URL", redis_url())
+        # A port of its own, free now, so a LiveServer of this app serves at its base URL and
+        # the absolute links the app builds from it (mails, API answers) lead back to it.
+        monkeypatch.setenv("CLUBSTACK_BASE_URL", f"http://127.0.0.1:{free_port()}")
         for key, value in settings.items():
             monkeypatch.setenv(f"CLUBSTACK_{key.upper()}", str(value))
         clear_settings_cache()
@@ -339,8 +344,13 @@ class LiveServer:
     def __init__(self, app: Any) -> None:
         from werkzeug.serving import make_server
 
-        self.port = free_port()
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        base = urlsplit(app.config["CLUBSTACK"].base_url)
+        server = None
+        if base.hostname == "127.0.0.1" and base.port:  # serve where the app's links point
+            with contextlib.suppress(OSError):  # taken meanwhile: any free port will do
+                server = make_server("127.0.0.1", base.port, app, threaded=True)
+        self.server = server or make_server("127.0.0.1", free_port(), app, threaded=True)
+        self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from email.utils import parseaddr
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from clubstack.core.accounts.auth import current_user
 from clubstack.core.accounts.views import bp as accounts_bp
 from clubstack.core.db import db
+from clubstack.core.files import private_dir
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
 from clubstack.core.web import (
+    ClubFlask,
     cache_anonymous_page,
     init_web,
     limiter,
@@ -38,9 +40,9 @@ def enabled_services(settings: Settings) -> list[Service]:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    settings.instance.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.instance)
     setup_logging(settings, "web")
-    app = Flask(__name__, instance_path=str(settings.instance))
+    app = ClubFlask(__name__, instance_path=str(settings.instance))
     app.config["CLUBSTACK"] = settings
     init_web(app, settings)
     db.init(settings.sqlalchemy_url)
@@ -102,9 +104,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.after_request
     def _access_log(response: Response) -> Response:
-        access_log.info(
-            "%s %s %s", request.method, g.get("log_path", request.path), response.status_code
-        )
+        # secrets in the path are masked by the log filter (core.web.secret_in_path)
+        access_log.info("%s %s %s", request.method, request.path, response.status_code)
         return response
 
     return app

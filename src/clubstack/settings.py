@@ -133,7 +133,8 @@ class Settings(_Base):
     site_name: str = Field(default="clubstack", description="Name shown in the page header.")
     base_url: str = Field(
         default="http://127.0.0.1:5000",
-        description="Public URL of the site, used in mails and absolute links.",
+        description="Public URL of the site. Every absolute link (mails, API answers, feeds) "
+        "is built from it, never from the request's Host header.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -246,7 +247,7 @@ class Settings(_Base):
         if not path.exists():
             # Written whole to a temporary file, then linked into place: a second gunicorn
             # worker starting at the same moment sees either no key or the complete one.
-            self.instance.mkdir(parents=True, exist_ok=True)
+            self.instance.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_name(f".secret_key.{os.getpid()}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:

@@ -235,8 +235,21 @@ def test_premoderation_admin_mail_and_moderation(make_app: Any) -> None:
     assert again.status_code == 403 and again.get_json()["error"] == "blocked"
 
 
+def confirm_reply_mails(app: Any, client: Any, address: str) -> None:
+    """Follow the confirmation link mailed to ADDRESS and press its button."""
+    asked = [m for m in outbox_messages(app) if m["To"] == address
+             and m["Subject"] == "Confirm reply notifications"]
+    assert asked, f"no confirmation mail to {address}"
+    link = re.search(r"(http\S+/blog/notify/\S+)", message_text(asked[-1])).group(1)
+    path = "/" + link.split("://", 1)[1].split("/", 1)[1]
+    assert client.get(path).status_code == 200
+    done = client.post(path, data={"csrf_token": csrf_token(client, path)})
+    assert done.status_code == 200 and "Confirmed" in done.get_data(as_text=True)
+
+
 def test_reply_mail_and_one_click_unsubscribe(blog_app: Any, client: Any) -> None:
     parent = post(client, email="erin@example.org", notify=True, body="Tell me").get_json()
+    confirm_reply_mails(blog_app, client, "erin@example.org")
     before = len(outbox_messages(blog_app))
     post(client, author="Frank", email="frank@example.org", body="Here you go",
          parent=parent["comment"]["id"])

@@ -6,6 +6,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -213,7 +214,7 @@ def test_form_post_without_javascript_shows_the_link(client: Any) -> None:
     assert url in html
     token = re.search(r'id="delete-token"[^>]*>([^<]+)<', html).group(1)  # type: ignore[union-attr]
     assert len(token) == 22
-    path = url.split("localhost", 1)[1]
+    path = urlsplit(url).path
     shown = client.get(path, headers=browser).get_data(as_text=True)
     # the result page shows the expiry as the read page does, not a raw ISO timestamp
     expiry = re.search(r"<time [^>]*>([^<]+)</time>", html).group(1)  # type: ignore[union-attr]
@@ -235,7 +236,8 @@ def test_empty_prefix_answers_at_the_root(make_app: Any) -> None:
     created = client.post("/", json={"message": "at the root"}, headers=JSON)
     assert created.status_code == 201
     body = created.get_json()
-    assert body["url"] == f"http://localhost/msg/{body['message_id']}"
+    base = client.application.config["CLUBSTACK"].base_url
+    assert body["url"] == f"{base}/msg/{body['message_id']}"
     assert client.get(f"/msg/{body['message_id']}", headers=JSON).get_json()["message"] == (
         "at the root"
     )

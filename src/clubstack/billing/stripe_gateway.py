@@ -190,10 +190,18 @@ def _refunded(session: Session, obj: Any) -> str:
     return "refunded"
 
 
+def _disputed_cents(payment: Payment, obj: Any) -> int:
+    """How much the dispute is about, as a positive number of cents, at most the payment: a
+    dispute takes money back whatever sign the event gives its amount, and never more than
+    the payment brought in."""
+    return min(abs(int(obj.get("amount") or 0)), payment.amount_cents)
+
+
 def _dispute_debit(session: Session, payment: Payment, obj: Any) -> None:
+    cents = _disputed_cents(payment, obj)
     ledger.record(
-        session, payment.user_id, -int(obj.get("amount") or 0), kind="dispute",
-        reason=f"Card payment disputed {format_money(int(obj.get('amount') or 0))}",
+        session, payment.user_id, -cents, kind="dispute",
+        reason=f"Card payment disputed {format_money(cents)}",
         reference=f"stripe:{obj.get('id')}", idempotency_key=f"stripe:dispute:{obj.get('id')}",
         payment_id=payment.id,
     )
@@ -213,7 +221,7 @@ def _dispute_closed(session: Session, obj: Any) -> str:
     if obj.get("status") != "won":
         return "dispute-lost"
     ledger.record(
-        session, payment.user_id, int(obj.get("amount") or 0), kind="dispute",
+        session, payment.user_id, _disputed_cents(payment, obj), kind="dispute",
         reason="Dispute won, amount restored",
         reference=f"stripe:{obj.get('id')}", idempotency_key=f"stripe:dispute-won:{obj.get('id')}",
         payment_id=payment.id,

@@ -4,6 +4,7 @@ import from WordPress. Plain Python: takes a Session and plain values, no Flask.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,12 +15,15 @@ import nh3
 from cmarkgfm.cmark import Options
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clubstack.blog.models import BlockedAddress, Comment
+from clubstack.blog.models import BlockedAddress, Comment, Subscriber, UsedFormToken
 from clubstack.blog.settings import BlogSettings
+from clubstack.core.accounts.login import hash_token
 from clubstack.core.clock import utcnow
+from clubstack.core.db import random_id
 from clubstack.core.errors import ClubError, Forbidden, InputError, NotFound
 from clubstack.core.validation import email_address
 
@@ -114,37 +118,124 @@ def _signer(secret: str, purpose: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt=f"clubstack-blog-{purpose}")
 
 
+FORM_TOKEN_SECONDS = 86400
+
+
 def form_token(secret: str, now: datetime | None = None) -> str:
-    """Handed out with the form; proves when it was loaded (for the minimum time to submit)."""
-    return _signer(secret, "form").dumps({"t": int((now or utcnow()).timestamp())})
+    """Handed out with the form (the page, or the API's comment list for the embed); proves
+    when it was loaded (for the minimum time to submit) and carries a random nonce, so that
+    it posts one comment only (spend_form_token)."""
+    return _signer(secret, "form").dumps(
+        {"t": int((now or utcnow()).timestamp()), "n": random_id()})
 
 
 def check_form_token(secret: str, token: str, settings: BlogSettings,
-                     now: datetime | None = None) -> None:
+                     now: datetime | None = None) -> str:
+    """Check signature and age; return the token's nonce."""
     try:
-        issued = float(_signer(secret, "form").loads(token)["t"])
+        data = _signer(secret, "form").loads(token)
+        issued, nonce = float(data["t"]), str(data["n"])
     except (BadSignature, KeyError, TypeError, ValueError):
         raise SpamSuspectedError("The form is missing its token; reload the page.") from None
     age = (now or utcnow()).timestamp() - issued
     if age < settings.min_submit_seconds:
         raise SpamSuspectedError()
-    if age > 86400:
+    if age > FORM_TOKEN_SECONDS:
         raise SpamSuspectedError("The form is too old; reload the page.")
+    return nonce
+
+
+def spend_form_token(session: Session, nonce: str, now: datetime) -> None:
+    """Record the nonce as spent, in the caller's transaction (a comment that is not saved
+    leaves its token unspent). Spent nonces are kept as long as a token is valid."""
+    refused = SpamSuspectedError("This form was already sent; reload the page to post again.")
+    if session.get(UsedFormToken, nonce) is not None:
+        raise refused
+    session.execute(delete(UsedFormToken).where(
+        UsedFormToken.used_at < now - timedelta(seconds=FORM_TOKEN_SECONDS + 60)))
+    session.add(UsedFormToken(nonce=nonce, used_at=now))
+    try:
+        session.flush()
+    except IntegrityError:  # the same token sent twice at the same moment
+        session.rollback()
+        raise refused from None
 
 
 def edit_token(secret: str, comment: Comment) -> str:
     return _signer(secret, "edit").dumps({"c": comment.public_id})
 
 
-def unsubscribe_token(secret: str, email: str) -> str:
-    return _signer(secret, "unsubscribe").dumps({"e": email})
+def unsubscribe_token(secret: str, subscriber: Subscriber) -> str:
+    """Names the subscriber by its random id: the link (and any log of it) holds no address."""
+    return _signer(secret, "unsubscribe").dumps({"s": subscriber.public_id})
 
 
-def email_from_unsubscribe_token(secret: str, token: str) -> str:
+def email_from_unsubscribe_token(session: Session, secret: str, token: str) -> str:
+    invalid = NotFound("This unsubscribe link is not valid.")
     try:
-        return str(_signer(secret, "unsubscribe").loads(token)["e"])
-    except (BadSignature, KeyError, TypeError):
-        raise NotFound("This unsubscribe link is not valid.") from None
+        data = _signer(secret, "unsubscribe").loads(token)
+    except BadSignature:
+        raise invalid from None
+    if not isinstance(data, dict):
+        raise invalid
+    if "e" in data:  # links mailed before subscribers had ids still work
+        return str(data["e"])
+    subscriber = session.scalar(
+        select(Subscriber).where(Subscriber.public_id == str(data.get("s"))))
+    if subscriber is None:
+        raise invalid
+    return subscriber.email
+
+
+# ---------------------------------------------------------------- reply-mail subscriptions
+
+CONFIRM_RESEND = timedelta(hours=1)
+CONFIRM_VALID = timedelta(days=7)
+
+
+def subscribe(session: Session, email: str, now: datetime) -> Subscriber | None:
+    """The address asked for reply mails. Returns its subscriber when a confirmation mail is
+    due (not yet confirmed, and none sent in the last hour: the comment form must not become
+    a way to flood someone's inbox)."""
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    if subscriber is None:
+        subscriber = Subscriber(email=email, created_at=now)
+        session.add(subscriber)
+        session.flush()
+    if subscriber.confirmed_at is not None:
+        return None
+    if subscriber.confirm_sent_at is not None and now - subscriber.confirm_sent_at < CONFIRM_RESEND:
+        return None
+    subscriber.confirm_sent_at = now
+    return subscriber
+
+
+def issue_confirmation(session: Session, subscriber_id: int) -> tuple[str, str] | None:
+    """A new confirmation token for the subscriber: (address, token); only its hash is kept,
+    and it replaces any earlier one."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.confirmed_at is not None:
+        return None
+    token = secrets.token_urlsafe(32)
+    subscriber.confirm_hash = hash_token(token)
+    return subscriber.email, token
+
+
+def confirm_subscription(session: Session, token: str, now: datetime | None = None) -> str:
+    """Follow a confirmation link; returns the confirmed address."""
+    now = now or utcnow()
+    subscriber = session.scalar(
+        select(Subscriber).where(Subscriber.confirm_hash == hash_token(token)))
+    if (subscriber is None or subscriber.confirm_sent_at is None
+            or now - subscriber.confirm_sent_at > CONFIRM_VALID):
+        raise NotFound("This confirmation link is not valid (or has expired).")
+    subscriber.confirmed_at, subscriber.confirm_hash = now, None
+    return subscriber.email
+
+
+def confirmed_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(
+        Subscriber.email == email, Subscriber.confirmed_at.is_not(None)))
 
 
 # ---------------------------------------------------------------- posting and reading
@@ -156,6 +247,7 @@ SpamCheck = Callable[[CommentIn, str], bool]
 class Posted:
     comment: Comment
     token: str
+    confirm: int | None = None  # a subscriber to send a confirmation mail to
 
 
 def is_blocked(session: Session, ip: str, email: str) -> bool:
@@ -173,7 +265,7 @@ def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
     now = now or utcnow()
     if data.homepage:
         raise SpamSuspectedError()
-    check_form_token(secret, data.form_token, settings, now)
+    nonce = check_form_token(secret, data.form_token, settings, now)
     if len(data.body) > settings.max_length:
         raise InputError(fields={"body": f"must be at most {settings.max_length} characters"})
     if is_blocked(session, ip, data.email):
@@ -194,9 +286,12 @@ def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
         post_path=data.path, parent=parent, author=data.author, email=data.email,
         website=data.website, ip=ip, body=data.body, html=render_comment(data.body),
         status=status, notify=bool(data.notify and data.email), created_at=now)
+    spend_form_token(session, nonce, now)
     session.add(comment)
     session.flush()
-    return Posted(comment, edit_token(secret, comment))
+    # no confirmation mail on behalf of a comment judged spam
+    due = subscribe(session, data.email, now) if comment.notify and status != "spam" else None
+    return Posted(comment, edit_token(secret, comment), due.id if due else None)
 
 
 def approved_comments(session: Session, path: str | None = None, limit: int | None = None,
@@ -316,10 +411,14 @@ def moderate(session: Session, public_id: str, action: str) -> Comment:
 
 
 def unsubscribe(session: Session, email: str) -> int:
+    """No more reply mails to EMAIL; a later request for them needs a new confirmation."""
     comments = list(session.scalars(
         select(Comment).where(Comment.email == email, Comment.notify.is_(True))))
     for c in comments:
         c.notify = False
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    if subscriber is not None:
+        subscriber.confirmed_at = subscriber.confirm_hash = subscriber.confirm_sent_at = None
     return len(comments)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clubstack.blog.comments import unsubscribe_token
+from clubstack.blog.comments import confirmed_subscriber, issue_confirmation, unsubscribe_token
 from clubstack.blog.models import Comment
 from clubstack.blog.settings import BlogSettings
 from clubstack.core.db import session_scope
@@ -11,12 +11,20 @@ from clubstack.core.mail import send_mail
 from clubstack.settings import get_settings, service_settings
 
 
-def _urls(comment: Comment) -> tuple[str, str]:
-    core, blog = get_settings(), service_settings(BlogSettings)
+def _service_url() -> str:
+    blog = service_settings(BlogSettings)
     prefix = blog.prefix if blog.prefix is not None else "/blog"
-    service = core.base_url.rstrip("/") + prefix.rstrip("/")
-    post = (blog.site_url.rstrip("/") + comment.post_path) if blog.site_url else (
-        f"{service}/comments?path={comment.post_path}")
+    return get_settings().base_url.rstrip("/") + prefix.rstrip("/")
+
+
+def _urls(comment: Comment) -> tuple[str, str]:
+    blog = service_settings(BlogSettings)
+    service = _service_url()
+    post = (
+        (blog.site_url.rstrip("/") + comment.post_path)
+        if blog.site_url
+        else (f"{service}/comments?path={comment.post_path}")
+    )
     return service, post
 
 
@@ -51,8 +59,11 @@ def notify_reply(comment_id: int) -> None:
         parent = comment.parent
         if not (parent.notify and parent.email) or parent.email == comment.email:
             return
+        subscriber = confirmed_subscriber(session, parent.email)
+        if subscriber is None:  # the address's owner never confirmed they want these mails
+            return
         service, post = _urls(comment)
-        token = unsubscribe_token(get_settings().secret(), parent.email)
+        token = unsubscribe_token(get_settings().secret(), subscriber)
         to = parent.email
         text = (
             f"{comment.author} replied to your comment on {post}:\n\n{comment.body}\n\n"
@@ -60,3 +71,21 @@ def notify_reply(comment_id: int) -> None:
             f"Stop these mails with one click: {service}/unsubscribe/{token}\n"
         )
     send_mail(to, f"New reply to your comment on {comment.post_path}", text)
+
+
+@huey.task()
+def confirm_notify(subscriber_id: int) -> None:
+    """Ask the address's owner to confirm they want reply mails: nothing is sent to an address
+    someone typed into the comment form until its owner follows this link."""
+    with session_scope() as session:
+        issued = issue_confirmation(session, subscriber_id)
+        if issued is None:
+            return
+        to, token = issued
+    service = _service_url()
+    text = (
+        "Someone (we hope you) asked for an e-mail when there are replies to their comment.\n\n"
+        f"To confirm, open this link and press the button: {service}/notify/{token}\n\n"
+        "If it was not you, ignore this mail: nothing more will be sent to you.\n"
+    )
+    send_mail(to, "Confirm reply notifications", text)

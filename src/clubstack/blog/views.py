@@ -27,7 +27,7 @@ from clubstack.core.accounts.auth import admin_required
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import API_CSP, client_ip, csrf, limiter, set_csp
+from clubstack.core.web import API_CSP, client_ip, csrf, limiter, secret_in_path, set_csp
 from clubstack.settings import get_settings, service_settings
 
 STATIC = Path(__file__).parent / "static"
@@ -62,6 +62,8 @@ def _after_post(posted: logic.Posted) -> None:
 
     db.session.commit()
     tasks.notify_admin(posted.comment.id)
+    if posted.confirm is not None:
+        tasks.confirm_notify(posted.confirm)
     if posted.comment.status == "approved":
         tasks.notify_reply(posted.comment.id)
 
@@ -118,7 +120,9 @@ def blueprint() -> Blueprint:
         posted = _create(data)
         payload = logic.to_json(posted.comment, _settings())
         _after_post(posted)
-        return jsonify({"comment": payload, "edit_token": posted.token}), 201
+        # the token just sent is spent; the embed posts its next comment with this one
+        return jsonify({"comment": payload, "edit_token": posted.token,
+                        "form_token": logic.form_token(_secret())}), 201
 
     @bp.route("/api/comments/<public_id>", methods=["PATCH", "DELETE"])
     @csrf.exempt
@@ -146,7 +150,7 @@ def blueprint() -> Blueprint:
         site = (settings.site_url or get_settings().base_url).rstrip("/")
         items = logic.approved_comments(db.session(), path, limit=50, newest_first=True)
         fg = FeedGenerator()
-        self_url = request.url
+        self_url = url_for("blog.feed", path=path, _external=True)  # from CLUBSTACK_BASE_URL
         fg.id(self_url)
         fg.title(f"Comments on {path}" if path else "Latest comments")
         fg.link(href=self_url, rel="self")
@@ -221,17 +225,34 @@ def blueprint() -> Blueprint:
     # ------------------------------------------------------------ unsubscribe
 
     @bp.get("/unsubscribe/<token>")
+    @secret_in_path("token")
     def unsubscribe_page(token: str) -> str:
-        email = logic.email_from_unsubscribe_token(_secret(), token)
+        email = logic.email_from_unsubscribe_token(db.session(), _secret(), token)
         return render_template("blog/unsubscribe.html", token=token, email=email, done=False)
 
     @bp.post("/unsubscribe/<token>")
+    @secret_in_path("token")
     @csrf.exempt  # the signed token is the credential (RFC 8058 one-click POST)
     def unsubscribe(token: str) -> str:
-        email = logic.email_from_unsubscribe_token(_secret(), token)
+        email = logic.email_from_unsubscribe_token(db.session(), _secret(), token)
         logic.unsubscribe(db.session(), email)
         db.session.commit()
         return render_template("blog/unsubscribe.html", token=token, email=email, done=True)
+
+    # ------------------------------------------------------------ confirming reply mails
+
+    @bp.get("/notify/<token>")
+    @secret_in_path("token")
+    def notify_confirm_page(token: str) -> str:
+        # a button, not a confirmation on GET: mail scanners open links on their own
+        return render_template("blog/notify_confirm.html", token=token, email=None)
+
+    @bp.post("/notify/<token>")
+    @secret_in_path("token")
+    def notify_confirm(token: str) -> str:
+        email = logic.confirm_subscription(db.session(), token)
+        db.session.commit()
+        return render_template("blog/notify_confirm.html", token=token, email=email)
 
     # ------------------------------------------------------------ moderation
 

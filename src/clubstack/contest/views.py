@@ -247,7 +247,7 @@ def atom() -> Response:
     session = db.session()
     board = public_board()
     xml = feed.render(
-        title=settings().title, site=request.url_root.rstrip("/"),
+        title=settings().title, site=url_for("contest.index", _external=True).rstrip("/"),
         index_url=url_for("contest.index", _external=True),
         self_url=url_for("contest.atom", _external=True),
         published=[c for c in challenges.published_challenges(session) if board.listed(c)],

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmake
 from sqlalchemy.types import TypeDecorator
 
 from clubstack.core.clock import utcnow
+from clubstack.core.files import private_sqlite
 
 __all__ = [
     "Base",
@@ -99,8 +100,9 @@ class Database:
 
 
 def ensure_sqlite_folder(url: str) -> None:
+    """A SQLite database file exists, private (0600), before SQLite opens it."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(Path(url.removeprefix("sqlite:///")))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

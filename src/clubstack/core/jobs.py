@@ -18,6 +18,7 @@ from huey import Huey
 from huey.api import Task
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
+from clubstack.core.files import private_dir, private_sqlite
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.jobs")
@@ -33,7 +34,8 @@ class ClubHuey(Huey):
             self.storage_class = RedisStorage
             self.storage_kwargs = {"url": settings.redis_url}
         else:
-            settings.instance.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.instance)
+            private_sqlite(settings.instance / "jobs.db")
             self.storage_class = SqliteStorage
             self.storage_kwargs = {"filename": str(settings.instance / "jobs.db")}
         self._immediate = settings.jobs_immediate

@@ -22,11 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 
+from clubstack.core.files import FILE_MODE, private_dir
 from clubstack.settings import Settings, get_settings
 
 REQUEST_ID_KEY = "clubstack.request_id"  # set in the WSGI environ by core.web.SecurityHeaders
+PATH_SECRETS_KEY = "clubstack.path_secrets"
+SECRET_PATH_ARGS = "secret_path_args"  # noqa: S105 - an attribute name, set by web.secret_in_path
+_TOKENISH_RE = re.compile(r"^[A-Za-z0-9_.=~-]{20,}$")
 _TOKEN_RE = re.compile(r"((?:token|sid|key|secret|password)=)[^&\s]+", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 
@@ -41,17 +45,46 @@ def redact(text: str) -> str:
     return _BEARER_RE.sub(r"\1[redacted]", _TOKEN_RE.sub(r"\1[redacted]", text))
 
 
+def mask(secret: str) -> str:
+    """What a log line keeps of a secret from a URL path: its first characters, to tell
+    requests apart."""
+    return f"{secret[:4]}…"
+
+
+def _path_secrets() -> tuple[str, ...]:
+    """The secrets in this request's path, worked out once per request: the parts a view
+    declared with core.web.secret_in_path, or, for a path that routed nowhere (404, 405, a
+    redirect to add a slash), every long token-like segment, since a mistyped or truncated
+    link still carries its token."""
+    found = request.environ.get(PATH_SECRETS_KEY)
+    if found is None:
+        rule = request.url_rule
+        if rule is not None:
+            view = current_app.view_functions.get(rule.endpoint)
+            args = request.view_args or {}
+            names = getattr(view, SECRET_PATH_ARGS, ())
+            # a value too short to be a secret (a mangled link) would mask random letters
+            found = tuple(str(args[n]) for n in names if len(str(args.get(n) or "")) >= 8)
+        else:
+            found = tuple(part for part in request.path.split("/") if _TOKENISH_RE.match(part))
+        request.environ[PATH_SECRETS_KEY] = found
+    return found  # type: ignore[no-any-return]
+
+
 class _ContextFilter(logging.Filter):
-    """Adds the request id (when inside a request) and redacts token-like values."""
+    """Adds the request id (when inside a request) and redacts token-like values and the
+    secrets in the request's path, in every line logged while the request runs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = (
-            request.environ.get(REQUEST_ID_KEY, "-") if has_request_context() else "-"
-        )
+        in_request = has_request_context()
+        record.request_id = request.environ.get(REQUEST_ID_KEY, "-") if in_request else "-"
         if record.args:
             record.msg = record.getMessage()
             record.args = None
         message = str(record.msg)
+        if in_request:
+            for secret in _path_secrets():
+                message = message.replace(secret, mask(secret))
         if "=" in message or "bearer" in message.lower():  # only then can a token be in it
             message = redact(message)
         record.msg = message
@@ -123,7 +156,7 @@ class DailyFileHandler(logging.Handler):
 
     def _open(self, day: str) -> None:
         fd = os.open(
-            self.day_file(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+            self.day_file(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
         )
         if self.fd >= 0:
             os.close(self.fd)
@@ -213,8 +246,8 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
     if _configured == (str(settings.instance), name):
         return
     _configured = (str(settings.instance), name)
-    log_dir = settings.instance / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.instance)  # a worker or a CLI command may be the first to run
+    log_dir = private_dir(settings.instance / "logs")
     formatter: logging.Formatter = (
         _JsonFormatter()
         if settings.log_json

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
 from clubstack.core.errors import InputError
+from clubstack.core.files import private_dir, write_private
 from clubstack.core.logs import email_hash
 from clubstack.core.validation import email_address
 from clubstack.settings import get_settings
@@ -47,9 +48,9 @@ def send_mail(to: str, subject: str, text: str, html: str | None = None) -> None
     settings = get_settings()
     if settings.smtp_url is None:
         outbox = settings.instance / "outbox"
-        outbox.mkdir(parents=True, exist_ok=True)
+        private_dir(outbox)  # the mails hold live login links
         path = outbox / f"{utcnow():%Y%m%dT%H%M%S.%f}-{random_id(6)}.eml"
-        path.write_bytes(bytes(message))
+        write_private(path, bytes(message))
         log.info("mail to %s written to %s: %s", email_hash(to), path, subject)
         return
     _send_smtp(settings.smtp_url.get_secret_value(), message)

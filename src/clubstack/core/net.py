@@ -6,8 +6,9 @@ port 43 and TLS handshakes that inspect a server's certificates are not HTTP, bu
 be a way around the guard either.
 
 The guard checks twice: every address a name resolves to before connecting (a clear, early
-refusal), and the address the socket really connected to (so DNS rebinding between the check and
-the connection cannot slip through). Hosts listed in CLUBSTACK_HTTP_ALLOW_HOSTS are let through,
+refusal), for the URL asked for and for every redirect target before it is followed; and the
+address the socket really connected to (so DNS rebinding between the check and the connection
+cannot slip through). Hosts listed in CLUBSTACK_HTTP_ALLOW_HOSTS are let through,
 which is how tests reach their local stand-ins of remote APIs.
 """
 
@@ -19,7 +20,7 @@ import socket
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -61,11 +62,21 @@ class QuotaExhausted(ClubError):
         self.retry_after = retry_after
 
 
+# IPv6 ranges that tunnel to an IPv4 address written inside them: 6to4 (2002::/16) and Teredo
+# (2001::/32). Relays may deliver them to that IPv4 address, a private one included, and no
+# service a club talks to lives there (both are deprecated), so they are refused whole.
+# (NAT64's 64:ff9b::/96 is refused as reserved, with the rest of ::/8.)
+TUNNELS = (ipaddress.ip_network("2002::/16"), ipaddress.ip_network("2001::/32"))
+
+
 def address_refused(ip: str) -> bool:
     """True for addresses a server must not be talked into reaching."""
     address = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in tunnel for tunnel in TUNNELS):
+            return True
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
     return (
         address.is_private
         or address.is_loopback
@@ -272,6 +283,12 @@ class HttpClient:
             quota.take()
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", True)
+        if kwargs["allow_redirects"]:
+            hooks = dict(kwargs.get("hooks") or {})
+            chained = hooks.get("response", [])
+            chained = [chained] if callable(chained) else list(chained)
+            hooks["response"] = [self._check_redirect, *chained]
+            kwargs["hooks"] = hooks
         try:
             return self.session.request(method, url, **kwargs)
         except SSRFBlocked:
@@ -288,6 +305,17 @@ class HttpClient:
             raise UpstreamError(
                 f"Request to {parts.hostname} failed: {type(error).__name__}."
             ) from error
+
+    def _check_redirect(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """A response hook: requests runs it on each answer before following its redirect, so
+        the next address is checked like the first one, before any connection is made to it."""
+        target = self.session.get_redirect_target(response)
+        if target is None:
+            return
+        parts = urlsplit(urljoin(response.url, target))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SSRFBlocked("The server redirected to an address that cannot be fetched.")
+        check_destination(parts.hostname, parts.port, self.allow)
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)

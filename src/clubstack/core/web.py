@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, g, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
@@ -21,10 +22,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import MapAdapter
 
 from clubstack.core.db import abandon_session
 from clubstack.core.errors import ClubError, InputError, RateLimited
-from clubstack.core.logs import REQUEST_ID_KEY
+from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.web")
@@ -115,8 +117,9 @@ def _hit(item: RateLimitItem, scope: str) -> None:
         reset = limiter.limiter.get_window_stats(item, *key).reset_time
     except Exception as error:  # like Flask-Limiter's swallow_errors: reads go on without it
         # One line, no traceback: while the store is down every read lands here.
-        log.warning("rate limit storage failed (%s); this read is not limited",
-                    type(error).__name__)
+        log.warning(
+            "rate limit storage failed (%s); this read is not limited", type(error).__name__
+        )
         return
     raise RateLimited(retry_after=max(1, int(reset - time.time()) + 1))
 
@@ -140,6 +143,22 @@ HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 CSP_KEY = "clubstack.csp"
 _LOWER_STATIC = tuple((name.lower(), (name, value)) for name, value in STATIC_HEADERS)
+
+
+class ClubFlask(Flask):
+    """Flask, with absolute URLs taken from CLUBSTACK_BASE_URL and never from the request.
+
+    url_for(..., _external=True) would otherwise build them from the Host header (and scheme)
+    the client sent, so a forged Host puts an attacker's site into API answers, feeds and
+    anything else built from it. Only building is changed: routing still matches any host.
+    """
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        adapter = super().create_url_adapter(request)
+        if adapter is not None and request is not None:
+            base = urlsplit(self.config["CLUBSTACK"].base_url)
+            adapter.url_scheme, adapter.server_name = base.scheme, base.netloc
+        return adapter
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -363,10 +382,13 @@ def _unexpected(error: Exception) -> Response:
 
 
 def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
-    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload).
+    """Let one view accept larger bodies than CLUBSTACK_MAX_REQUEST_BYTES (a source upload),
+    from signed-in members only.
 
     Put it right under the route decorator; the limit is applied before anything reads the body
-    (CSRF included), so every other route keeps the small default.
+    (CSRF included), so every other route keeps the small default. Who is asking is settled
+    from the session cookie or bearer token first, which needs no body: an anonymous request
+    keeps the default limit and a large one is refused (413) before a byte of it is read.
     """
 
     def decorate(view: F) -> F:
@@ -388,11 +410,29 @@ def largest_body(app: Flask) -> int:
     return max(limits)
 
 
+def secret_in_path(*names: str) -> Callable[[F], F]:
+    """Mark parts of a view's path as secrets (a token that is itself the credential, an
+    unguessable id): every log line written during the request shows only their first
+    characters. Put it right under the route decorator."""
+
+    def decorate(view: F) -> F:
+        setattr(view, SECRET_PATH_ARGS, names)
+        return view
+
+    return decorate
+
+
 def _before() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "body_limit", None)
-    if limit is not None:
+    if limit is not None and _signed_in():
         request.max_content_length = request.max_form_memory_size = limit()
+
+
+def _signed_in() -> bool:
+    from clubstack.core.accounts.auth import current_user  # accounts builds on this module
+
+    return current_user() is not None
 
 
 def _limiter_hooks_for_writes(app: Flask) -> None:

@@ -7,7 +7,6 @@ no-referrer; non-HTML answers carry the API CSP (default-src 'none'); pages keep
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import (
@@ -15,7 +14,6 @@ from flask import (
     Flask,
     Response,
     current_app,
-    g,
     jsonify,
     render_template,
     request,
@@ -27,7 +25,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import API_CSP, csrf, limiter, read_limit, set_csp
+from clubstack.core.web import API_CSP, csrf, limiter, read_limit, secret_in_path, set_csp
 from clubstack.drop import messages
 from clubstack.drop.config import DropSettings
 from clubstack.drop.messages import CreateRequest, MessageTooLarge
@@ -45,7 +43,6 @@ LIFETIME_CHOICES = [
 ]
 # Every method a route of ours answers itself, so even a wrong one gets our JSON 405.
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-MSG_PATH_RE = re.compile(r"/msg/([^/]*)")
 
 
 def drop_settings() -> DropSettings:
@@ -193,7 +190,7 @@ def _parse_create() -> dict[str, Any]:
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise BodyError("The body is not valid JSON.") from None
         if not isinstance(data, dict):
-            raise BodyError("The body must be a JSON object with a \"message\".")
+            raise BodyError('The body must be a JSON object with a "message".')
         return data
     if mimetype == "text/plain":
         query: dict[str, Any] = {"message": text}
@@ -272,6 +269,7 @@ def index() -> Response:
     return response
 
 
+@secret_in_path("message_id")  # the unguessable id is the reader's credential
 @read_limit(_read_rate, scope="drop-read")
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
@@ -296,6 +294,7 @@ def message(message_id: str) -> Response:
     return jsonify(message_json(found))
 
 
+@secret_in_path("message_id")
 @read_limit(_read_rate, scope="drop-read")
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
@@ -323,16 +322,6 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _redact_log_path() -> None:
-    """The access log sees the id's first characters only, never a whole id (or anything else
-    about the message): read by core's access logger as flask.g.log_path."""
-    prefix = current_app.extensions[EXTENSION]["prefix"]
-    path = request.path
-    if not path.startswith(prefix + "/msg/"):
-        return
-    g.log_path = MSG_PATH_RE.sub(lambda m: f"/msg/{m.group(1)[:4]}…", path, count=1)
-
-
 def _setup(state: BlueprintSetupState) -> None:
     app: Flask = state.app
     settings: Settings = app.config["CLUBSTACK"]
@@ -340,7 +329,6 @@ def _setup(state: BlueprintSetupState) -> None:
         "store": make_store(settings, drop_settings()),
         "prefix": (state.url_prefix or "").rstrip("/"),
     }
-    app.before_request(_redact_log_path)
 
 
 def make_blueprint() -> Blueprint:

@@ -116,6 +116,7 @@
       var data = { path: path, form_token: formToken, parent: parent || null, notify: box2.checked };
       ["author", "email", "website", "body", "homepage"].forEach(function (n) { data[n] = form.elements[n].value; });
       request("POST", api + "/api/comments", data).then(function (res) {
+        if (res.form_token) { formToken = res.form_token; } /* the one just sent is spent */
         tokens[res.comment.id] = { token: res.edit_token, body: data.body };
         saveTokens();
         status.textContent = res.comment.status === "approved" ? "Published." : "Thanks, your comment awaits moderation.";
