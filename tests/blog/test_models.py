@@ -12,7 +12,7 @@ from clubstack.core.migrate import all_metadata, heads, upgrade
 def test_migration_matches_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     upgrade(url)
-    assert "blog_0001" in heads(url)
+    assert any(head.startswith("blog_") for head in heads(url))
     engine = create_engine(url)
     with engine.connect() as conn:
         assert {"blog_comments", "blog_blocked"} <= set(inspect(conn).get_table_names())

@@ -89,6 +89,9 @@ def test_every_file_the_app_made_is_private(served_instance: Path) -> None:
 
     readable = []
     for path in made:
+        if path.is_symlink():  # logs/web.log points at today's file; a link has no mode of its own
+            assert path.resolve().parent == path.parent, f"{path} points outside its folder"
+            continue
         mode = stat.S_IMODE(path.lstat().st_mode)
         wanted = 0o700 if path.is_dir() else 0o600
         if mode != wanted:
