@@ -139,10 +139,8 @@ class EcdsaKind(Kind):
         raw = _parse_hex(pubkey_hex, 64, "the public key (x || y)")
         proof = _parse_hex(proof_hex, 64, "the proof of knowledge (r || s)")
         point = p256.decode_point(raw)
-        if not p256.on_curve(point):
-            raise InvalidKey("the public key is not a point of P-256")
         if not p256.valid_public_key(point):
-            raise InvalidKey("the public key is not of order n")
+            raise InvalidKey("the public key is not a point of P-256 of order n")
         if not p256.schnorr_verify(point, proof):
             raise InvalidKey("the proof of knowledge of the private key does not verify")
         return raw
