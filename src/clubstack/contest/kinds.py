@@ -60,6 +60,7 @@ class Kind:
     name: ClassVar[str]
     title: ClassVar[str]
     function: ClassVar[str]  # the C prototype a submission defines
+    entry: ClassVar[str]  # its symbol: the only global the submission's object keeps
     macro: ClassVar[str]  # harness compile flag
     allowed_include: ClassVar[str | None] = None
     libraries: ClassVar[tuple[str, ...]] = ()
@@ -84,6 +85,7 @@ class AesKind(Kind):
     name = "aes"
     title = "AES-128 encryption (WhibOx editions 1-2)"
     function = "void AES_128_encrypt(unsigned char ciphertext[16], unsigned char plaintext[16]);"
+    entry = "AES_128_encrypt"
     macro = "KIND_AES"
     input_len = 16
     output_len = 16
@@ -124,6 +126,7 @@ class EcdsaKind(Kind):
     name = "ecdsa"
     title = "ECDSA P-256 signatures (WhibOx edition 3)"
     function = "void ECDSA_256_sign(unsigned char sig[64], const unsigned char hash[32]);"
+    entry = "ECDSA_256_sign"
     macro = "KIND_ECDSA"
     allowed_include = "#include <gmp.h>"
     libraries = ("gmp",)
