@@ -48,9 +48,10 @@ def _arg_low(index: int) -> int:
 
 
 SYSCALLS_X86_64: dict[str, int] = {
-    "read": 0, "write": 1, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9, "mprotect": 10, "munmap": 11,
-    "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14, "rt_sigreturn": 15, "ioctl": 16,
-    "mremap": 25, "madvise": 28, "dup2": 33, "setitimer": 38, "getpid": 39, "fork": 57, "execve": 59, "kill": 62, "exit": 60,
+    "read": 0, "write": 1, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9, "mprotect": 10,
+    "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14, "rt_sigreturn": 15,
+    "ioctl": 16, "mremap": 25, "madvise": 28, "dup2": 33, "setitimer": 38, "getpid": 39,
+    "fork": 57, "execve": 59, "exit": 60, "kill": 62,
     "uname": 63, "readlink": 89, "getrusage": 98, "arch_prctl": 158, "gettid": 186,
     "futex": 202, "set_tid_address": 218, "clock_gettime": 228, "exit_group": 231,
     "tgkill": 234, "newfstatat": 262, "readlinkat": 267, "set_robust_list": 273,
