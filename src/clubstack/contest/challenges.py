@@ -99,11 +99,40 @@ def submit(session: Session, user: User, settings: ContestSettings, source: byte
     challenge.vectors = _vectors_json(vectors)
     challenge.name = friendly_name(session)
     challenge.status = "filtered"
-    challenge.queued_at = now
+    # one submission per member on the sandbox queue; a later one waits (queued_at unset)
+    challenge.queued_at = None if _has_queued(session, user.id) else now
     challenge.attempts = 1
     session.add(challenge)
     session.flush()
     return challenge
+
+
+def _has_queued(session: Session, owner_id: int) -> bool:
+    return session.scalar(select(Challenge.id).where(
+        Challenge.owner_id == owner_id, Challenge.status.in_(QUEUED),
+        Challenge.queued_at.is_not(None)).limit(1)) is not None
+
+
+def release_next(session: Session, owner_id: int, now: datetime | None = None
+                 ) -> Challenge | None:
+    """The member's oldest waiting submission, now put on the queue (None if one is there)."""
+    if _has_queued(session, owner_id):
+        return None
+    waiting = session.scalar(select(Challenge).where(
+        Challenge.owner_id == owner_id, Challenge.status == "filtered",
+        Challenge.queued_at.is_(None)).order_by(Challenge.id).limit(1))
+    if waiting is not None:
+        waiting.queued_at = now or utcnow()
+        session.flush()
+    return waiting
+
+
+def release_waiting(session: Session, now: datetime | None = None) -> list[Challenge]:
+    """For every member with waiting submissions and none on the queue: release the next."""
+    owners = session.scalars(select(Challenge.owner_id).where(
+        Challenge.status == "filtered", Challenge.queued_at.is_(None)).distinct()).all()
+    released = [release_next(session, owner, now) for owner in owners]
+    return [c for c in released if c is not None]
 
 
 def job_payload(challenge: Challenge, settings: ContestSettings) -> dict:
@@ -176,10 +205,13 @@ def reap_lost_jobs(session: Session, settings: ContestSettings,
     retried = failed = 0
     stuck = session.scalars(select(Challenge).where(Challenge.status.in_(QUEUED))).all()
     for challenge in stuck:
+        if challenge.started_at is None and challenge.queued_at is None:
+            continue  # waiting behind the member's own earlier submission, not lost
         if challenge.started_at is not None:
             lost = (now - challenge.started_at).total_seconds() > timeout
         else:
-            waited = (now - (challenge.queued_at or challenge.created_at)).total_seconds()
+            assert challenge.queued_at is not None
+            waited = (now - challenge.queued_at).total_seconds()
             lost = waited > timeout * UNSTARTED_FACTOR
         if not lost:
             continue
