@@ -123,15 +123,22 @@ def prove(private_key: str) -> None:
 
 
 @contest_cli.command()
-@click.option("--workers", default=1, show_default=True, help="Submissions judged at once.")
-def worker(workers: int) -> None:
+@click.option("--workers", default=None, type=int,
+              help="Submissions judged at once (default: the sandbox_slots setting; 0 there "
+              "means one per CPU core).")
+def worker(workers: int | None) -> None:
     """Run a sandbox worker: judge queued submissions. Needs the job store, not the database."""
+    import os
+
+    from clubstack.contest.settings import ContestSettings
     from clubstack.contest.tasks import sandbox_queue
     from clubstack.core.jobs import configure_jobs
     from clubstack.core.logs import setup_logging
-    from clubstack.settings import get_settings
+    from clubstack.settings import get_settings, service_settings
 
     settings = get_settings()
+    if workers is None:
+        workers = service_settings(ContestSettings).sandbox_slots or os.cpu_count() or 1
     setup_logging(settings, "contest-worker")
     configure_jobs(settings)  # answers go back on the main queue
     queue = sandbox_queue(settings)

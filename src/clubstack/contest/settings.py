@@ -36,6 +36,10 @@ class ContestSettings(ServiceSettings):
                              description="Submissions allowed per user (rate limit).")
     break_rate: str = Field(default="30/hour;5/minute",
                             description="Break attempts allowed per user (rate limit).")
+    sandbox_slots: int = Field(
+        default=0, ge=0,
+        description="Submissions a sandbox node judges at once (`clubstack contest worker`); "
+        "0: one per CPU core.")
     job_timeout_minutes: int = Field(
         default=30, ge=1,
         description="A job still running after this long is presumed lost: retried once, "
