@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import time
 
@@ -276,3 +277,19 @@ def test_a_zero_cpu_sleeper_does_not_hold_the_sandbox():
 
 def test_call_wall_clock_bound_is_close_to_the_cpu_limit():
     assert 3.0 < judge.call_wall_seconds(3.0) <= 4.0
+
+
+@pytest.mark.parametrize("kind", ["aes", "ecdsa"])
+def test_the_starter_programs_are_accepted_as_they_are(kind):
+    from importlib import resources
+
+    source = resources.files("clubstack.contest.starters").joinpath(f"{kind}.c").read_bytes()
+    if kind == "aes":
+        vectors = aes_vectors(5)
+    else:
+        d = int(re.search(rb'D_HEX = "([0-9a-f]{64})"', source).group(1), 16)
+        public = p256.encode_point(p256.public_key(d))
+        vectors = ECDSA.make_vectors(ECDSA.check_public_key(
+            public.hex(), p256.schnorr_prove(d).hex()), 5)
+    verdict, _ = judge.judge_locally(KINDS[kind], source, vectors, FEW)
+    assert verdict.accepted, verdict.reason

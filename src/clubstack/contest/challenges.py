@@ -185,6 +185,7 @@ def record_answer(session: Session, challenge_id: int, answer: dict, settings: C
     challenge.status = "published"
     challenge.published_at = now
     challenge.failure = None
+    refresh_score(challenge, settings, now)
     return challenge
 
 
@@ -242,10 +243,7 @@ def can_see_source(challenge: Challenge, user: User | None) -> bool:
 
 
 def current_strawberries(challenge: Challenge, settings: ContestSettings, now: datetime) -> float:
-    if not challenge.is_published or challenge.published_at is None:
-        return 0.0
-    return scoring.strawberries(challenge.performance or 0.0, challenge.published_at, now,
-                                challenge.first_break_at, settings.final_deadline)
+    return live_score(challenge, settings, now).strawberries
 
 
 def attempt_break(session: Session, user: User, challenge: Challenge, secret: str,
@@ -276,6 +274,7 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
                   strawberries_at_break=current_strawberries(challenge, settings, now))
     if challenge.first_break_at is None:
         challenge.first_break_at = now
+    refresh_score(challenge, settings, now)
     session.add(found)
     session.flush()
     return found
@@ -287,15 +286,42 @@ def recompute_scores(session: Session, settings: ContestSettings,
     now = now or utcnow()
     count = 0
     for challenge in session.scalars(select(Challenge).where(Challenge.status == "published")):
-        assert challenge.published_at is not None
-        perf = challenge.performance or 0.0
-        challenge.strawberries = scoring.strawberries(
-            perf, challenge.published_at, now, challenge.first_break_at, settings.final_deadline)
-        challenge.peak_strawberries = scoring.peak_strawberries(
-            perf, challenge.published_at, now, challenge.first_break_at, settings.final_deadline)
-        challenge.scored_at = now
+        refresh_score(challenge, settings, now)
         count += 1
     return count
+
+
+def refresh_score(challenge: Challenge, settings: ContestSettings, now: datetime) -> None:
+    """Store the strawberries and peak as of ``now`` (on publication, on a break, and by
+    the periodic job, which keeps the ranking order current between events)."""
+    if challenge.published_at is None:
+        return
+    score = live_score(challenge, settings, now)
+    challenge.strawberries = score.strawberries
+    challenge.peak_strawberries = score.peak
+    challenge.scored_at = now
+
+
+@dataclass(frozen=True)
+class Score:
+    strawberries: float
+    peak: float
+
+
+def live_score(challenge: Challenge, settings: ContestSettings, now: datetime) -> Score:
+    """The one source of the numbers every page shows: the formula at ``now``, the same
+    the chart draws, so the table, the challenge page and the chart always agree."""
+    if challenge.published_at is None or not challenge.is_published:
+        return Score(0.0, 0.0)
+    perf = challenge.performance or 0.0
+    args = (perf, challenge.published_at, now, challenge.first_break_at,
+            settings.final_deadline)
+    return Score(scoring.strawberries(*args), scoring.peak_strawberries(*args))
+
+
+def live_scores(rows: list[Challenge], settings: ContestSettings, now: datetime
+                ) -> dict[int, Score]:
+    return {c.id: live_score(c, settings, now) for c in rows}
 
 
 @dataclass
