@@ -12,6 +12,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.contest import challenges, chart, feed
+from clubstack.contest.judge import call_wall_seconds
 from clubstack.contest.kinds import KINDS
 from clubstack.contest.models import Challenge
 from clubstack.contest.settings import ContestSettings
@@ -133,7 +134,8 @@ def index() -> str:
 def rules() -> str:
     conf = settings()
     return render_template("contest/rules.html", conf=conf, kind=KINDS[conf.kind],
-                           limits=conf.limits())
+                           limits=conf.limits(),
+                           call_wall=call_wall_seconds(conf.call_cpu_seconds))
 
 
 @bp.get("/chart.svg")
