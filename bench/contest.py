@@ -72,13 +72,24 @@ def bench_overhead(runs: int) -> tuple[float, float, float, float, float, float]
         limits = Limits(cpu_seconds=1, wall_seconds=5, memory_bytes=32 * 2**20)
         for _ in range(runs):
             start = time.perf_counter()
-            result = run(["/work/empty"], {"empty": InputFile(data, 0o755)}, limits=limits,
-                         toolchain=False, seccomp_profile=STARTUP)
+            result = run(
+                ["/work/empty"],
+                {"empty": InputFile(data, 0o755)},
+                limits=limits,
+                toolchain=False,
+                seccomp_profile=STARTUP,
+            )
             boxed.append(time.perf_counter() - start)
             assert result.ok, result
         boxed_cpu = (cpu_now() - cpu0) / runs
-    return (statistics.median(plain) * 1000, statistics.median(boxed) * 1000,
-            plain_cpu * 1000, boxed_cpu * 1000, min(plain) * 1000, min(boxed) * 1000)
+    return (
+        statistics.median(plain) * 1000,
+        statistics.median(boxed) * 1000,
+        plain_cpu * 1000,
+        boxed_cpu * 1000,
+        min(plain) * 1000,
+        min(boxed) * 1000,
+    )
 
 
 def bench_turnaround(kind_name: str, rounds: int) -> tuple[list[float], list[float], float]:
@@ -116,25 +127,38 @@ def main() -> int:
     print(f"sandbox overhead (empty static program, median of {args.runs} runs)")
     print(f"  plain fork/exec     {plain_ms:8.2f} ms")
     print(f"  in the sandbox      {boxed_ms:8.2f} ms   ratio {boxed_ms / plain_ms:.1f}x")
-    print(f"  added               {added:8.2f} ms   target <= {OVERHEAD_TARGET_MS:g} ms "
-          f"-> {'OK' if added <= OVERHEAD_TARGET_MS else 'MISSED'}")
-    print(f"  fastest run         {plain_min:8.2f} ms plain, {boxed_min:.2f} ms sandboxed "
-          f"(added {boxed_min - plain_min:.2f} ms: the least contended run)")
-    print(f"  CPU per run         {plain_cpu:8.2f} ms plain, {boxed_cpu:.2f} ms sandboxed "
-          f"(added {boxed_cpu - plain_cpu:.2f} ms of CPU)")
+    print(
+        f"  added               {added:8.2f} ms   target <= {OVERHEAD_TARGET_MS:g} ms "
+        f"-> {'OK' if added <= OVERHEAD_TARGET_MS else 'MISSED'}"
+    )
+    print(
+        f"  fastest run         {plain_min:8.2f} ms plain, {boxed_min:.2f} ms sandboxed "
+        f"(added {boxed_min - plain_min:.2f} ms: the least contended run)"
+    )
+    print(
+        f"  CPU per run         {plain_cpu:8.2f} ms plain, {boxed_cpu:.2f} ms sandboxed "
+        f"(added {boxed_cpu - plain_cpu:.2f} ms of CPU)"
+    )
 
     for kind_name in ("aes", "ecdsa"):
         times, runs, per_call = bench_turnaround(kind_name, args.rounds)
         median = statistics.median(times)
-        print(f"submission turnaround (sample {kind_name.upper()}, compile + 103 vectors, one "
-              f"process per call, {args.rounds} rounds)")
-        print(f"  median              {median:8.2f} s    (min {min(times):.2f}, "
-              f"max {max(times):.2f})")
-        print(f"  of which test run   {statistics.median(runs):8.3f} s    "
-              f"(mean CPU per call, kernel-measured: {per_call * 1e6:.0f} us)")
-        print(f"  target <= {TURNAROUND_TARGET_S:g} s -> "
-              f"{'OK' if median <= TURNAROUND_TARGET_S else 'MISSED'}; "
-              f"{296 / median:.0f}x faster than WhibOx's median 296 s")
+        print(
+            f"submission turnaround (sample {kind_name.upper()}, compile + 103 vectors, one "
+            f"process per call, {args.rounds} rounds)"
+        )
+        print(
+            f"  median              {median:8.2f} s    (min {min(times):.2f}, max {max(times):.2f})"
+        )
+        print(
+            f"  of which test run   {statistics.median(runs):8.3f} s    "
+            f"(mean CPU per call, kernel-measured: {per_call * 1e6:.0f} us)"
+        )
+        print(
+            f"  target <= {TURNAROUND_TARGET_S:g} s -> "
+            f"{'OK' if median <= TURNAROUND_TARGET_S else 'MISSED'}; "
+            f"{296 / median:.0f}x faster than WhibOx's median 296 s"
+        )
     return 0
 
 

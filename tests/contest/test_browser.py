@@ -20,8 +20,12 @@ AES_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 
 @pytest.fixture
 def app(make_app):
-    return make_app(contest_kind="aes", contest_random_vectors=10, contest_title="Browser cup",
-                    contest_submit_rate="3/minute")
+    return make_app(
+        contest_kind="aes",
+        contest_random_vectors=10,
+        contest_title="Browser cup",
+        contest_submit_rate="3/minute",
+    )
 
 
 def browser_login(page, app, live_server, address: str, nickname: str):
@@ -29,15 +33,22 @@ def browser_login(page, app, live_server, address: str, nickname: str):
     login(client, app, address, nickname=nickname)
     cookie = client.get_cookie("clubstack_session")
     page.context.add_cookies(
-        [{"name": "clubstack_session", "value": cookie.value, "url": live_server.url}])
+        [{"name": "clubstack_session", "value": cookie.value, "url": live_server.url}]
+    )
     return client
 
 
 def publish_sample(client) -> str:
     token = csrf_token(client, "/contest/submit")
-    response = client.post("/contest/submit", content_type="multipart/form-data", data={
-        "csrf_token": token, "key": AES_KEY,
-        "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c")})
+    response = client.post(
+        "/contest/submit",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "key": AES_KEY,
+            "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c"),
+        },
+    )
     assert response.status_code == 302
     status = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">published<' in status
@@ -48,13 +59,18 @@ def test_index_chart_and_challenge_page_on_a_phone(app, live_server, browser, tm
     owner = app.test_client()
     login(owner, app, "designer@example.org", nickname="designer")
     token = csrf_token(owner, "/contest/submit")
-    response = owner.post("/contest/submit", content_type="multipart/form-data", data={
-        "csrf_token": token, "key": AES_KEY,
-        "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c")})
+    response = owner.post(
+        "/contest/submit",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "key": AES_KEY,
+            "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c"),
+        },
+    )
     assert response.status_code == 302
     clock.travel(timedelta(hours=12))
-    context = browser.new_context(viewport={"width": 390, "height": 844},
-                                  java_script_enabled=False)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False)
     page = context.new_page()
     page.goto(live_server.url + "/contest/")
     assert page.locator("h1").inner_text() == "Browser cup"
@@ -81,8 +97,11 @@ def test_a_failed_submission_shows_its_steps_and_where_it_stopped(app, live_serv
     starter = page.get_by_role("link", name="Download the starter program")
     body = page.request.get(live_server.url + starter.get_attribute("href")).text()
     assert "void AES_128_encrypt(unsigned char ciphertext[16]" in body
-    page.fill("#f-source", "void AES_128_encrypt(unsigned char c[16], unsigned char p[16])"
-              " { undeclared_thing_xyz = p[0]; c[0] = 1; }\n")
+    page.fill(
+        "#f-source",
+        "void AES_128_encrypt(unsigned char c[16], unsigned char p[16])"
+        " { undeclared_thing_xyz = p[0]; c[0] = 1; }\n",
+    )
     page.fill("#f-key", AES_KEY)
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url("**/contest/submissions/**")
@@ -108,8 +127,9 @@ def test_scores_agree_and_read_well_right_after_a_break(app, live_server, browse
     attacker = app.test_client()
     login(attacker, app, "attacker@example.org", nickname="attacker")
     token = csrf_token(attacker, f"/contest/challenges/{name}")
-    broke = attacker.post(f"/contest/challenges/{name}/break",
-                          data={"key": AES_KEY, "csrf_token": token})
+    broke = attacker.post(
+        f"/contest/challenges/{name}/break", data={"key": AES_KEY, "csrf_token": token}
+    )
     assert broke.status_code == 302
     context = browser.new_context(viewport={"width": 360, "height": 800})
     page = context.new_page()
@@ -145,8 +165,7 @@ def test_chart_labels_are_distinct_and_readable_on_a_360px_screen(app, live_serv
     context.close()
 
 
-def test_member_without_challenges_inputs_typed_and_429_keeps_the_source(app, live_server,
-                                                                           page):
+def test_member_without_challenges_inputs_typed_and_429_keeps_the_source(app, live_server, page):
     designer = browser_login(page, app, live_server, "designer@example.org", "designer")
     name = publish_sample(designer)
     page.goto(live_server.url + "/contest/u/designer")

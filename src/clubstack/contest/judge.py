@@ -33,11 +33,25 @@ from clubstack.contest.sandbox import (
 )
 
 COMPILER_MESSAGE_MAX = 4000
-CFLAGS = ["-std=gnu11", "-O2", "-fno-asm", "-Wall", "-Werror=implicit-function-declaration",
-          "-Werror=implicit-int", "-fno-common"]
+CFLAGS = [
+    "-std=gnu11",
+    "-O2",
+    "-fno-asm",
+    "-Wall",
+    "-Werror=implicit-function-declaration",
+    "-Werror=implicit-int",
+    "-fno-common",
+]
 HARNESS_NAME = "harness.c"
-STARTUP_SECTIONS = (".preinit_array", ".init_array", ".fini_array", ".ctors", ".dtors", ".init",
-                    ".fini")
+STARTUP_SECTIONS = (
+    ".preinit_array",
+    ".init_array",
+    ".fini_array",
+    ".ctors",
+    ".dtors",
+    ".init",
+    ".fini",
+)
 RUN_MEMORY_HEADROOM = 6 * 2**20  # bubblewrap's own two processes live in the run's cgroup
 
 
@@ -75,21 +89,26 @@ class CompileOutput:
 def compile_submission(kind: Kind, source: str, limits: ContestLimits) -> CompileOutput:
     """Preprocess (for the second filter pass), compile and link, each step in the sandbox."""
     src = {sourcefilter.SOURCE_NAME: source.encode()}
-    pre = run(["gcc", *CFLAGS, "-E", sourcefilter.SOURCE_NAME, "-o", "submission.i"], src,
-              limits=_compile_limits(limits, 4 * limits.source_bytes + 2**20),
-              collect=["submission.i"])
+    pre = run(
+        ["gcc", *CFLAGS, "-E", sourcefilter.SOURCE_NAME, "-o", "submission.i"],
+        src,
+        limits=_compile_limits(limits, 4 * limits.source_bytes + 2**20),
+        collect=["submission.i"],
+    )
     if not pre.ok or "submission.i" not in pre.files:
         raise SourceRejected("preprocessing failed: " + _describe(pre))
     sourcefilter.check_preprocessed(pre.files["submission.i"].decode("utf-8", "replace"))
 
-    comp = run(["gcc", *CFLAGS, "-pipe", "-c", sourcefilter.SOURCE_NAME, "-o", "submission.o"],
-               src, limits=_compile_limits(limits, limits.object_bytes),
-               collect=["submission.o"])
+    comp = run(
+        ["gcc", *CFLAGS, "-pipe", "-c", sourcefilter.SOURCE_NAME, "-o", "submission.o"],
+        src,
+        limits=_compile_limits(limits, limits.object_bytes),
+        collect=["submission.o"],
+    )
     message = comp.stderr.decode("utf-8", "replace")
     sourcefilter.check_compiler_output(message)
     if not comp.ok or "submission.o" not in comp.files:
-        if "signal 25" in message or "File size limit" in message or \
-                comp.signal == signal.SIGXFSZ:
+        if "signal 25" in message or "File size limit" in message or comp.signal == signal.SIGXFSZ:
             raise SourceRejected(f"the object file would exceed {limits.object_bytes} bytes")
         raise SourceRejected("compilation failed: " + _describe(comp))
     obj = comp.files["submission.o"]
@@ -99,24 +118,33 @@ def compile_submission(kind: Kind, source: str, limits: ContestLimits) -> Compil
     # start-up code and the harness can never call it, and no submitted code runs before the
     # strict filter. Start-up sections are dropped as well (the filter already refuses the
     # ways to make them). objcopy reads the untrusted object, so it runs in the sandbox too.
-    strip = run(["objcopy", f"--keep-global-symbol={kind.entry}",
-                 *(f"--remove-section={name}" for name in STARTUP_SECTIONS),
-                 "submission.o", "local.o"],
-                {"submission.o": obj},
-                limits=_compile_limits(limits, limits.object_bytes), collect=["local.o"])
+    strip = run(
+        [
+            "objcopy",
+            f"--keep-global-symbol={kind.entry}",
+            *(f"--remove-section={name}" for name in STARTUP_SECTIONS),
+            "submission.o",
+            "local.o",
+        ],
+        {"submission.o": obj},
+        limits=_compile_limits(limits, limits.object_bytes),
+        collect=["local.o"],
+    )
     if not strip.ok or "local.o" not in strip.files:
         raise SourceRejected("the object file could not be read: " + _describe(strip))
 
     libs = [f"-l{name}" for name in kind.libraries]
-    link = run(["gcc", "-static", "-O2", f"-D{kind.macro}", HARNESS_NAME, "local.o",
-                "-o", "prog", *libs],
-               {HARNESS_NAME: harness_source(), "local.o": strip.files["local.o"]},
-               limits=_compile_limits(limits, limits.object_bytes + 32 * 2**20),
-               collect=["prog"])
+    link = run(
+        ["gcc", "-static", "-O2", f"-D{kind.macro}", HARNESS_NAME, "local.o", "-o", "prog", *libs],
+        {HARNESS_NAME: harness_source(), "local.o": strip.files["local.o"]},
+        limits=_compile_limits(limits, limits.object_bytes + 32 * 2**20),
+        collect=["prog"],
+    )
     if not link.ok or "prog" not in link.files:
         raise SourceRejected("linking failed: " + _describe(link))
-    return CompileOutput(binary=link.files["prog"], object_size=len(obj),
-                         message=_truncate(message))
+    return CompileOutput(
+        binary=link.files["prog"], object_size=len(obj), message=_truncate(message)
+    )
 
 
 def _describe(result: Any) -> str:
@@ -158,21 +186,37 @@ def run_tests(kind: Kind, binary: bytes, inputs: list[bytes], limits: ContestLim
     per_call_ms = max(1, math.ceil(limits.call_cpu_seconds * 1000))
     wall = call_wall_seconds(limits.call_cpu_seconds)
     wall_ms = max(1, math.ceil(wall * 1000))
-    stdin = (struct.pack("<I", len(strict)) + strict
-             + struct.pack("<III", len(inputs), per_call_ms, wall_ms) + b"".join(inputs))
+    stdin = (
+        struct.pack("<I", len(strict))
+        + strict
+        + struct.pack("<III", len(inputs), per_call_ms, wall_ms)
+        + b"".join(inputs)
+    )
     total_cpu = limits.call_cpu_seconds * len(inputs) + 1.0
     line_len = 2 * kind.output_len + 48
     result = run(
-        ["/work/prog"], {"prog": InputFile(binary, 0o755)}, stdin,
-        Limits(cpu_seconds=total_cpu, wall_seconds=wall * len(inputs) + 5,
-               memory_bytes=limits.run_memory_bytes + RUN_MEMORY_HEADROOM, max_processes=8,
-               output_bytes=line_len * (len(inputs) + 1) + 4096, file_bytes=1 << 20,
-               disk_bytes=len(binary) + (1 << 20)),
-        toolchain=False, seccomp_profile=STARTUP,
+        ["/work/prog"],
+        {"prog": InputFile(binary, 0o755)},
+        stdin,
+        Limits(
+            cpu_seconds=total_cpu,
+            wall_seconds=wall * len(inputs) + 5,
+            memory_bytes=limits.run_memory_bytes + RUN_MEMORY_HEADROOM,
+            max_processes=8,
+            output_bytes=line_len * (len(inputs) + 1) + 4096,
+            file_bytes=1 << 20,
+            disk_bytes=len(binary) + (1 << 20),
+        ),
+        toolchain=False,
+        seccomp_profile=STARTUP,
     )
-    report = TestRun(verdict=result.verdict.value, reason=result.reason,
-                     total_cpu_seconds=result.cpu_seconds, peak_memory=result.peak_memory,
-                     wall_seconds=result.wall_seconds)
+    report = TestRun(
+        verdict=result.verdict.value,
+        reason=result.reason,
+        total_cpu_seconds=result.cpu_seconds,
+        peak_memory=result.peak_memory,
+        wall_seconds=result.wall_seconds,
+    )
     finished = False
     failed: list[str] = []
     for line in result.stdout.decode("ascii", "replace").split("\n"):
@@ -208,8 +252,12 @@ def run_tests(kind: Kind, binary: bytes, inputs: list[bytes], limits: ContestLim
             verdict, text = _SIGNAL_VERDICTS[signal.Signals(value)]
             report.verdict = verdict.value
             report.reason = f"call {call}: " + text.format(cpu=cpu, wall=wall_text)
-        elif what == "signal" and value == signal.SIGKILL and result.cgroup_version and \
-                result.peak_memory >= limits.run_memory_bytes:
+        elif (
+            what == "signal"
+            and value == signal.SIGKILL
+            and result.cgroup_version
+            and result.peak_memory >= limits.run_memory_bytes
+        ):
             report.verdict = Verdict.MEMORY_LIMIT.value
             report.reason = f"call {call}: more than {limits.run_memory_bytes} bytes of memory"
         elif what == "signal" and value == signal.SIGKILL:
@@ -242,9 +290,14 @@ def _signal_name(number: int) -> str:
 
 # ---- the sandbox node's job --------------------------------------------------------------
 
+
 def make_payload(kind: Kind, source: str, inputs: list[bytes], limits: ContestLimits) -> dict:
-    return {"kind": kind.name, "source": source, "inputs": [i.hex() for i in inputs],
-            "limits": asdict(limits)}
+    return {
+        "kind": kind.name,
+        "source": source,
+        "inputs": [i.hex() for i in inputs],
+        "limits": asdict(limits),
+    }
 
 
 def execute_job(payload: dict, on_compiled: Callable[[], None] | None = None) -> dict:
@@ -260,11 +313,17 @@ def execute_job(payload: dict, on_compiled: Callable[[], None] | None = None) ->
         on_compiled()
     test = run_tests(kind, compiled.binary, inputs, limits)
     return {
-        "stage": "tested", "message": compiled.message, "object_size": compiled.object_size,
-        "verdict": test.verdict, "reason": test.reason,
-        "outputs": [o.hex() for o in test.outputs], "cpu_ns": test.cpu_ns,
-        "rss_kib": test.rss_kib, "total_cpu_seconds": test.total_cpu_seconds,
-        "peak_memory": test.peak_memory, "wall_seconds": test.wall_seconds,
+        "stage": "tested",
+        "message": compiled.message,
+        "object_size": compiled.object_size,
+        "verdict": test.verdict,
+        "reason": test.reason,
+        "outputs": [o.hex() for o in test.outputs],
+        "cpu_ns": test.cpu_ns,
+        "rss_kib": test.rss_kib,
+        "total_cpu_seconds": test.total_cpu_seconds,
+        "peak_memory": test.peak_memory,
+        "wall_seconds": test.wall_seconds,
     }
 
 
@@ -285,32 +344,57 @@ class Judgement:
 def conclude(kind: Kind, vectors: Vectors, answer: dict, limits: ContestLimits) -> Judgement:
     """Verify a sandbox node's answer against what only the web side knows."""
     if answer.get("stage") != "tested":
-        return Judgement(False, str(answer.get("message", "compilation failed")),
-                         stage="compile_failed", compiler_message=str(answer.get("message", "")))
+        return Judgement(
+            False,
+            str(answer.get("message", "compilation failed")),
+            stage="compile_failed",
+            compiler_message=str(answer.get("message", "")),
+        )
     message = str(answer.get("message", ""))
     if answer["verdict"] != "ok":
-        return Judgement(False, f"{answer['verdict']}: {answer['reason']}",
-                         object_size=answer["object_size"], compiler_message=message)
+        return Judgement(
+            False,
+            f"{answer['verdict']}: {answer['reason']}",
+            object_size=answer["object_size"],
+            compiler_message=message,
+        )
     outputs = [bytes.fromhex(h) for h in answer["outputs"]]
     wrong = kind.verify(vectors, outputs)
     if wrong is not None:
-        return Judgement(False, f"wrong output: {wrong}", object_size=answer["object_size"],
-                         compiler_message=message)
+        return Judgement(
+            False,
+            f"wrong output: {wrong}",
+            object_size=answer["object_size"],
+            compiler_message=message,
+        )
     # Per call, from wait4's rusage of the call's own process (the kernel's figures, read
     # by the harness's parent, in which no submitted code runs); trimmed as the reference.
     rams = [kib * 1024 for kib in answer["rss_kib"]]
     times = [ns / 1e9 for ns in answer["cpu_ns"]]
     mean_ram = scoring.trimmed_mean(rams)
     mean_time = scoring.trimmed_mean(times)
-    perf = scoring.performance(answer["object_size"], limits.object_bytes, mean_ram,
-                               limits.run_memory_bytes, mean_time, limits.call_cpu_seconds)
-    return Judgement(True, "all vectors correct", object_size=answer["object_size"],
-                     mean_ram_bytes=mean_ram, mean_cpu_seconds=mean_time, performance=perf,
-                     compiler_message=message)
+    perf = scoring.performance(
+        answer["object_size"],
+        limits.object_bytes,
+        mean_ram,
+        limits.run_memory_bytes,
+        mean_time,
+        limits.call_cpu_seconds,
+    )
+    return Judgement(
+        True,
+        "all vectors correct",
+        object_size=answer["object_size"],
+        mean_ram_bytes=mean_ram,
+        mean_cpu_seconds=mean_time,
+        performance=perf,
+        compiler_message=message,
+    )
 
 
-def judge_locally(kind: Kind, source_bytes: bytes, vectors: Vectors,
-                  limits: ContestLimits) -> tuple[Judgement, dict]:
+def judge_locally(
+    kind: Kind, source_bytes: bytes, vectors: Vectors, limits: ContestLimits
+) -> tuple[Judgement, dict]:
     """Filter, compile, test and verify on this machine (the CLI's `judge`)."""
     try:
         source = sourcefilter.check_source(source_bytes, filter_rules(kind, limits))

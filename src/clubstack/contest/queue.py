@@ -70,8 +70,11 @@ class Answer(_Strict):
 
 def _hex_list(values: list[str], length: int | None = None) -> None:
     for value in values:
-        if len(value) > 256 or (length is not None and len(value) != length) or \
-                any(c not in "0123456789abcdef" for c in value):
+        if (
+            len(value) > 256
+            or (length is not None and len(value) != length)
+            or any(c not in "0123456789abcdef" for c in value)
+        ):
             raise InvalidMessage("a hex field is malformed")
 
 
@@ -86,8 +89,12 @@ def check_execute(args: list[Any], kwargs: Mapping[str, Any]) -> None:
 
 
 def check_progress(args: list[Any], kwargs: Mapping[str, Any]) -> None:
-    if kwargs or len(args) != 2 or type(args[0]) is not int or \
-            args[1] not in ("started", "compiled"):
+    if (
+        kwargs
+        or len(args) != 2
+        or type(args[0]) is not int
+        or args[1] not in ("started", "compiled")
+    ):
         raise InvalidMessage("contest.progress takes (challenge id, started|compiled)")
 
 
@@ -124,12 +131,18 @@ class JsonSerializer(Serializer):
                 raise InvalidMessage("contest tasks are not chained")
             body: dict[str, Any] = {
                 "message": {
-                    "id": data.id, "name": data.name, "eta": _when(data.eta),
-                    "retries": data.retries, "retry_delay": data.retry_delay,
-                    "priority": data.priority, "args": list(data.args),
-                    "kwargs": data.kwargs or {}, "expires": _when(data.expires),
+                    "id": data.id,
+                    "name": data.name,
+                    "eta": _when(data.eta),
+                    "retries": data.retries,
+                    "retry_delay": data.retry_delay,
+                    "priority": data.priority,
+                    "args": list(data.args),
+                    "kwargs": data.kwargs or {},
+                    "expires": _when(data.expires),
                     "expires_resolved": _when(data.expires_resolved),
-                    "timeout": data.timeout, "retry_backoff": data.retry_backoff,
+                    "timeout": data.timeout,
+                    "retry_backoff": data.retry_backoff,
                 }
             }
         else:
@@ -149,18 +162,32 @@ class JsonSerializer(Serializer):
         if not isinstance(raw, dict):
             raise InvalidMessage("not a contest queue message")
         name, args, kwargs = raw.get("name"), raw.get("args"), raw.get("kwargs")
-        if not isinstance(name, str) or not isinstance(args, list) or \
-                not isinstance(kwargs, dict) or not isinstance(raw.get("id"), str):
+        if (
+            not isinstance(name, str)
+            or not isinstance(args, list)
+            or not isinstance(kwargs, dict)
+            or not isinstance(raw.get("id"), str)
+        ):
             raise InvalidMessage("malformed contest queue message")
         self.check(name, args, kwargs)
         for key in ("retries", "priority", "timeout", "retry_delay"):
             if raw.get(key) is not None and type(raw[key]) not in (int, float):
                 raise InvalidMessage(f"malformed {key}")
         return Message(
-            raw["id"], name, _parse_when(raw.get("eta")), raw.get("retries") or 0,
-            raw.get("retry_delay") or 0, raw.get("priority"), tuple(args), kwargs or None,
-            None, None, _parse_when(raw.get("expires")),
-            _parse_when(raw.get("expires_resolved")), raw.get("timeout"), None,
+            raw["id"],
+            name,
+            _parse_when(raw.get("eta")),
+            raw.get("retries") or 0,
+            raw.get("retry_delay") or 0,
+            raw.get("priority"),
+            tuple(args),
+            kwargs or None,
+            None,
+            None,
+            _parse_when(raw.get("expires")),
+            _parse_when(raw.get("expires_resolved")),
+            raw.get("timeout"),
+            None,
             bool(raw.get("retry_backoff")),
         )
 

@@ -60,13 +60,32 @@ EXTRA_WORDS: dict[str, str] = {
     "__INCLUDE_LEVEL__": "no file-name macros",
     "__TIMESTAMP__": "no date or time macros",
 }
-_ATTRIBUTE_WORDS = {"section", "constructor", "destructor", "alias", "weak", "weakref",
-                    "ifunc", "symver"}
+_ATTRIBUTE_WORDS = {
+    "section",
+    "constructor",
+    "destructor",
+    "alias",
+    "weak",
+    "weakref",
+    "ifunc",
+    "symver",
+}
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECTION_NAMES_RE = re.compile(r"\.preinit_array")
 _DIRECTIVE_RE = re.compile(r"^\s*#\s*([A-Za-z_]\w*)(.*)$", re.MULTILINE)
-_ALLOWED_DIRECTIVES = {"define", "undef", "if", "ifdef", "ifndef", "elif", "else", "endif",
-                       "error", "warning", "include"}
+_ALLOWED_DIRECTIVES = {
+    "define",
+    "undef",
+    "if",
+    "ifdef",
+    "ifndef",
+    "elif",
+    "else",
+    "endif",
+    "error",
+    "warning",
+    "include",
+}
 _LINE_MARKER_RE = re.compile(r'^#\s+(\d+)\s+"((?:[^"\\]|\\.)*)"')
 
 
@@ -113,7 +132,7 @@ def check_source(source: bytes, rules: FilterRules) -> str:
                 raise SourceRejected(f"line {line}: #include is not allowed{allowed}")
             # the reference takes the allowed line out before looking for forbidden strings;
             # keep the newline so line numbers stay right
-            without_include = joined[: match.start()] + joined[match.end():]
+            without_include = joined[: match.start()] + joined[match.end() :]
     raw = text
     if without_include is not joined and rules.allowed_include:
         raw = text.replace(rules.allowed_include, "", 1)
@@ -169,9 +188,7 @@ def check_preprocessed(preprocessed: str) -> None:
                 _check_strings(line, "after preprocessing, ")
                 _check_words(line, "after preprocessing, ")
             except SourceRejected as exc:
-                raise SourceRejected(
-                    exc.message.replace("line 1:", f"line {lineno}:", 1)
-                ) from None
+                raise SourceRejected(exc.message.replace("line 1:", f"line {lineno}:", 1)) from None
         lineno += 1
 
 

@@ -33,12 +33,19 @@ ANSWERS_QUEUE = "clubstack-contest-answers"
 
 _NAME = f"{__name__}.contest."  # Huey names a message after the task's module and name
 sandbox_huey = ClubHuey(
-    SANDBOX_QUEUE, storage_class=MemoryStorage, utc=True,
-    serializer=queue.JsonSerializer({_NAME + "execute": queue.check_execute}))
+    SANDBOX_QUEUE,
+    storage_class=MemoryStorage,
+    utc=True,
+    serializer=queue.JsonSerializer({_NAME + "execute": queue.check_execute}),
+)
 answers_huey = ClubHuey(
-    ANSWERS_QUEUE, storage_class=MemoryStorage, utc=True,
-    serializer=queue.JsonSerializer({_NAME + "progress": queue.check_progress,
-                                     _NAME + "conclude": queue.check_conclude}))
+    ANSWERS_QUEUE,
+    storage_class=MemoryStorage,
+    utc=True,
+    serializer=queue.JsonSerializer(
+        {_NAME + "progress": queue.check_progress, _NAME + "conclude": queue.check_conclude}
+    ),
+)
 _configured: tuple[Any, ...] | None = None
 
 
@@ -100,8 +107,7 @@ def start_answer_drain() -> None:
         return
     with _drainer_lock:
         if _drainer is None or not _drainer.is_alive():
-            _drainer = threading.Thread(target=_drain_forever, name="contest-answers",
-                                        daemon=True)
+            _drainer = threading.Thread(target=_drain_forever, name="contest-answers", daemon=True)
             _drainer.start()
 
 
@@ -134,8 +140,9 @@ def conclude(challenge_id: int, answer: dict) -> None:
         challenge = challenges.record_answer(session, challenge_id, answer, settings)
         if challenge is not None:
             log.info("challenge %s: %s", challenge.name, challenge.status)
-        following = challenges.release_next(session, challenge.owner_id) \
-            if challenge is not None else None
+        following = (
+            challenges.release_next(session, challenge.owner_id) if challenge is not None else None
+        )
         payload = challenges.job_payload(following, settings) if following else None
         following_id = following.id if following else None
     if following_id is not None and payload is not None:
