@@ -408,3 +408,27 @@ def test_submissions_wait_for_the_start(make_app):
     clock.travel(timedelta(hours=3))
     assert submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(),
                        key=AES_KEY).status_code == 302
+
+
+def test_the_site_worker_drains_the_answers_queue_in_its_own_thread(make_app, monkeypatch):
+    import time as wall
+
+    make_app(contest_kind="aes", redis=True, **FAST)
+    from clubstack.contest import tasks
+    from clubstack.core.jobs import configure_jobs
+    from clubstack.settings import clear_settings_cache, get_settings
+
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")
+    clear_settings_cache()
+    configure_jobs(get_settings())
+    answers = tasks.answers_queue(get_settings())
+    tasks.progress(123456, "started")  # no such challenge: recorded as a no-op
+    assert answers.pending_count() == 1
+    tasks.start_answer_drain()  # what the main consumer's start-up hook does
+    try:
+        deadline = wall.monotonic() + 10
+        while answers.pending_count() and wall.monotonic() < deadline:
+            wall.sleep(0.1)
+        assert answers.pending_count() == 0
+    finally:
+        tasks.stop_answer_drain()

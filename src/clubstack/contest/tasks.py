@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from huey import crontab
@@ -86,16 +85,17 @@ def drain_answers(limit: int = 100) -> int:
 
 _drainer_lock = threading.Lock()
 _drainer: threading.Thread | None = None
+_stop = threading.Event()
 
 
-def _drain_forever() -> None:
-    while True:
+def _drain_forever(stop: threading.Event) -> None:
+    while not stop.is_set():
         try:
             if drain_answers() == 0:
-                time.sleep(0.2)
+                stop.wait(0.2)
         except Exception:  # the store was unreachable a moment: keep the thread alive
             log.exception("draining %s failed", ANSWERS_QUEUE)
-            time.sleep(2)
+            stop.wait(2)
 
 
 @huey.on_startup()
@@ -107,8 +107,18 @@ def start_answer_drain() -> None:
         return
     with _drainer_lock:
         if _drainer is None or not _drainer.is_alive():
-            _drainer = threading.Thread(target=_drain_forever, name="contest-answers", daemon=True)
+            _stop.clear()
+            _drainer = threading.Thread(
+                target=_drain_forever, args=(_stop,), name="contest-answers", daemon=True
+            )
             _drainer.start()
+
+
+def stop_answer_drain(timeout: float = 5.0) -> None:
+    with _drainer_lock:
+        _stop.set()
+        if _drainer is not None:
+            _drainer.join(timeout)
 
 
 @sandbox_huey.task(retries=1, retry_delay=10, context=True, name="contest.execute")
