@@ -1,8 +1,14 @@
 """The source filter: what a submitted C file may not contain, with the reason shown.
 
+The filter is the contest's rule (the sandbox is the defence): the reference WhibOx server's
+substring rules (``REFERENCE_STRINGS``, ``REFERENCE_PATTERNS``) plus ours as whole words
+(``EXTRA_WORDS``), directives, digraphs and trigraphs; docs/contest.md has the table.
+Identifiers starting with ``_`` are allowed: symbols a submission defines are made local to
+its object at link time (judge.py), so none can replace libc's before main.
+
 Two passes. ``check_source`` reads the file as submitted (after joining backslash-newline
 splices, which the preprocessor would join too). ``check_preprocessed`` reads the compiler's
-own preprocessed output (``-save-temps``), keeping only the lines the line markers attribute
+own preprocessed output (``gcc -E``), keeping only the lines the line markers attribute
 to the submission, so that a keyword built by token pasting (``ex ## tern``) is caught as
 well. ``check_compiler_output`` rejects any "implicit declaration" diagnostic.
 """
