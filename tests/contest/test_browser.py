@@ -144,7 +144,9 @@ def test_scores_agree_and_read_well_right_after_a_break(app, live_server, browse
     legend = page.locator("svg.chart text", has_text=name).text_content() or ""
     page.goto(live_server.url + f"/contest/challenges/{name}")
     challenge_now = page.locator("dt:has-text('Strawberries now') + dd").inner_text()
-    assert table_now == challenge_now == legend.split(": ")[1]
+    # the same formula everywhere: equal up to the seconds that pass between two page loads
+    values = [float(v.replace(",", "")) for v in (table_now, challenge_now, legend.split(": ")[1])]
+    assert values[0] > 1 and max(values) - min(values) <= 0.011, values
     assert float(table_peak.replace(",", "")) >= float(table_now.replace(",", ""))
     context.close()
 
