@@ -432,3 +432,27 @@ def test_the_site_worker_drains_the_answers_queue_in_its_own_thread(make_app, mo
         assert answers.pending_count() == 0
     finally:
         tasks.stop_answer_drain()
+
+
+def test_a_lying_submission_is_published_with_the_kernel_measured_score(make_app):
+    from clubstack.contest import scoring
+
+    from .test_judge import LIAR
+
+    app = make_app(contest_kind="aes", contest_random_vectors=100, contest_call_cpu_seconds=1)
+    owner = app.test_client()
+    login(owner, app, "designer@example.org", nickname="designer")
+    sample = (SAMPLES / "aes_sample.c").read_bytes()
+    for source in (sample, sample + LIAR.encode()):
+        response = submit_form(owner, source, key=AES_KEY)
+        page = owner.get(response.headers["Location"]).get_data(as_text=True)
+        assert 'id="status">published<' in page
+    conf = service_settings(ContestSettings)
+    with app.app_context():
+        honest, liar = db.session().scalars(select(Challenge).order_by(Challenge.id)).all()
+        assert liar.mean_cpu_ns > 1000 and liar.mean_ram_bytes > 16 * 1024
+        kernel = scoring.performance(liar.object_size, conf.object_bytes, liar.mean_ram_bytes,
+                                     conf.run_memory_bytes, liar.mean_cpu_ns / 1e9,
+                                     conf.call_cpu_seconds)
+        assert liar.performance == pytest.approx(kernel, abs=1e-3)  # stored as int ns, bytes
+        assert liar.performance < honest.performance + 1.5  # not twice the honest score
