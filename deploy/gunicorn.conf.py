@@ -39,6 +39,8 @@ accesslog = _options["accesslog"]
 errorlog = _options["errorlog"]
 proc_name = _options["proc_name"]
 preload_app = _options["preload_app"]
+control_socket_disable = _options["control_socket_disable"]
+when_ready = _options["when_ready"]
 
 # The application factory; gunicorn calls it once per worker.
 wsgi_app = "clubstack.app:create_app()"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from email.utils import parseaddr
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,7 +14,13 @@ from clubstack.core.db import db
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
 from clubstack.core.service import Service, load_service
-from clubstack.core.web import cache_anonymous_page, init_web, limiter, request_id
+from clubstack.core.web import (
+    cache_anonymous_page,
+    init_web,
+    limiter,
+    request_failed,
+    request_id,
+)
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
@@ -49,12 +56,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _remove_session(_exc: BaseException | None) -> None:
         db.session.remove()
 
+    mail_sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+
     @app.context_processor
     def _globals() -> dict[str, object]:
         return {
             "site_name": settings.site_name,
+            "mail_sender": mail_sender,
+            "base_url": settings.base_url.rstrip("/"),
             "services": [s for s in services if s.nav],
-            "current_user": current_user(),
+            # The 500 page is made without the database: it may be what failed.
+            "current_user": None if request_failed() else current_user(),
             "request_id": request_id(),
         }
 

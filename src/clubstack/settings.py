@@ -30,8 +30,19 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+def _default_instance() -> Path:
+    """The project's instance/ when clubstack runs from a source checkout (as `make run` does),
+    whatever the working directory; ./instance for an installed wheel."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "clubstack").is_dir():
+        return checkout / "instance"
+    return Path("instance").resolve()
+
+
 def instance_dir() -> Path:
-    return Path(os.environ.get("CLUBSTACK_INSTANCE", "instance")).resolve()
+    """CLUBSTACK_INSTANCE if set, else the default above."""
+    configured = os.environ.get("CLUBSTACK_INSTANCE")
+    return Path(configured).resolve() if configured else _default_instance()
 
 
 def _toml_table(table: str | None) -> dict[str, Any]:
@@ -116,7 +127,8 @@ class Settings(_Base):
     )
     instance: Path = Field(
         default=Path("instance"),
-        description="Folder for the SQLite database, job queue, dev outbox, logs and secret key.",
+        description="Folder for the SQLite database, job queue, dev outbox, logs and secret key. "
+        "Default: instance/ of the source checkout clubstack runs from, else ./instance.",
     )
     site_name: str = Field(default="clubstack", description="Name shown in the page header.")
     base_url: str = Field(
@@ -176,7 +188,7 @@ class Settings(_Base):
     )
     log_level: str = Field(default="INFO", description="Logging level.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines.")
-    log_keep_days: int = Field(default=14, ge=1, description="Days of rotated logs to keep.")
+    log_keep_days: int = Field(default=14, ge=1, description="Days of daily log files to keep.")
     http_timeout: float = Field(
         default=10.0, gt=0, description="Timeout in seconds of every outbound HTTP request."
     )
@@ -210,7 +222,10 @@ class Settings(_Base):
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
-        self.instance = Path(os.environ.get("CLUBSTACK_INSTANCE", self.instance)).resolve()
+        # A relative default means "the project's": see instance_dir().
+        self.instance = (
+            instance_dir() if self.instance == Path("instance") else self.instance.resolve()
+        )
         if self.env == "production" and self.secret_key is None:
             raise ValueError(
                 "CLUBSTACK_SECRET_KEY must be set in production (refusing a generated key)"

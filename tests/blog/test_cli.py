@@ -33,6 +33,36 @@ def test_new_then_build(tmp_path: Path) -> None:
     assert list((tmp_path / "out2").rglob("hello-world"))
 
 
+def test_init_makes_a_site_that_builds_with_its_first_post(tmp_path: Path) -> None:
+    src = tmp_path / "new site"
+    runner = CliRunner()
+    res = runner.invoke(
+        blog, ["init", str(src), "--title", 'Club "news"', "--author", "Ada",
+               "--comments-url", "https://club.example.org/blog"],
+    )
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "out"
+    res = runner.invoke(blog, ["build", str(src), str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    post = next(out.rglob("hello-world/index.html")).read_text()
+    assert "Hello, world" in post
+    assert 'Club "news"' in (out / "index.html").read_text().replace("&#34;", '"').replace(
+        "&quot;", '"'
+    )
+    # a second init over the same folder refuses and keeps what is there
+    res = runner.invoke(blog, ["init", str(src)])
+    assert res.exit_code == 1
+    assert "holds a site already" in res.output
+    assert "Club" in (src / "site.toml").read_text()
+
+
+def test_new_without_a_site_says_how_to_make_one(tmp_path: Path) -> None:
+    res = CliRunner().invoke(blog, ["new", "A title", "--src", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "clubstack blog init" in res.output
+    assert not (tmp_path / "posts").exists()
+
+
 def test_build_fails_with_file_and_line(tmp_path: Path) -> None:
     src = tmp_path / "site"
     shutil.copytree(FIXTURE, src)

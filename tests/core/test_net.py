@@ -5,12 +5,20 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from clubstack.core.net import HttpClient, Quota, QuotaExhausted, SSRFBlocked, address_refused
+from clubstack.core.net import (
+    HttpClient,
+    Quota,
+    QuotaExhausted,
+    SSRFBlocked,
+    UpstreamError,
+    address_refused,
+)
 
 
 @pytest.fixture
@@ -150,3 +158,75 @@ def _take_many(env: dict[str, str], attempts: int) -> int:
     db.init(get_settings().sqlalchemy_url)
     quota = Quota("shared", [(10, 3600)])
     return sum(1 for _ in range(attempts) if quota.try_take(7200.0 * 100) is None)
+
+
+# --- plain TCP through the same guard (WHOIS, TLS inspection) -----------------------------
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[tuple[int, dict[str, Any]]]:
+    """A loopback TCP server; `behaviour["answer"]` is sent back, `["drip"]` slows it down."""
+    behaviour: dict[str, Any] = {"answer": b"hello\r\n", "drip": 0.0, "asked": []}
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                behaviour["asked"].append(conn.recv(1024))
+                if behaviour["drip"]:
+                    for byte in behaviour["answer"]:
+                        if stop.wait(behaviour["drip"]):
+                            break
+                        conn.sendall(bytes([byte]))
+                else:
+                    conn.sendall(behaviour["answer"])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], behaviour
+    stop.set()
+    thread.join(2)
+    listener.close()
+
+
+def test_tcp_query_refuses_loopback_without_connecting(app: Any, tcp_server: Any) -> None:
+    port, behaviour = tcp_server
+    with pytest.raises(SSRFBlocked):
+        HttpClient(allow_hosts=[]).tcp_query("127.0.0.1", port, b"example.com\r\n")
+    with pytest.raises(SSRFBlocked):
+        HttpClient(allow_hosts=[]).connect("localhost", port)
+    assert behaviour["asked"] == []
+
+
+def test_tcp_query_reaches_an_allowed_host_and_reads_to_the_end(app: Any, tcp_server: Any) -> None:
+    port, behaviour = tcp_server
+    behaviour["answer"] = b"Domain Name: EXAMPLE.COM\r\n" * 100
+    answer = HttpClient(allow_hosts=[f"127.0.0.1:{port}"]).tcp_query(
+        "127.0.0.1", port, b"example.com\r\n"
+    )
+    assert answer == behaviour["answer"]
+    assert behaviour["asked"] == [b"example.com\r\n"]
+
+
+def test_tcp_query_caps_the_answer_size(app: Any, tcp_server: Any) -> None:
+    port, behaviour = tcp_server
+    behaviour["answer"] = b"x" * 5000
+    client = HttpClient(allow_hosts=[f"127.0.0.1:{port}"])
+    with pytest.raises(UpstreamError, match="more than 1000 bytes"):
+        client.tcp_query("127.0.0.1", port, b"q\r\n", max_bytes=1000)
+
+
+def test_tcp_query_timeout_bounds_the_whole_exchange(app: Any, tcp_server: Any) -> None:
+    port, behaviour = tcp_server
+    behaviour["answer"], behaviour["drip"] = b"slow answer " * 10, 0.05
+    client = HttpClient(allow_hosts=[f"127.0.0.1:{port}"])
+    started = time.monotonic()
+    with pytest.raises(UpstreamError, match="in time"):
+        client.tcp_query("127.0.0.1", port, b"q\r\n", timeout=0.5)
+    assert time.monotonic() - started < 2

@@ -41,7 +41,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
     raise TimeoutError(f"nothing listens on {port} after {timeout}s")
 
 
-def render_site(https_port: int, http_port: int, app_port: int, cert: Path, key: Path) -> str:
+def render_site(
+    https_port: int, http_port: int, app_port: int, cert: Path, key: Path, limits: Path
+) -> str:
     """The real site file with this machine's test values put in place of the production ones.
 
     Every value must be found: if deploy/nginx/clubstack.conf changes shape, this fails loudly
@@ -56,6 +58,7 @@ def render_site(https_port: int, http_port: int, app_port: int, cert: Path, key:
         "/etc/ssl/clubstack/privkey.pem": str(key),
         "/opt/clubstack/static/": f"{STATIC}/",
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
+        "/etc/nginx/snippets/clubstack-limits.conf": str(limits),
     }
     for old, new in replacements.items():
         assert old in text, f"{NGINX_SITE} no longer contains {old!r}"
@@ -119,8 +122,17 @@ class Stack:
         self.processes.append(gunicorn)
         wait_for_port(self.app_port, gunicorn)
 
+        # The limits snippet, made from the app's settings as an operator makes it.
+        self.limits = self.folder / "clubstack-limits.conf"
+        snippet = subprocess.run(
+            [sys.executable, "-m", "clubstack", "deploy", "nginx-limits"],
+            env=env, check=True, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        self.limits.write_text(snippet.stdout)
         (self.folder / "site.conf").write_text(
-            render_site(self.https_port, self.http_port, self.app_port, self.cert, self.key)
+            render_site(
+                self.https_port, self.http_port, self.app_port, self.cert, self.key, self.limits
+            )
         )
         main = self.folder / "nginx.conf"
         user = "user root root;\n" if os.geteuid() == 0 else ""

@@ -1,9 +1,12 @@
 """The deploy/ files say what docs/operations.md promises: gunicorn as `clubstack serve`,
-hardened systemd units, a non-root image, and a compose file exposing only the web container."""
+hardened systemd units, a non-root image that carries every role (the contest sandbox too), and
+a compose file that runs every role and exposes only the web container."""
 
 from __future__ import annotations
 
+import re
 import runpy
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,83 @@ def test_compose_exposes_only_web_and_keeps_data_on_internal_network() -> None:
         assert "internal" in services[name]["networks"]
         assert services[name]["read_only"] is True
         assert services[name]["cap_drop"] == ["ALL"]
+
+
+ROOT = DEPLOY.parent
+SANDBOX_NEEDS = {"bubblewrap", "gcc", "libgmp-dev"}  # what the contest sandbox worker runs
+
+
+def _dockerfile_lines() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined."""
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def test_every_file_the_dockerfile_copies_exists() -> None:
+    copies = [line.split()[1:-1] for line in _dockerfile_lines() if line.startswith("COPY ")]
+    sources = [s for args in copies if not any(a.startswith("--from") for a in args) for s in args]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"deploy/Dockerfile copies {source}, which is missing"
+    # .dockerignore lets exactly those into the build context (no venv, instance or .git).
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert "*" in ignore and allowed == {source.rstrip("/") for source in sources}
+
+
+def _system_packages(*roles: str) -> set[str]:
+    listed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "system-packages"), "--list", *roles],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return set(listed.stdout.split())
+
+
+def test_image_installs_what_the_sandbox_needs_from_the_one_package_list() -> None:
+    lines = _dockerfile_lines()
+    runtime = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    assert "COPY scripts/system-packages /opt/clubstack/scripts/system-packages" in runtime
+    calls = [
+        line.split("scripts/system-packages", 1)[1].split("&&")[0].split()
+        for line in runtime
+        if line.startswith("RUN ") and "scripts/system-packages " in line
+    ]
+    assert calls, "the final image does not call scripts/system-packages"
+    installed = _system_packages(*[role for call in calls for role in call])
+    assert installed >= SANDBOX_NEEDS, SANDBOX_NEEDS - installed
+    # The one list: no package names written into the Dockerfile itself.
+    assert not any("apt-get" in line or "apt " in line for line in lines)
+
+
+def _make_run_roles() -> list[list[str]]:
+    """The long-running `clubstack ...` processes `make run` starts, besides the web server."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    commands = re.findall(r"\$\(VENV\)/bin/clubstack ([a-z ]+?)(?: &|;|$)", recipe, re.M)
+    return [c.split() for c in commands if c.split()[0] not in ("serve", "db")]
+
+
+def test_compose_runs_every_role_and_the_operations_guide_names_them() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    roles = _make_run_roles()
+    assert ["worker"] in roles and ["contest", "worker"] in roles
+    commands = {name: s.get("command") for name, s in services.items()}
+    for role in roles:
+        assert ["clubstack", *role] in commands.values(), f"no compose service runs {role}"
+    assert "command" not in services["web"]  # the image's CMD: migrate, then gunicorn
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    for name in ("web", "worker", "sandbox"):
+        assert f"`{name}`" in guide, f"docs/operations.md does not name the {name} service"
+
+
+def test_compose_sandbox_gets_the_job_store_only_and_documented_security_options() -> None:
+    sandbox = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["sandbox"]
+    assert sandbox["command"] == ["clubstack", "contest", "worker"]
+    assert "env_file" not in sandbox  # no secret key, database URL or API keys
+    assert set(sandbox["environment"]) >= {"CLUBSTACK_REDIS_URL"}
+    assert not any("DATABASE" in name for name in sandbox["environment"])
+    assert sandbox["networks"] == ["internal"]
+    assert sandbox["read_only"] is True and sandbox["cap_drop"] == ["ALL"]
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    for option in [*sandbox["security_opt"], *sandbox["cap_add"]]:
+        assert option in guide, f"docs/operations.md does not explain {option}"

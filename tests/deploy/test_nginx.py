@@ -100,8 +100,14 @@ def _raw_post(stack: Stack, length: int) -> bytes:
     return answer
 
 
+def _nginx_body_limit(stack: Stack) -> int:
+    match = re.search(r"^client_max_body_size (\d+)k;$", stack.limits.read_text(), re.M)
+    assert match, stack.limits.read_text()
+    return int(match.group(1)) * 1024
+
+
 def test_oversized_body_is_refused_by_nginx(stack: Stack) -> None:
-    answer = _raw_post(stack, 17 * 1024 * 1024)
+    answer = _raw_post(stack, _nginx_body_limit(stack) + 1)
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.split()[1] == b"413", answer[:300]
     assert b"X-Request-ID" not in rest.partition(b"\r\n\r\n")[0]  # the app was not bothered
@@ -109,7 +115,8 @@ def test_oversized_body_is_refused_by_nginx(stack: Stack) -> None:
 
 
 def test_body_over_app_limit_gets_the_apps_413_page(stack: Stack) -> None:
-    body = b"x" * (2 * 1024 * 1024)  # over the app's 1 MiB, under nginx's 16 MiB
+    body = b"x" * (2 * 1024 * 1024)  # over the app's 1 MiB, under nginx's limit
+    assert len(body) < _nginx_body_limit(stack)
     response = stack.session().post(
         stack.https + "/login",
         data=body,
@@ -119,3 +126,17 @@ def test_body_over_app_limit_gets_the_apps_413_page(stack: Stack) -> None:
     assert response.status_code == 413
     assert "X-Request-ID" in response.headers
     assert "Traceback" not in response.text
+
+
+def test_a_contest_source_over_the_old_16_mib_reaches_the_app(stack: Stack) -> None:
+    """The contest takes sources up to CLUBSTACK_CONTEST_SOURCE_BYTES (50 MB by default): nginx
+    lets such a body through to the app, which answers it itself (here: not logged in)."""
+    body = b"x" * (20 * 1024 * 1024)
+    response = stack.session().post(
+        stack.https + "/contest/api/submit",
+        data=body,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        timeout=60,
+    )
+    assert "X-Request-ID" in response.headers, (response.status_code, response.text[:200])
+    assert response.headers["Content-Type"].startswith("application/json")

@@ -60,6 +60,23 @@ def test_encrypted_message_round_trip(app: Any, live_server: Any, page: Any, bro
         reader.close()
 
 
+def test_an_encrypted_message_of_only_spaces_is_refused_in_the_page(
+    app: Any, live_server: Any, page: Any
+) -> None:
+    page.goto(f"{live_server.url}/drop/")
+    assert page.locator("#f-encrypt").is_checked()
+    page.fill("#f-message", "   \n  ")
+    page.locator("#f-message").evaluate("box => box.removeAttribute('required')")
+    page.click("button[type=submit]")
+    problem = page.locator("#drop-error")
+    problem.wait_for(state="visible")
+    assert "empty" in problem.inner_text()
+    assert page.locator("#result").is_hidden()
+    with app.app_context():
+        assert db.session.scalars(select(DropMessage)).all() == []
+        db.session.remove()
+
+
 def test_plain_message_without_javascript(live_server: Any, browser: Any) -> None:
     context = browser.new_context(java_script_enabled=False)
     try:

@@ -215,6 +215,9 @@ def test_form_post_without_javascript_shows_the_link(client: Any) -> None:
     assert len(token) == 22
     path = url.split("localhost", 1)[1]
     shown = client.get(path, headers=browser).get_data(as_text=True)
+    # the result page shows the expiry as the read page does, not a raw ISO timestamp
+    expiry = re.search(r"<time [^>]*>([^<]+)</time>", html).group(1)  # type: ignore[union-attr]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", expiry), expiry
     assert "plain &lt;b&gt;from&lt;/b&gt; a form" in shown
     assert "deleted as you opened it" in shown
     assert client.get(path, headers=browser).status_code == 404

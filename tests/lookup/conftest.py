@@ -34,3 +34,19 @@ def providers() -> Iterator[ProviderServer]:
     server = ProviderServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def public_services_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every lookup test on loopback unless it sets up its own stand-in.
+
+    RDAP and the start of the WHOIS chain point at a loopback port the guard refuses (an
+    error result; nothing is sent), and the TLS check, which connects to the indicator's own
+    host, is left out of the default set here; tests/lookup/test_tls.py and the web test of
+    the new checks run it against local TLS servers. make_app's settings override these.
+    """
+    monkeypatch.setenv("CLUBSTACK_LOOKUP_RDAP_URL", "http://127.0.0.1:9/rdap")
+    monkeypatch.setenv("CLUBSTACK_LOOKUP_WHOIS_IANA_SERVER", "127.0.0.1:9")
+    monkeypatch.setenv(
+        "CLUBSTACK_LOOKUP_CHECKS", "dns,mail,rdap,asn,virustotal,abuseipdb,urlhaus,blocklist"
+    )

@@ -1,4 +1,5 @@
-"""Local HTTP servers speaking the documented VirusTotal v3, AbuseIPDB v2 and RDAP APIs.
+"""Local HTTP servers speaking the documented VirusTotal v3, AbuseIPDB v2, URLhaus v1 and RDAP
+APIs.
 
 One ThreadingHTTPServer on loopback answers all three (the adapters only know base URLs).
 Behaviour per indicator is data: ``provider.vt[...]``, ``provider.abuse[...]``,
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 VT_KEY = "vt-test-key-0123456789abcdef"
 ABUSE_KEY = "abuse-test-key-fedcba9876543210"
+URLHAUS_KEY = "urlhaus-test-key-0011223344556677"
 
 QUOTA = "quota"  # answer 429 like the provider does when its own quota is used up
 MALFORMED = "malformed"  # answer 200 with a body that is not what the docs promise
@@ -97,6 +99,66 @@ def rdap_network(start: str, end: str, cidr: str, name: str, owner: str, country
     }
 
 
+def urlhaus_url(url: str, status: str) -> dict[str, Any]:
+    return {
+        "query_status": "ok",
+        "id": "3001",
+        "urlhaus_reference": "https://urlhaus.abuse.ch/url/3001/",
+        "url": url,
+        "url_status": status,
+        "host": urlsplit(url).hostname,
+        "date_added": "2026-11-20 08:00:00 UTC",
+        "threat": "malware_download",
+        "blacklists": {"spamhaus_dbl": "not listed", "surbl": "not listed"},
+        "reporter": "tester",
+        "larted": "true",
+        "takedown_time_seconds": None,
+        "tags": ["exe", "Emotet"],
+        "payloads": [
+            {
+                "firstseen": "2026-11-20",
+                "filename": "payload.exe",
+                "file_type": "exe",
+                "response_size": "1024",
+                "response_md5": "44d88612fea8a8f36de82e1278abb02f",
+                "response_sha256": "ab" * 32,
+                "urlhaus_download": "https://urlhaus-api.abuse.ch/v1/download/abab/",
+                "signature": "Emotet",
+                "virustotal": None,
+                "imphash": None,
+                "ssdeep": None,
+                "tlsh": None,
+            }
+        ],
+    }
+
+
+def urlhaus_host(host: str, statuses: list[str]) -> dict[str, Any]:
+    return {
+        "query_status": "ok",
+        "urlhaus_reference": f"https://urlhaus.abuse.ch/host/{host}/",
+        "host": host,
+        "firstseen": "2026-10-01 12:00:00 UTC",
+        "url_count": str(len(statuses)),
+        "blacklists": {"spamhaus_dbl": "abused_legit_malware", "surbl": "not listed"},
+        "urls": [
+            {
+                "id": str(4000 + i),
+                "urlhaus_reference": f"https://urlhaus.abuse.ch/url/{4000 + i}/",
+                "url": f"http://{host}/bin/{i}.exe",
+                "url_status": status,
+                "date_added": "2026-11-01 09:00:00 UTC",
+                "threat": "malware_download",
+                "reporter": "tester",
+                "larted": "true",
+                "takedown_time_seconds": None,
+                "tags": ["exe"],
+            }
+            for i, status in enumerate(statuses)
+        ],
+    }
+
+
 class ProviderServer:
     def __init__(self) -> None:
         now = datetime.now(UTC)
@@ -137,6 +199,25 @@ class ProviderServer:
             )
         }
         self.mta_sts: dict[str, str] = {}
+        # URLhaus: "host:<name>", "url:<url>", "md5:<hash>" -> answer body or a special value
+        self.urlhaus: dict[str, Any] = {
+            "host:evil.example.com": urlhaus_host("evil.example.com", ["online", "offline"]),
+            "host:185.220.101.4": urlhaus_host("185.220.101.4", ["offline"]),
+            "url:http://evil.example.com/payload.exe": urlhaus_url(
+                "http://evil.example.com/payload.exe", "online"
+            ),
+            "md5:44d88612fea8a8f36de82e1278abb02f": {
+                "query_status": "ok",
+                "md5_hash": "44d88612fea8a8f36de82e1278abb02f",
+                "file_type": "exe",
+                "signature": "Emotet",
+                "firstseen": "2026-11-01 10:00:00",
+                "url_count": "3",
+                "urls": [],
+            },
+            "host:quota.example.com": QUOTA,
+            "host:broken.example.com": MALFORMED,
+        }
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -156,6 +237,22 @@ class ProviderServer:
                 self.send_header("Content-Length", str(len(data)))
                 if status == 429:
                     self.send_header("Retry-After", "60")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                with server.lock:
+                    server.requests.append(
+                        {"path": parts.path, "form": form, "headers": dict(self.headers)}
+                    )
+                status, body, ctype = server.answer_post(parts.path, form, self.headers)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -194,6 +291,33 @@ class ProviderServer:
                 return 404, b"not found", "text/plain"
             return 200, text.encode(), "text/plain"
         return 404, b"not found", "text/plain"
+
+    def answer_post(self, path: str, form: dict[str, list[str]], headers: Any) -> tuple:
+        if path.startswith("/urlhaus/v1/"):
+            return self._urlhaus(path.removeprefix("/urlhaus/v1/").strip("/"), form, headers)
+        return 404, b"not found", "text/plain"
+
+    def _urlhaus(self, endpoint: str, form: dict[str, list[str]], headers: Any) -> tuple:
+        json_type = "application/json"
+        if headers.get("Auth-Key") != URLHAUS_KEY:
+            return 401, {"query_status": "unknown_auth_key"}, json_type
+        field = {"host": "host", "url": "url", "payload": "md5_hash"}.get(endpoint)
+        if field is None:
+            return 404, b"not found", "text/plain"
+        if endpoint == "payload" and "sha256_hash" in form:
+            field = "sha256_hash"
+        value = (form.get(field) or [""])[0]
+        if not value:
+            return 200, {"query_status": f"invalid_{endpoint}"}, json_type
+        prefix = {"md5_hash": "md5", "sha256_hash": "sha256"}.get(field, endpoint)
+        answer = self.urlhaus.get(f"{prefix}:{value}")
+        if answer is None:
+            return 200, {"query_status": "no_results"}, json_type
+        if answer == QUOTA:
+            return 429, b"Too Many Requests", "text/plain"
+        if answer == MALFORMED:
+            return 200, {"query_status": "ok", "urls": "many"}, json_type
+        return 200, answer, json_type
 
     def _vt(self, rest: str, headers: Any) -> tuple:
         json_type = "application/json"

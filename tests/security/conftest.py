@@ -61,6 +61,16 @@ def http_login(visitor: Visitor, app: Any, address: str, nickname: str | None = 
         assert answer.status_code == 302, answer.text
 
 
+BLOG_ORIGIN = "http://blog.example.org"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    """The default app, with the blog's comments API opened to one origin and no minimum
+    time to fill in a comment form (a script posts at once)."""
+    return make_app(blog_origin=BLOG_ORIGIN, blog_min_submit_seconds=0)
+
+
 @pytest.fixture
 def site(app: Any) -> Iterator[LiveServer]:
     """The default app served over HTTP on a free loopback port."""
@@ -101,5 +111,5 @@ def member_b(app: Any, visitor: Callable[[], Visitor]) -> Visitor:
 def site_admin(app: Any, visitor: Callable[[], Visitor]) -> Visitor:
     one = visitor()
     make_admin(app, "root@example.org")
-    http_login(one, app, "root@example.org", nickname="root")
+    http_login(one, app, "root@example.org", nickname="sysop")
     return one

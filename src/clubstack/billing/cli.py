@@ -15,11 +15,11 @@ EXIT_BAD_INPUT = 3
 
 
 def _open() -> None:
-    from clubstack.core.db import db
+    from clubstack.core.migrate import open_database
     from clubstack.settings import SettingsError, get_settings
 
     try:
-        db.init(get_settings().sqlalchemy_url)
+        open_database(get_settings().sqlalchemy_url)
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
 

@@ -9,12 +9,30 @@ from pathlib import Path
 
 import click
 
-from clubstack.blog.content import ContentError, new_post
+from clubstack.blog.content import ContentError, init_site, new_post
 
 
 @click.group("blog", help="The static blog generator and its comments service.")
 def blog() -> None:
     pass
+
+
+@blog.command("init", help="Make a new site in SRC: a working site.toml and a first post.")
+@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--title", default="My blog", show_default=True, help="The blog's title.")
+@click.option("--base-url", default="http://localhost:8000", show_default=True,
+              help="Where the built site will be served.")
+@click.option("--author", default="", help="Shown in feeds and pages.")
+@click.option("--comments-url", default="",
+              help="The suite's comments service, e.g. https://club.example.org/blog.")
+def init_command(src: Path, title: str, base_url: str, author: str, comments_url: str) -> None:
+    try:
+        post = init_site(src, title, base_url, author, comments_url, datetime.now(UTC))
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"made {src / 'site.toml'} and {post}")
+    click.echo(f"next: clubstack blog serve {src}   (preview, rebuilds on change)")
+    click.echo(f"      clubstack blog new 'A title' --src {src}")
 
 
 @blog.command("new", help="Start a new draft post in SRC/posts/.")

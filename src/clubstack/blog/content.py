@@ -6,6 +6,7 @@ Plain Python, no Flask: the generator, the importer and the CLI all use it.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 import unicodedata
@@ -276,7 +277,47 @@ def new_post_text(title: str, when: datetime, categories: list[str] | None = Non
     return f"---\n{front}---\n\nWrite the opening here.\n\n<!--more-->\n\nAnd the rest here.\n"
 
 
+SITE_TOML = """\
+# The blog's settings: `clubstack blog build` reads them. Every key is described in
+# docs/blog.md; these are the ones most sites change.
+title = {title}
+base_url = {base_url}
+author = {author}
+description = ""
+timezone = "UTC"
+permalink = "/{{year}}/{{month}}/{{slug}}/"
+posts_per_page = 10
+# The comments service of a clubstack suite, e.g. "https://club.example.org/blog".
+# Empty: no comments under posts.
+comments_url = {comments_url}
+"""
+
+
+def init_site(src: Path, title: str, base_url: str, author: str, comments_url: str,
+              now: datetime) -> Path:
+    """Write a working site.toml and a first (published) post into SRC; returns the post."""
+    if (src / "site.toml").exists():
+        raise ContentError(src / "site.toml", 1, "this folder holds a site already")
+    src.mkdir(parents=True, exist_ok=True)
+    quoted = {key: json.dumps(value) for key, value in
+              {"title": title, "base_url": base_url, "author": author,
+               "comments_url": comments_url}.items()}
+    (src / "site.toml").write_text(SITE_TOML.format(**quoted), encoding="utf-8")
+    (src / "pages").mkdir(exist_ok=True)
+    (src / "static").mkdir(exist_ok=True)
+    post = new_post(src, "Hello, world", now)
+    post.write_text(
+        post.read_text(encoding="utf-8").replace("draft: true", "draft: false"), encoding="utf-8"
+    )
+    return post
+
+
 def new_post(src: Path, title: str, now: datetime) -> Path:
+    if not (src / "site.toml").exists():
+        raise ContentError(
+            src / "site.toml", 1,
+            f"no site here; make one with `clubstack blog init {src}`, or pass --src SITE",
+        )
     config = load_site_config(src)
     local = now.astimezone(config.tz)
     slug = slugify(title)

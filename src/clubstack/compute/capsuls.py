@@ -15,6 +15,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -233,10 +234,29 @@ def _progress(session: Session, capsul: Capsul, text: str,
         commit()  # so a member watching the status page sees each step
 
 
-def domain_spec(capsul: Capsul, hv: hypervisor.Hypervisor, disk: str, seed: str) -> \
-        hypervisor.DomainSpec:
+@dataclass(frozen=True)
+class SshForwarding:
+    """Where hosts with user networking forward capsuls' SSH ports (compute settings)."""
+
+    low: int = 22000
+    high: int = 22999
+    address: str = "127.0.0.1"
+
+    @classmethod
+    def parse(cls, ports: str, address: str) -> SshForwarding:
+        low, _, high = ports.partition("-")
+        return cls(int(low), int(high), address)
+
+
+def domain_spec(capsul: Capsul, hv: hypervisor.Hypervisor, disk: str, seed: str,
+                forwarding: SshForwarding | None = None) -> hypervisor.DomainSpec:
     assert capsul.host is not None
+    ssh_port = None
+    forwarding = forwarding or SshForwarding()
+    if capsul.host.network == "user":
+        ssh_port = hv.free_forward_port(forwarding.low, forwarding.high)
     return hypervisor.DomainSpec(
+        ssh_port=ssh_port, ssh_address=forwarding.address,
         name=capsul.domain_name, uuid=capsul.uuid, capsul_id=capsul.id,
         owner_id=str(capsul.user_id), vcpus=capsul.plan.vcpus,
         memory_mib=capsul.plan.memory_mib, disk_path=disk, seed_path=seed,
@@ -246,7 +266,8 @@ def domain_spec(capsul: Capsul, hv: hypervisor.Hypervisor, disk: str, seed: str)
 
 
 def provision(session: Session, capsul_id: str,
-              commit: Callable[[], None] | None = None) -> Capsul:
+              commit: Callable[[], None] | None = None,
+              forwarding: SshForwarding | None = None) -> Capsul:
     """Create the disk and seed, define and start the domain. Safe to run again.
 
     Every step checks what exists first, so a retried job (worker killed, host hiccup)
@@ -268,11 +289,10 @@ def provision(session: Session, capsul_id: str,
                                   hostname=capsul.name, ssh_keys=capsul.key_list)
             _progress(session, capsul, "defining the virtual machine", commit)
             if hv.lookup(name) is None:
-                hv.define(domain_spec(capsul, hv, disk, seed))
+                hv.define(domain_spec(capsul, hv, disk, seed, forwarding))
             _progress(session, capsul, "starting", commit)
             hv.start(name)
-            capsul.state = hv.state(name)
-            capsul.addresses = ",".join(hv.addresses(name))
+            _read_network(hv, capsul)
     except (HypervisorError, HostDownError) as exc:
         capsul.status, capsul.error = FAILED, exc.message[:500]
         capsul.progress = "failed"
@@ -320,8 +340,7 @@ def act(session: Session, capsul: Capsul, action: str, *, stop_timeout: float = 
             capsul.started_at = utcnow()
         else:
             hv.force_off(name)
-        capsul.state = hv.state(name)
-        capsul.addresses = ",".join(hv.addresses(name))
+        _read_network(hv, capsul)
     session.flush()
     return capsul.state
 
@@ -346,8 +365,7 @@ def refresh(session: Session, capsul: Capsul) -> Capsul:
         return capsul
     try:
         with open_host(capsul.host) as hv:
-            capsul.state = hv.state(capsul.domain_name)
-            capsul.addresses = ",".join(hv.addresses(capsul.domain_name))
+            _read_network(hv, capsul)
             keys = hypervisor.host_key_fingerprints(hv.console_log(capsul.domain_name))
             if keys:
                 capsul.host_keys = "\n".join(keys)
@@ -355,6 +373,27 @@ def refresh(session: Session, capsul: Capsul) -> Capsul:
         capsul.state = "unknown"
     session.flush()
     return capsul
+
+
+def _read_network(hv: hypervisor.Hypervisor, capsul: Capsul) -> None:
+    """State, IP addresses (DHCP lease, guest agent or ARP) and the SSH port forward."""
+    capsul.state = hv.state(capsul.domain_name)
+    capsul.addresses = ",".join(hv.addresses(capsul.domain_name))[:500]
+    forward = hv.ssh_forward(capsul.domain_name)
+    capsul.ssh_forward = f"{forward[0]}:{forward[1]}" if forward else ""
+
+
+def ssh_endpoint(capsul: Capsul) -> tuple[str, int] | None:
+    """(host, port) a member runs ssh against when the capsul's host forwards a port to it.
+
+    A forward on all addresses (0.0.0.0) is reached at the host's own name from its URI.
+    """
+    if not capsul.ssh_forward or capsul.host is None:
+        return None
+    address, _, port = capsul.ssh_forward.rpartition(":")
+    if address in ("0.0.0.0", "::"):  # noqa: S104 - naming what QEMU listens on
+        address = urlsplit(capsul.host.uri).hostname or address
+    return address, int(port)
 
 
 def console(capsul: Capsul) -> str:
@@ -370,6 +409,6 @@ def destroy(session: Session, capsul: Capsul) -> None:
         with open_host(capsul.host) as hv:
             hv.destroy(capsul.domain_name, hypervisor.capsul_volumes(capsul.domain_name))
     capsul.status, capsul.state, capsul.progress = DESTROYED, "destroyed", "destroyed"
-    capsul.addresses = ""
+    capsul.addresses = capsul.ssh_forward = ""
     capsul.destroyed_at = utcnow()
     session.flush()

@@ -18,9 +18,9 @@ from clubstack.core.errors import ClubError
 @contextmanager
 def _session() -> Iterator[Session]:
     """Database and job queue configured from settings, one committed session."""
-    from clubstack.core.db import db, session_scope
+    from clubstack.core.db import session_scope
     from clubstack.core.jobs import configure_jobs
-    from clubstack.core.migrate import all_metadata
+    from clubstack.core.migrate import all_metadata, open_database
     from clubstack.settings import SettingsError, get_settings
 
     try:
@@ -28,7 +28,7 @@ def _session() -> Iterator[Session]:
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
     all_metadata()
-    db.init(settings.sqlalchemy_url)
+    open_database(settings.sqlalchemy_url)
     configure_jobs(settings)
     import clubstack.compute.tasks  # noqa: F401 - registers the jobs
 

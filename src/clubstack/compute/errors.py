@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from clubstack.core.errors import ClubError, Conflict, InputError, NotFound, Unavailable
+from clubstack.core.errors import (
+    ClubError,
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+    Unavailable,
+)
 
-__all__ = ["CapsulNotFound", "ClubError", "ComputeError", "HostDownError", "HypervisorError",
-           "InputError", "InsufficientCredit", "NoRoomError", "WrongState"]
+__all__ = [
+    "CapsulNotFound",
+    "ClubError",
+    "ComputeError",
+    "ConsoleBusy",
+    "ConsoleRefused",
+    "ConsolesFull",
+    "HostDownError",
+    "HypervisorError",
+    "InputError",
+    "InsufficientCredit",
+    "NoRoomError",
+    "WrongState",
+]
 
 
 class ComputeError(ClubError):
@@ -43,3 +62,20 @@ class CapsulNotFound(NotFound):
 
 class WrongState(Conflict):
     code = "wrong_state"
+
+
+class ConsoleBusy(Conflict):
+    code = "console_busy"
+    message = "Someone is already on this capsul's console; close it there first."
+
+
+class ConsoleRefused(Forbidden):
+    """A console connection without a valid one-time ticket, or from another site."""
+
+    code = "console_refused"
+    message = "Open the console from the capsul's page."
+
+
+class ConsolesFull(Unavailable):
+    code = "consoles_full"
+    message = "Too many consoles are open on this site right now; try again in a few minutes."

@@ -10,6 +10,8 @@ and the serial console log. No Flask, no database: plain values in, plain values
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import queue
 import re
 import subprocess
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 import yaml
 from defusedxml import ElementTree as SafeET
 
-from clubstack.compute.errors import HostDownError, HypervisorError
+from clubstack.compute.errors import ConsoleBusy, HostDownError, HypervisorError
 
 try:
     import libvirt
@@ -31,6 +33,7 @@ except ImportError:  # the `compute` extra is not installed: the suite runs, no 
     libvirt = None
 
 METADATA_NS = "https://clubstack.org/ns/compute/1"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 METADATA_PREFIX = "clubstack"
 DOMAIN_PREFIX = "capsul-"
 
@@ -86,6 +89,10 @@ class DomainSpec:
     console_log: str
     domain_type: str = "kvm"
     network: str = "none"  # none | user | network:NAME | bridge:NAME
+    # user networking only: QEMU forwards this host TCP port (on ssh_address) to the guest's
+    # port 22, the one way in to a guest behind user-mode NAT
+    ssh_port: int | None = None
+    ssh_address: str = "127.0.0.1"
     kernel: str | None = None  # direct kernel boot (tiny test guest, netboot images)
     initrd: str | None = None
     cmdline: str | None = None
@@ -150,7 +157,10 @@ def domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(seed, "source", file=spec.seed_path)
     ET.SubElement(seed, "target", dev="vdb", bus="virtio")
     ET.SubElement(seed, "readonly")
-    _add_interface(devices, spec.network)
+    if spec.network == "user" and spec.ssh_port:
+        _add_user_net_with_forward(dom, spec.ssh_address, spec.ssh_port)
+    else:
+        _add_interface(devices, spec.network)
     serial = ET.SubElement(devices, "serial", type="pty")
     ET.SubElement(serial, "log", file=spec.console_log, append="on")
     ET.SubElement(serial, "target", port="0")
@@ -158,7 +168,44 @@ def domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(console, "target", type="serial", port="0")
     ET.SubElement(devices, "memballoon", model="virtio")
     ET.register_namespace(METADATA_PREFIX, METADATA_NS)
+    ET.register_namespace("qemu", QEMU_NS)
     return ET.tostring(dom, encoding="unicode")
+
+
+def _add_user_net_with_forward(dom: ET.Element, address: str, port: int) -> None:
+    """User-mode networking with a host port forwarded to the guest's SSH port.
+
+    libvirt 9 forwards ports of user-mode interfaces only with the passt backend, which
+    Debian 12 hosts rarely have; QEMU's own user networking (slirp) does it with
+    ``hostfwd``, passed through libvirt's documented qemu:commandline element.
+    """
+    try:  # an IP literal, nothing that could add options to QEMU's -netdev
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise HypervisorError(f"invalid SSH forward address {address!r}") from None
+    if not 1 <= int(port) <= 65535:
+        raise HypervisorError(f"invalid SSH forward port {port!r}")
+    line = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
+    for arg in ("-netdev", f"user,id=clubstack-net0,hostfwd=tcp:{address}:{int(port)}-:22",
+                "-device",
+                f"virtio-net-pci,netdev=clubstack-net0,bus=pci.0,addr={FORWARD_NIC_SLOT}"):
+        ET.SubElement(line, f"{{{QEMU_NS}}}arg", value=arg)
+
+
+# libvirt assigns PCI slots from 0x2 up to the devices it knows; the NIC it does not know
+# about takes a slot far above them.
+FORWARD_NIC_SLOT = "0x1f"
+HOSTFWD_RE = re.compile(r"hostfwd=tcp:([0-9a-fA-F.:]*):(\d+)-:22\b")
+
+
+def ssh_forward(xml: str) -> tuple[str, int] | None:
+    """(address, port) of the SSH port forward in a domain's XML, or None."""
+    root = SafeET.fromstring(xml)
+    for arg in root.iterfind(f"{{{QEMU_NS}}}commandline/{{{QEMU_NS}}}arg"):
+        match = HOSTFWD_RE.search(arg.get("value", ""))
+        if match:
+            return match.group(1) or "0.0.0.0", int(match.group(2))  # noqa: S104 - QEMU's default
+    return None
 
 
 def _add_interface(devices: ET.Element, network: str) -> None:
@@ -577,6 +624,33 @@ class Hypervisor:
                 return addrs
         return []
 
+    def ssh_forward(self, name: str) -> tuple[str, int] | None:
+        """(host address, port) QEMU forwards to the guest's SSH port (user networking)."""
+        dom = self.lookup(name)
+        if dom is None:
+            return None
+        try:
+            return ssh_forward(dom.XMLDesc(0))
+        except libvirt.libvirtError:
+            return None
+
+    def free_forward_port(self, low: int, high: int) -> int:
+        """The lowest port in [low, high] that no domain on this host forwards already."""
+        used = set()
+        for dom in self.conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                forward = ssh_forward(dom.XMLDesc(0))
+                if forward:
+                    used.add(forward[1])
+        for port in range(low, high + 1):
+            if port not in used:
+                return port
+        raise HypervisorError(f"no free SSH forward port in {low}-{high} on {self.uri}")
+
+    def open_console(self, name: str) -> ConsoleStream:
+        """The guest's serial console as a byte stream (see :class:`ConsoleStream`)."""
+        return ConsoleStream(self.uri, name, pool_name=self.pool_name, pool_path=self.pool_path)
+
     def counters(self) -> dict[str, dict[str, int]]:
         """Raw cumulative counters of every running domain, by name, in one call."""
         flags = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
@@ -604,6 +678,92 @@ class Hypervisor:
                 return text
             time.sleep(0.25)
         raise TimeoutError(f"{needle!r} not on the console of {name} after {timeout}s:\n{text}")
+
+
+class ConsoleStream:
+    """An interactive session on a domain's serial console, through libvirt's console stream.
+
+    It has a libvirt connection of its own (a console lives for minutes; the connection of a
+    request does not) and a blocking stream read by a thread of its own, which queues what
+    the guest prints; a non-blocking stream would need libvirt's process-wide event loop.
+    libvirt lets one client at a time hold a domain's console (VIR_DOMAIN_CONSOLE_SAFE,
+    without FORCE): a second one is refused with :class:`ConsoleBusy` instead of cutting off
+    the first.
+    """
+
+    def __init__(self, uri: str, name: str, **kwargs: str) -> None:
+        self.hv = Hypervisor(uri, **kwargs)
+        self.closed = threading.Event()
+        self.output: queue.Queue[bytes | None] = queue.Queue()
+        try:
+            dom = self.hv.lookup(name)
+            if dom is None or not dom.isActive():
+                raise HypervisorError(f"{name} is not running")
+            self.stream = self.hv.conn.newStream(0)
+            try:
+                dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_SAFE)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_FAILED:
+                    raise ConsoleBusy() from exc
+                raise HypervisorError(
+                    f"cannot open the console of {name}: {exc.get_error_message()}") from exc
+        except BaseException:
+            self.hv.close()
+            raise
+        self.reader = threading.Thread(target=self._pump, name=f"console-{name}", daemon=True)
+        self.reader.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self.closed.is_set():
+                data = self.stream.recv(1 << 16)
+                if not data or data == -2:  # end: the domain stopped
+                    break
+                self.output.put(bytes(data))
+        except libvirt.libvirtError:
+            pass  # aborted by close(), or the connection broke
+        finally:
+            self.closed.set()
+            self.output.put(None)
+
+    def read(self, timeout: float = 0.0) -> bytes | None:
+        """What the guest printed (b"" if nothing within ``timeout``); None once it ended."""
+        chunks: list[bytes] = []
+        try:
+            item = self.output.get(timeout=timeout) if timeout else self.output.get_nowait()
+            while item is not None:
+                chunks.append(item)
+                item = self.output.get_nowait()
+        except queue.Empty:
+            return b"".join(chunks)
+        self.output.put(None)  # keep the end mark for the next call
+        return b"".join(chunks) if chunks else None
+
+    def write(self, data: bytes) -> None:
+        """Send keystrokes to the guest."""
+        if self.closed.is_set():
+            raise HypervisorError("the console is closed")
+        try:
+            view = memoryview(data)
+            while view:
+                sent = self.stream.send(bytes(view))
+                view = view[max(sent, 0):]
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"console write failed: {exc.get_error_message()}") from exc
+
+    def close(self) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            with contextlib.suppress(libvirt.libvirtError):
+                self.stream.abort()
+        self.reader.join(timeout=5)
+        self.hv.close()
+
+    def __enter__(self) -> ConsoleStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def summarize_counters(stats: dict[str, int]) -> dict[str, int]:

@@ -118,6 +118,8 @@ class Capsul(Base):
     ssh_keys: Mapped[str] = mapped_column(Text, default="")  # the keys put in the seed
     addresses: Mapped[str] = mapped_column(String(500), default="")  # comma separated
     host_keys: Mapped[str] = mapped_column(Text, default="")  # SSH host key fingerprints
+    # user networking: "address:port" of the host that QEMU forwards to the guest's port 22
+    ssh_forward: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # for the uptime
     billed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -139,6 +141,25 @@ class Capsul(Base):
     @property
     def host_key_list(self) -> list[str]:
         return [k for k in self.host_keys.splitlines() if k]
+
+
+class ConsoleSession(Base):
+    """One use of a capsul's interactive console: its one-time ticket, then the audit record
+    (who, which capsul, when, how many bytes; never what was typed or printed)."""
+
+    __tablename__ = "compute_console_sessions"
+    __table_args__ = (Index("ix_compute_console_sessions_open", "ended_at", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)  # ticket
+    capsul_id: Mapped[str] = mapped_column(
+        ForeignKey("compute_capsuls.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the ticket was used
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)  # typed by the member
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)  # printed by the guest
+    end_reason: Mapped[str] = mapped_column(String(32), default="")
 
 
 class CapsulSample(Base):

@@ -43,3 +43,32 @@ class ComputeSettings(ServiceSettings):
     reconcile_mail: bool = Field(
         default=True, description="Mail administrators what the reconcile job could not fix."
     )
+    console_time_limit: float = Field(
+        default=1800.0,
+        description="Seconds an interactive serial console stays open; it is closed then (the "
+        "member may open a new one). Each open console holds one web server thread.",
+    )
+    console_ticket_seconds: float = Field(
+        default=30.0,
+        description="Seconds the one-time ticket of the capsul page is good for opening the "
+        "console.",
+    )
+    console_max_open: int = Field(
+        default=4,
+        description="Interactive consoles open at once on the whole site, so consoles never take "
+        "all web server threads (keep it below workers x threads).",
+    )
+    console_max_per_member: int = Field(
+        default=2, description="Interactive consoles one member may have open at once."
+    )
+    ssh_forward_ports: str = Field(
+        default="22000-22999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Host ports (low-high) forwarded to capsuls' SSH port on hosts with user "
+        "networking; each capsul gets the lowest one free on its host.",
+    )
+    ssh_forward_address: str = Field(
+        default="127.0.0.1",
+        description="Host address the SSH forwards of user networking listen on (0.0.0.0 for "
+        "all addresses of the host).",
+    )

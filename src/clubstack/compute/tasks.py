@@ -19,8 +19,11 @@ billing_port.register_burn()  # this module is loaded by the web app and by the 
 
 
 def run_provision(capsul_id: str) -> None:
+    settings = service_settings(ComputeSettings)
+    forwarding = capsuls.SshForwarding.parse(settings.ssh_forward_ports,
+                                             settings.ssh_forward_address)
     with session_scope() as session:
-        capsuls.provision(session, capsul_id, commit=session.commit)
+        capsuls.provision(session, capsul_id, commit=session.commit, forwarding=forwarding)
 
 
 @huey.task(retries=3, retry_delay=15)

@@ -4,8 +4,9 @@ It is built from Debian packages already installed on the machine: a kernel from
 /boot (linux-image-cloud-amd64 or linux-image-amd64) and a busybox (busybox-static)
 initramfs. Its init loads the virtio and ACPI modules, mounts the cloud-init NoCloud
 seed (an ISO 9660 volume labelled ``cidata``), prints the hostname and the SSH keys it
-found on the serial console, and then keeps running; the ACPI power button powers it
-off cleanly, so graceful shutdown and reboot work as on a real cloud image.
+found on the serial console, and then keeps a root shell on the serial console (ttyS0);
+the ACPI power button powers it off cleanly, so graceful shutdown and reboot work as on a
+real cloud image.
 
 The result is cached (keyed by the kernel and busybox it was built from) in
 ``$CLUBSTACK_GUEST_CACHE`` or /var/tmp/clubstack-guest-cache: a world-traversable
@@ -56,10 +57,19 @@ else
     /mnt/seed/user-data | while read -r k; do echo "@MARKER@ ssh-key=$k"; done
 fi
 acpid -c /etc/acpi -l /var/log/acpid.log
+# "ready" promises the power button works: wait until acpid listens on the input device
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+  p=$(pidof acpid)
+  [ -n "$p" ] && ls -l "/proc/$p/fd" 2>/dev/null | grep -q /dev/input/event && break
+  sleep 0.1
+done
 echo "@MARKER@ ready"
 """
 
+# A root shell on the serial console, as a rescue console of a real image gives after login:
+# the interactive console (a WebSocket to libvirt's console stream) is tested by typing into it.
 INITTAB = """::sysinit:/etc/init.d/rcS
+ttyS0::respawn:/bin/sh
 ::shutdown:/bin/sh -c 'echo @MARKER@ shutting-down; sync'
 """
 

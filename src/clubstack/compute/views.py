@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_sock import Sock
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
+from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from clubstack.compute import billing_port, capsuls, charts, hosts, metering, stats
-from clubstack.compute.errors import ClubError, InputError
-from clubstack.compute.models import CREATING, Capsul, Finding, Image, Plan
+from clubstack.compute import billing_port, capsuls, charts, hosts, hypervisor, metering, stats
+from clubstack.compute import console as console_logic
+from clubstack.compute.errors import ClubError, ConsoleRefused, InputError
+from clubstack.compute.models import CREATING, Capsul, ConsoleSession, Finding, Image, Plan
 from clubstack.compute.settings import ComputeSettings
 from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import limiter
-from clubstack.settings import service_settings
+from clubstack.settings import get_settings, service_settings
 
-bp = Blueprint("compute", __name__, template_folder="templates")
+bp = Blueprint("compute", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/assets")
+sock = Sock()  # WebSocket routes on this blueprint (the console); the app needs no init
+
+
+@bp.record_once
+def _socket_options(state: Any) -> None:
+    # Keystrokes come in small messages; pings keep a quiet console open through nginx.
+    state.app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 4 * 4096,
+                                                        "ping_interval": 25})
 
 
 def _settings() -> ComputeSettings:
@@ -92,11 +116,17 @@ def capsul_json(c: Capsul) -> dict[str, Any]:
         "plan": c.plan.name, "image": c.image.name,
         "vcpus": c.plan.vcpus, "memory_mib": c.plan.memory_mib, "disk_gib": c.plan.disk_gib,
         "price_hour_cents": c.plan.price_hour_cents, "addresses": c.address_list,
+        "ssh": _ssh_json(c),
         "ssh_keys": c.key_list, "ssh_host_keys": c.host_key_list,
         "created_at": c.created_at.isoformat(),
         "started_at": c.started_at.isoformat() if c.started_at else None,
         "uptime_seconds": _uptime(c),
     }
+
+
+def _ssh_json(c: Capsul) -> dict[str, Any] | None:
+    endpoint = capsuls.ssh_endpoint(c)
+    return {"host": endpoint[0], "port": endpoint[1]} if endpoint else None
 
 
 def _uptime(c: Capsul) -> int | None:
@@ -232,6 +262,7 @@ def status(capsul_id: str) -> str:
         chart("Network", "B/s", received="net_rx", sent="net_tx"),
     ]
     return render_template("compute/status.html", capsul=capsul, graphs=graphs, span=span,
+                           ssh=capsuls.ssh_endpoint(capsul),
                            spans=list(stats.RANGES), uptime=_duration(_uptime(capsul)),
                            refresh=capsul.status == CREATING)
 
@@ -298,7 +329,104 @@ def destroy(capsul_id: str) -> str | BaseResponse | tuple[str, int]:
 @login_required
 def console(capsul_id: str) -> str:
     capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
-    return render_template("compute/console.html", capsul=capsul, log=capsuls.console(capsul))
+    return render_template("compute/console.html", capsul=capsul, log=capsuls.console(capsul),
+                           ssh=capsuls.ssh_endpoint(capsul),
+                           minutes=max(1, round(_settings().console_time_limit / 60)))
+
+
+@bp.post("/capsuls/<capsul_id>/console/ticket")
+@login_required
+@limiter.limit("60/hour")
+def console_ticket(capsul_id: str) -> tuple[Response, int]:
+    """A one-time ticket for the console's WebSocket (this POST carries the CSRF token)."""
+    session = db.session()
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsuls.refresh(session, capsul)
+    ticket = console_logic.issue_ticket(session, capsul, _user_id())
+    session.commit()
+    # url_for gives a WebSocket rule an absolute ws:// URL; the page keeps its own scheme and
+    # host (wss:// behind TLS), so it gets the path
+    socket_url = urlsplit(url_for("compute.console_socket", capsul_id=capsul.id,
+                                  ticket=ticket.id))
+    return jsonify(ticket=ticket.id, expires_in=_settings().console_ticket_seconds,
+                   url=f"{socket_url.path}?{socket_url.query}"), 201
+
+
+@bp.before_request
+def _check_console_socket() -> None:
+    """Refuse a console WebSocket with a plain HTTP error, before the handshake: not logged
+    in, another site's page, or no fresh unused ticket of this member for this capsul."""
+    if request.endpoint != "compute.console_socket":
+        return
+    user = current_user()
+    if user is None:
+        raise ConsoleRefused("Log in to use the console.")
+    if not console_logic.origin_allowed(request.headers.get("Origin"),
+                                        get_settings().base_url, request.host):
+        raise ConsoleRefused("The console opens only from this site's pages.")
+    session = db.session()
+    view_args = request.view_args or {}
+    capsul = capsuls.get_capsul(session, str(view_args.get("capsul_id", "")), user.id)
+    settings = _settings()
+    row = console_logic.claim(session, request.args.get("ticket", ""), capsul.id, user.id,
+                              utcnow(), ticket_seconds=settings.console_ticket_seconds,
+                              time_limit=settings.console_time_limit,
+                              max_open=settings.console_max_open,
+                              max_per_member=settings.console_max_per_member)
+    session.commit()
+    g.console_session = row.id
+
+
+class _Socket:
+    """simple-websocket's connection as console.Peer."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def receive(self, timeout: float) -> bytes | None:
+        try:
+            data = self.ws.receive(timeout=timeout)
+        except ConnectionClosed:
+            raise console_logic.PeerGone() from None
+        return data.encode() if isinstance(data, str) else data
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.ws.send(data)
+        except ConnectionClosed:
+            raise console_logic.PeerGone() from None
+
+
+@sock.route("/capsuls/<capsul_id>/console/socket", bp=bp)
+def console_socket(ws: Any, capsul_id: str) -> None:
+    """The live console: guest output as binary messages, keystrokes as text messages."""
+    session = db.session()
+    row = session.get(ConsoleSession, g.console_session)
+    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    assert row is not None and capsul.host is not None
+    uri, args, name = capsul.host.uri, capsul.host.connection_args(), capsul.domain_name
+    session.commit()
+    session.close()  # hold no database transaction for the minutes the console is open
+    limit = _settings().console_time_limit
+    reason = ""
+    try:
+        with hypervisor.ConsoleStream(uri, name, **args) as stream:
+            outcome = console_logic.relay(stream, _Socket(ws), limit)
+    except ClubError as exc:  # busy, not running, host down: tell the page why
+        outcome = console_logic.Outcome(0, 0, "error")
+        reason = exc.message
+    session = db.session()
+    row = session.get(ConsoleSession, g.console_session)
+    assert row is not None
+    console_logic.finish(session, row, outcome, utcnow())
+    session.commit()
+    if outcome.reason == "time-limit":
+        reason = f"The console closes after {max(1, round(limit / 60))} minutes; open it again."
+    elif outcome.reason == "guest-ended":
+        reason = "The capsul's console ended (it was stopped)."
+    if outcome.reason != "left":
+        with contextlib.suppress(ConnectionClosed):
+            ws.close(reason=4000 if outcome.reason == "error" else 1000, message=reason[:120])
 
 
 @bp.get("/admin")

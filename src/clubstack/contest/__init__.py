@@ -10,7 +10,8 @@ from clubstack.core.service import Service
 
 
 def _blueprint() -> Blueprint:
-    from clubstack.contest import api  # noqa: F401 - adds the /api/ routes to bp
+    # each adds its routes to bp: the JSON API and the organiser's desk
+    from clubstack.contest import api, desk_views  # noqa: F401
     from clubstack.contest.views import bp
 
     return bp

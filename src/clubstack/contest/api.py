@@ -11,7 +11,15 @@ from sqlalchemy import select
 from clubstack.contest import challenges
 from clubstack.contest.models import Challenge
 from clubstack.contest.tasks import enqueue
-from clubstack.contest.views import BreakForm, bp, break_rate, rate_key, settings, submit_rate
+from clubstack.contest.views import (
+    BreakForm,
+    bp,
+    break_rate,
+    public_board,
+    rate_key,
+    settings,
+    submit_rate,
+)
 from clubstack.core.accounts.auth import api_auth, current_user
 from clubstack.core.db import db
 from clubstack.core.errors import InputError, NotFound
@@ -99,6 +107,8 @@ def api_break(name: str) -> tuple[Response, int]:
         raise InputError("Expected a JSON object.")
     body = validate(BreakForm, data)
     found = challenges.get_challenge(session, name)
+    if not challenges.can_see_source(found, user):  # others' unpublished work does not exist
+        raise NotFound("There is no challenge of that name.")
     try:
         made = challenges.attempt_break(session, user, found, body.key, settings())
         session.commit()
@@ -112,4 +122,12 @@ def api_break(name: str) -> tuple[Response, int]:
 @bp.get("/api/challenges")
 def api_challenges() -> Response:
     set_csp(API_CSP)
-    return jsonify([_public(c) for c in challenges.published_challenges(db.session())])
+    board = public_board()  # hidden and disqualified left out; frozen for the public
+    rows = []
+    for c in challenges.published_challenges(db.session()):
+        if board.listed(c):
+            shown = board.row(c)
+            rows.append(_public(c) | {"strawberries": shown.strawberries, "broken": shown.is_broken,
+                                      "peak_strawberries": shown.peak_strawberries})
+    rows.sort(key=lambda row: -row["peak_strawberries"])
+    return jsonify(rows)

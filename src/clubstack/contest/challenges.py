@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clubstack.contest import judge, scoring, sourcefilter
+from clubstack.contest.desk_models import Ruling
 from clubstack.contest.errors import BreakRefused, ContestClosed, InvalidKey
 from clubstack.contest.kinds import AesKind, EcdsaKind, Vectors, get_kind
 from clubstack.contest.models import Break, Challenge
@@ -256,6 +257,8 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
         raise BreakRefused("only published challenges can be broken")
     if challenge.owner_id == user.id:
         raise BreakRefused("you cannot break your own challenge")
+    if session.scalar(select(Ruling.id).where(Ruling.challenge_id == challenge.id)):
+        raise BreakRefused("the organisers took this challenge out of the contest")
     if session.scalar(select(Break.id).where(Break.challenge_id == challenge.id,
                                              Break.user_id == user.id)):
         raise Conflict("you already broke this challenge")
@@ -317,11 +320,6 @@ def live_score(challenge: Challenge, settings: ContestSettings, now: datetime) -
     args = (perf, challenge.published_at, now, challenge.first_break_at,
             settings.final_deadline)
     return Score(scoring.strawberries(*args), scoring.peak_strawberries(*args))
-
-
-def live_scores(rows: list[Challenge], settings: ContestSettings, now: datetime
-                ) -> dict[int, Score]:
-    return {c.id: live_score(c, settings, now) for c in rows}
 
 
 @dataclass

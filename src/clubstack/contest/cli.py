@@ -181,10 +181,73 @@ def rescore() -> None:
     """Recompute every challenge's strawberries now (the periodic job does it every 5 min)."""
     from clubstack.contest import challenges
     from clubstack.contest.settings import ContestSettings
-    from clubstack.core.db import db, session_scope
+    from clubstack.core.db import session_scope
+    from clubstack.core.migrate import open_database
     from clubstack.settings import get_settings, service_settings
 
-    db.init(get_settings().sqlalchemy_url)
+    open_database(get_settings().sqlalchemy_url)
     with session_scope() as session:
         count = challenges.recompute_scores(session, service_settings(ContestSettings))
     click.echo(f"{count} challenge(s) scored")
+
+
+@contest_cli.command()
+@click.option("--challenge", "name", help="Rejudge this one challenge (its name).")
+@click.option("--kind", type=click.Choice(sorted(KINDS)),
+              help="Rejudge every judged challenge of this kind.")
+@click.option("--reason", default="", help="Why (kept in the rejudge log).")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-challenge changes as JSON.")
+def rejudge(name: str | None, kind: str | None, reason: str, as_json: bool) -> None:
+    """Compile and test challenges again in the sandbox with the present harness and limits.
+
+    Verdicts, performance, strawberries and bananas are updated and each change is logged
+    (see the organiser's desk, Rejudge). Runs here, one challenge after another.
+
+    Exit status: 0 done and no verdict changed, 1 done and at least one verdict changed,
+    2 bad usage or nothing to rejudge, 3 the sandbox failed on at least one challenge.
+    """
+    from rich.progress import Progress
+
+    from clubstack.contest import desk
+    from clubstack.contest.settings import ContestSettings
+    from clubstack.core.db import db
+    from clubstack.core.errors import ClubError
+    from clubstack.core.migrate import open_database
+    from clubstack.settings import get_settings, service_settings
+
+    if (name is None) == (kind is None):
+        raise click.UsageError("give either --challenge NAME or --kind KIND")
+    open_database(get_settings().sqlalchemy_url)
+    settings = service_settings(ContestSettings)
+    session = db.session()
+    try:
+        scope, targets = desk.select_for_rejudge(session, name=name, kind=kind)
+        run = desk.start_rejudge(session, targets, scope, reason, None, "cli")
+        session.commit()
+    except ClubError as error:
+        session.rollback()
+        raise click.UsageError(error.message) from None
+    with Progress(disable=as_json, transient=True) as progress:
+        bar = progress.add_task(f"rejudging {scope}", total=len(run.items))
+        desk.rejudge_now(session, run, settings, on_item=lambda _: progress.advance(bar))
+    items = run.items
+    rows = [{"challenge": i.challenge_name, "old_status": i.old_status,
+             "new_status": i.new_status, "old_performance": i.old_performance,
+             "new_performance": i.new_performance, "changed": i.changed,
+             "verdict_changed": i.verdict_changed, "reason": i.new_reason} for i in items]
+    if as_json:
+        click.echo(json.dumps({"rejudge": run.public_id, "scope": scope, "items": rows},
+                              indent=2))
+    else:
+        for row in rows:
+            perf = (f"{row['old_performance'] or 0:.3f} -> {row['new_performance'] or 0:.3f}")
+            mark = "VERDICT" if row["verdict_changed"] else "PERF" if row["changed"] else "same"
+            click.echo(f"{mark:8} {row['challenge']}: {row['old_status']} -> "
+                       f"{row['new_status']} (performance {perf})"
+                       + (f": {row['reason']}" if row["reason"] else ""))
+        click.echo(f"{sum(r['changed'] for r in rows)} of {len(rows)} changed, "
+                   f"{sum(r['verdict_changed'] for r in rows)} verdict(s)")
+    db.session.remove()
+    if any((i.new_reason or "").startswith("the judge failed") for i in items):
+        sys.exit(3)
+    sys.exit(1 if any(i.verdict_changed for i in items) else 0)

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from clubstack.contest.desk_models import Announcement
 from clubstack.contest.models import Break, Challenge
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -17,7 +18,8 @@ def _stamp(at: datetime) -> str:
 
 def render(*, title: str, site: str, index_url: str, self_url: str,
            published: Sequence[Challenge], breaks: Sequence[Break],
-           link: Callable[[str], str]) -> bytes:
+           link: Callable[[str], str], announcements: Sequence[Announcement] = (),
+           announcement_url: str = "") -> bytes:
     ET.register_namespace("", ATOM)
     root = ET.Element(f"{{{ATOM}}}feed")
     entries: list[tuple[datetime, str, str, str, str]] = []
@@ -33,6 +35,9 @@ def render(*, title: str, site: str, index_url: str, self_url: str,
                         f"{b.user.display_name} broke {b.challenge.name} "
                         f"({b.strawberries_at_break:.3g} strawberries at that moment).",
                         link(b.challenge.name)))
+    for a in announcements:
+        entries.append((a.created_at, f"tag:{_host(site)},contest:announcement:{a.public_id}",
+                        f"Announcement: {a.title}", a.body, announcement_url or index_url))
     entries.sort(key=lambda e: e[0], reverse=True)
     updated = entries[0][0] if entries else datetime(2000, 1, 1)
     ET.SubElement(root, f"{{{ATOM}}}title").text = title

@@ -83,3 +83,7 @@ class Break(Base):
 
     challenge: Mapped[Challenge] = relationship(back_populates="breaks", lazy="joined")
     user: Mapped[User] = relationship(lazy="joined")
+
+
+# The organiser's desk keeps its tables in a module of its own.
+from clubstack.contest import desk_models  # noqa: E402, F401

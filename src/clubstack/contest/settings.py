@@ -24,6 +24,11 @@ class ContestSettings(ServiceSettings):
     final_deadline: datetime | None = Field(
         default=None, description="End of the contest: breaks refused, strawberries frozen (UTC)."
     )
+    scoreboard_freeze: datetime | None = Field(
+        default=None,
+        description="From this moment (UTC) the public scoreboard, overview and feed stop "
+        "moving until the organisers lift the freeze after the end; organisers see it live.",
+    )
     source_bytes: int = Field(default=50_000_000, ge=1, description="Largest source file.")
     compile_memory_bytes: int = Field(
         default=500_000_000, ge=16_000_000, description="Memory for compiling and linking."
@@ -49,6 +54,9 @@ class ContestSettings(ServiceSettings):
         description="Submissions a sandbox node judges at once (`clubstack contest worker`); "
         "0: one per CPU core.",
     )
+    question_rate: str = Field(
+        default="20/hour;5/minute", description="Questions to the organisers allowed per user."
+    )
     job_timeout_minutes: int = Field(
         default=30,
         ge=1,
@@ -65,7 +73,7 @@ class ContestSettings(ServiceSettings):
             raise ValueError(f"unknown kind {value!r} (aes or ecdsa)")
         return value
 
-    @field_validator("start", "posting_deadline", "final_deadline")
+    @field_validator("start", "posting_deadline", "final_deadline", "scoreboard_freeze")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:

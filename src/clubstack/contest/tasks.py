@@ -31,18 +31,25 @@ SANDBOX_QUEUE = "clubstack-contest-sandbox"
 ANSWERS_QUEUE = "clubstack-contest-answers"
 
 _NAME = f"{__name__}.contest."  # Huey names a message after the task's module and name
+_DESK = "clubstack.contest.desk_tasks.contest."  # the organisers' rejudge jobs
 sandbox_huey = ClubHuey(
     SANDBOX_QUEUE,
     storage_class=MemoryStorage,
     utc=True,
-    serializer=queue.JsonSerializer({_NAME + "execute": queue.check_execute}),
+    serializer=queue.JsonSerializer(
+        {_NAME + "execute": queue.check_execute, _DESK + "rejudge_execute": queue.check_execute}
+    ),
 )
 answers_huey = ClubHuey(
     ANSWERS_QUEUE,
     storage_class=MemoryStorage,
     utc=True,
     serializer=queue.JsonSerializer(
-        {_NAME + "progress": queue.check_progress, _NAME + "conclude": queue.check_conclude}
+        {
+            _NAME + "progress": queue.check_progress,
+            _NAME + "conclude": queue.check_conclude,
+            _DESK + "rejudge_conclude": queue.check_conclude,
+        }
     ),
 )
 _configured: tuple[Any, ...] | None = None
@@ -189,3 +196,7 @@ def maintenance() -> tuple[int, int, int]:
     for challenge_id, payload in payloads:
         execute(challenge_id, payload)
     return scored, retried, failed
+
+
+# The organiser's desk queues rejudges on the same two queues.
+from clubstack.contest import desk_tasks  # noqa: E402, F401

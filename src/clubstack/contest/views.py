@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from clubstack.contest import challenges, chart, feed
+from clubstack.contest import challenges, chart, desk, feed
 from clubstack.contest.judge import call_wall_seconds
 from clubstack.contest.kinds import KINDS
 from clubstack.contest.models import Challenge
 from clubstack.contest.settings import ContestSettings
 from clubstack.contest.tasks import enqueue
 from clubstack.core.accounts.auth import current_user, login_required
+from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError, RateLimited
@@ -111,9 +112,12 @@ def keep_uploaded_source(values: dict) -> None:
 
 
 def _chart_series() -> list[chart.Series]:
-    top = challenges.published_challenges(db.session(), limit=8)
-    return [chart.Series(c.name, c.performance or 0.0, c.published_at, c.first_break_at)
-            for c in top if c.published_at is not None]
+    return public_board().chart_series(db.session())
+
+
+def public_board() -> desk.Board:
+    """What this viewer may see (desk.py): hidden challenges left out; frozen for the public."""
+    return desk.board(db.session(), settings(), current_user(), utcnow())
 
 
 @bp.get("/")
@@ -121,12 +125,13 @@ def index() -> str:
     session = db.session()
     now = utcnow()
     conf = settings()
-    svg = chart.render(_chart_series(), now, conf.final_deadline)
-    top = challenges.published_challenges(session, limit=10)
+    board = public_board()
+    svg = chart.render(_chart_series(), board.as_of, conf.final_deadline)
     return render_template(
-        "contest/index.html", counters=challenges.counters(session), chart_svg=svg,
-        top=top, scores=challenges.live_scores(top, conf, now), conf=conf,
-        kind=KINDS[conf.kind], breaks=challenges.recent_breaks(session, limit=10), now=now,
+        "contest/index.html", counters=board.counters(session), chart_svg=svg,
+        top=board.published(session, limit=10), conf=conf,
+        kind=KINDS[conf.kind], breaks=board.breaks(session, limit=10), now=now, board=board,
+        announcements=desk.announcements(session, limit=5),
     )
 
 
@@ -140,16 +145,15 @@ def rules() -> str:
 
 @bp.get("/chart.svg")
 def chart_svg() -> Response:
-    now = utcnow()
-    svg = chart.render(_chart_series(), now, settings().final_deadline)
+    svg = chart.render(_chart_series(), public_board().as_of, settings().final_deadline)
     return Response(svg, mimetype="image/svg+xml")
 
 
 @bp.get("/challenges")
 def challenge_list() -> str:
-    rows = challenges.published_challenges(db.session())
-    return render_template("contest/challenges.html", rows=rows,
-                           scores=challenges.live_scores(rows, settings(), utcnow()))
+    board = public_board()
+    return render_template("contest/challenges.html", rows=board.published(db.session()),
+                           board=board)
 
 
 @bp.get("/challenges/<name>")
@@ -160,14 +164,24 @@ def challenge(name: str) -> str:
         abort(404)
     return render_template(
         "contest/challenge.html", c=found, user=user, conf=settings(),
-        strawberries=challenges.current_strawberries(found, settings(), utcnow()),
+        **desk_context(found, user),
     )
+
+
+def desk_context(found: Challenge, user: User | None) -> dict:
+    """The organisers' ruling on a challenge and what the (frozen) board shows of it."""
+    board = public_board()
+    return {"board": board, "ruling": desk.ruling_of(db.session(), found.id),
+            "visible_breaks": board.breaks_of(found),
+            "strawberries": board.strawberries(found),
+            "hidden": desk.hidden_from(db.session(), found, user)}
 
 
 @bp.get("/challenges/<name>/source.c")
 def challenge_source(name: str) -> Response:
     found = challenges.get_challenge(db.session(), name)
-    if not challenges.can_see_source(found, current_user()):
+    if not challenges.can_see_source(found, current_user()) or \
+            desk.hidden_from(db.session(), found, current_user()):
         abort(404)
     return Response(found.source, mimetype="text/plain", headers={
         "Content-Disposition": f'attachment; filename="{found.name}.c"'})
@@ -176,7 +190,8 @@ def challenge_source(name: str) -> Response:
 @bp.get("/challenges/<name>/public_key.txt")
 def challenge_key(name: str) -> Response:
     found = challenges.get_challenge(db.session(), name)
-    if not challenges.can_see_source(found, current_user()) or not found.public_key:
+    if not challenges.can_see_source(found, current_user()) or not found.public_key or \
+            desk.hidden_from(db.session(), found, current_user()):
         abort(404)
     body = f"public_key {found.public_key}\nproof {found.proof}\n"
     return Response(body, mimetype="text/plain")
@@ -190,15 +205,15 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
     found = challenges.get_challenge(session, name)
     user = current_user()
     assert user is not None
+    if not challenges.can_see_source(found, user):
+        abort(404)  # the error page below shows the challenge: none of an unpublished one
     try:
         form = validate(BreakForm, form_to_dict(request.form))
         challenges.attempt_break(session, user, found, form.key, settings())
     except ClubError as error:
         session.rollback()
         page = render_template("contest/challenge.html", c=found, user=user, conf=settings(),
-                               strawberries=challenges.current_strawberries(
-                                   found, settings(), utcnow()),
-                               break_error=error.message)
+                               break_error=error.message, **desk_context(found, user))
         return page, error.status
     session.commit()
     return redirect(url_for("contest.challenge", name=name, broken=1))
@@ -268,34 +283,37 @@ def mine() -> str:
 
 @bp.get("/breaks")
 def breaks() -> str:
-    return render_template("contest/breaks.html", rows=challenges.recent_breaks(db.session()))
+    return render_template("contest/breaks.html", rows=public_board().breaks(db.session()))
 
 
 @bp.get("/bananas")
 def bananas() -> str:
     return render_template("contest/bananas.html",
-                           rows=challenges.bananas_ranking(db.session()))
+                           rows=public_board().bananas(db.session()))
 
 
 @bp.get("/u/<nickname>")
 def user_page(nickname: str) -> str:
     session = db.session()
     person = challenges.user_by_nickname(session, nickname)
-    designed = challenges.user_challenges(session, person, False)
-    return render_template("contest/user.html", person=person, designed=designed,
-                           scores=challenges.live_scores(designed, settings(), utcnow()),
-                           broke=challenges.user_breaks(session, person))
+    board = public_board()
+    return render_template("contest/user.html", person=person,
+                           designed=board.published(session, owner=person),
+                           broke=board.breaks(session, user=person))
 
 
 @bp.get("/feed.atom")
 def atom() -> Response:
     session = db.session()
+    board = public_board()
     xml = feed.render(
         title=settings().title, site=request.url_root.rstrip("/"),
         index_url=url_for("contest.index", _external=True),
         self_url=url_for("contest.atom", _external=True),
-        published=challenges.published_challenges(session),
-        breaks=challenges.recent_breaks(session, limit=100),
+        published=[c for c in challenges.published_challenges(session) if board.listed(c)],
+        breaks=board.breaks(session, limit=100),
         link=lambda name: url_for("contest.challenge", name=name, _external=True),
+        announcements=desk.announcements(session, limit=50),
+        announcement_url=url_for("contest.announcement_list", _external=True),
     )
     return Response(xml, mimetype="application/atom+xml")

@@ -6,6 +6,7 @@ at the end of each request and job, so logic functions simply take a `Session` a
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,18 @@ from sqlalchemy.types import TypeDecorator
 
 from clubstack.core.clock import utcnow
 
-__all__ = ["Base", "UTCDateTime", "db", "own_session", "random_id", "session_scope", "utcnow"]
+__all__ = [
+    "Base",
+    "UTCDateTime",
+    "abandon_session",
+    "db",
+    "own_session",
+    "random_id",
+    "session_scope",
+    "utcnow",
+]
+
+log = logging.getLogger("clubstack.db")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,8 +64,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def random_id(nbytes: int = 16) -> str:
-    """An unguessable URL-safe id (128 bits by default)."""
-    return secrets.token_urlsafe(nbytes)
+    """An unguessable URL-safe id (128 bits by default) that starts with a letter or digit, so
+    it is never taken for an option on a command line (`clubstack compute destroy ID`)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if value[0].isalnum():
+            return value
 
 
 class Database:
@@ -128,3 +144,20 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         db.session.remove()
+
+
+def abandon_session() -> None:
+    """Roll back and drop the thread's session after a request failed in the middle of its work.
+
+    It never raises: the failure may be the connection itself (killed, lost), and this runs on
+    the way to the error page, which must still be served. A connection that is gone is
+    invalidated by SQLAlchemy, so the next request gets a fresh one from the pool.
+    """
+    try:
+        db.session.rollback()
+    except Exception as error:
+        log.warning("rollback after a failed request failed too (%s)", type(error).__name__)
+    try:
+        db.session.remove()
+    except Exception as error:
+        log.warning("closing the session of a failed request failed (%s)", type(error).__name__)

@@ -7,15 +7,19 @@ as a keyed hash (`email_hash`), so logs can be correlated without holding addres
 from __future__ import annotations
 
 import atexit
+import calendar
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import has_request_context, request
@@ -81,6 +85,98 @@ class _BatchingListener(logging.handlers.QueueListener):
             return self.queue.get(block)  # type: ignore[no-any-return]
 
 
+class DailyFileHandler(logging.Handler):
+    """Appends each record to `<name>.log.<YYYY-MM-DD>`, the file of the UTC day the record was
+    made; `<name>.log` is a symbolic link to today's file.
+
+    Several processes (gunicorn workers, several workers on one host) log to the same files, so
+    no file is ever renamed: a handler that rotates by renaming races every other process that
+    rotates the same file, and lines are lost or land in the wrong day's file. Here each line is
+    one `write` on a file opened with O_APPEND, which the kernel appends whole, and the file is
+    chosen by the record's own time, so a line made at 23:59:59.99 and written a moment after
+    midnight still goes into its day's file. Files older than `keep_days` days are deleted by
+    whichever process first opens a new day's file.
+    """
+
+    def __init__(self, path: Path, keep_days: int) -> None:
+        super().__init__()
+        self.path = path
+        self.keep_days = keep_days
+        self.day = ""
+        self.fd = -1
+        self.day_span = (0.0, 0.0)  # [start, end) of self.day, to skip formatting dates per line
+
+    def day_file(self, day: str) -> Path:
+        return self.path.with_name(f"{self.path.name}.{day}")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            start, end = self.day_span
+            if not start <= record.created < end:
+                self._open(time.strftime("%Y-%m-%d", time.gmtime(record.created)))
+            view = memoryview(data)
+            while view:  # a regular file takes the whole line in one write; loop all the same
+                view = view[os.write(self.fd, view) :]
+        except Exception:
+            self.handleError(record)
+
+    def _open(self, day: str) -> None:
+        fd = os.open(
+            self.day_file(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+        )
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, previous, self.day = fd, self.day, day
+        start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
+        self.day_span = (float(start), float(start + 86400))
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time()))
+        if day == today and day > previous:  # a late line of yesterday leaves the link alone
+            self._link_today(day)
+            self._delete_old(day)
+
+    def _link_today(self, day: str) -> None:
+        if self.path.exists() and not self.path.is_symlink():
+            # A plain file left by a version that rotated by renaming: keep it under a dated name.
+            # The pid in the name: two processes doing this at once never overwrite each other.
+            stamp = time.strftime("%Y-%m-%d", time.gmtime(self.path.stat().st_mtime))
+            kept = f"{self.path.name}.{stamp}.before-upgrade-{os.getpid()}"
+            with contextlib.suppress(FileNotFoundError):
+                self.path.rename(self.path.with_name(kept))
+        if self.path.is_symlink() and os.readlink(self.path) == self.day_file(day).name:
+            return
+        # Replace the link in one step (other processes may be doing the same at midnight).
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.link")
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        temporary.symlink_to(self.day_file(day).name)
+        os.replace(temporary, self.path)
+
+    def _delete_old(self, day: str) -> None:
+        first_kept = time.strftime(
+            "%Y-%m-%d",
+            time.gmtime(calendar.timegm(time.strptime(day, "%Y-%m-%d")) - self.keep_days * 86400),
+        )
+        for old in self.path.parent.glob(f"{self.path.name}.????-??-??*"):
+            if old.name[len(self.path.name) + 1 :][:10] < first_kept:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd, self.day, self.day_span = -1, "", (0.0, 0.0)
+        finally:
+            self.release()
+        super().close()
+
+
+class _ClubstackQueueHandler(logging.handlers.QueueHandler):
+    """The root handler setup_logging installs (and replaces when called again)."""
+
+
 _configured: tuple[str, str] | None = None
 _listener: _BatchingListener | None = None
 
@@ -96,10 +192,19 @@ def _stop_listener() -> None:
         _listener = None
 
 
+def flush_logs() -> None:
+    """Write every record logged so far before returning (before a process exits or forks, and
+    in tests that read the files)."""
+    if _listener is not None:
+        _listener.stop()  # drains the queue and joins the writer thread
+        _listener.start()
+
+
 def setup_logging(settings: Settings, name: str = "web") -> None:
-    """Configure the root logger once per process: instance/logs/<name>.log, plus stderr (every
-    line in development; warnings and errors only in production, where writing each access
-    line twice cost a fifth of a small request's throughput).
+    """Configure the root logger once per process: instance/logs/<name>.log (one file per UTC
+    day, see DailyFileHandler), plus stderr (every line in development; warnings and errors only
+    in production, where writing each access line twice cost a fifth of a small request's
+    throughput).
 
     Request threads only put records on a queue; one listener thread does the writing, so a
     slow disk or a busy journal never holds up a response.
@@ -115,9 +220,7 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
         if settings.log_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
-    file_handler = logging.handlers.TimedRotatingFileHandler(
-        log_dir / f"{name}.log", when="midnight", backupCount=settings.log_keep_days, utc=True
-    )
+    file_handler = DailyFileHandler(log_dir / f"{name}.log", keep_days=settings.log_keep_days)
     stream_handler = logging.StreamHandler(sys.stderr)
     if settings.env == "production":
         stream_handler.setLevel(logging.WARNING)
@@ -127,20 +230,13 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     _listener = _BatchingListener(records, file_handler, stream_handler, respect_handler_level=True)
     _listener.start()
-    queue_handler = logging.handlers.QueueHandler(records)
+    queue_handler = _ClubstackQueueHandler(records)
     queue_handler.addFilter(_ContextFilter())  # in the caller's thread: it knows the request
-    queue_handler._clubstack = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_clubstack", False):
+        if isinstance(handler, _ClubstackQueueHandler):
             root.removeHandler(handler)
     root.addHandler(queue_handler)
     root.setLevel(settings.log_level.upper())
-    # The logging HOWTO's optimisations: no caller lookup (a stack walk per record) and no
-    # thread/process names, which our lines do not show.
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("huey").setLevel(logging.WARNING)

@@ -10,9 +10,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
-from clubstack.core.db import Base, ensure_sqlite_folder
+from clubstack.core.db import Base, db, ensure_sqlite_folder
+from clubstack.core.errors import ClubError
 from clubstack.settings import ALL_SERVICES
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -52,3 +54,30 @@ def upgrade(url: str) -> None:
 
 def heads(url: str) -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+class SchemaMissing(ClubError):
+    status = 503
+    code = "schema_missing"
+
+
+def open_database(url: str) -> None:
+    """Connect the shared session to a database that `clubstack db upgrade` has made.
+
+    For commands run by hand: an SQLite file that does not exist is never created (a command
+    run from the wrong folder would otherwise leave an empty database behind and then fail on
+    a missing table)."""
+    where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else "the database"
+    advice = f"no migrated database at {where}: run `clubstack db upgrade` first"
+    is_file_db = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+    if is_file_db and not Path(where).is_file():
+        raise SchemaMissing(
+            advice + " (or set CLUBSTACK_INSTANCE to the instance folder you meant)"
+        )
+    engine = db.init(url)
+    try:
+        migrated = inspect(engine).has_table("alembic_version")
+    except SQLAlchemyError as error:
+        raise SchemaMissing(f"cannot reach {where}: {error.__class__.__name__}") from None
+    if not migrated:
+        raise SchemaMissing(advice)

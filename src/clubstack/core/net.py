@@ -1,6 +1,10 @@
 """The one outbound HTTP client: timeouts, retries with backoff, per-provider quotas, and an SSRF
 guard that refuses loopback, private, link-local, multicast and metadata addresses.
 
+The same guard serves plain TCP (``HttpClient.connect`` and ``HttpClient.tcp_query``): WHOIS on
+port 43 and TLS handshakes that inspect a server's certificates are not HTTP, but they must not
+be a way around the guard either.
+
 The guard checks twice: every address a name resolves to before connecting (a clear, early
 refusal), and the address the socket really connected to (so DNS rebinding between the check and
 the connection cannot slip through). Hosts listed in CLUBSTACK_HTTP_ALLOW_HOSTS are let through,
@@ -93,6 +97,92 @@ def check_destination(host: str, port: int | None, allow: Iterable[str] = ()) ->
     for info in infos:
         if address_refused(str(info[4][0])):
             raise SSRFBlocked(f"{host} resolves to an address this server may not reach.")
+
+
+def guarded_addresses(
+    host: str, port: int, allow: Iterable[str] = ()
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """(family, sockaddr) of every address of `host`, refused unless all of them are public or
+    the host is explicitly allowed. Connecting to exactly these (not resolving again) leaves no
+    room for DNS rebinding between the check and the connection."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UpstreamError(f"Cannot resolve {host}.") from error
+    if not _allowed(host, port, allow):
+        for info in infos:
+            if address_refused(str(info[4][0])):
+                raise SSRFBlocked(f"{host} resolves to an address this server may not reach.")
+    return [(info[0], info[4]) for info in infos]
+
+
+def guarded_connect(
+    host: str, port: int, *, allow: Iterable[str] = (), timeout: float = 10.0
+) -> socket.socket:
+    """A TCP connection to `host`:`port` through the SSRF guard, with a timeout on connect and
+    on every later read and write. The caller closes it."""
+    last: OSError | None = None
+    for family, sockaddr in guarded_addresses(host, port, allow):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+        except OSError as error:
+            sock.close()
+            last = error
+            continue
+        return sock
+    if isinstance(last, TimeoutError):
+        raise UpstreamError(f"{host}:{port} did not answer in time.") from last
+    raise UpstreamError(f"Could not connect to {host}:{port}.") from last
+
+
+class AnswerTooLarge(UpstreamError):
+    code = "answer_too_large"
+    message = "The remote service sent more than this server accepts."
+
+
+def tcp_query(
+    host: str,
+    port: int,
+    question: bytes,
+    *,
+    allow: Iterable[str] = (),
+    timeout: float = 10.0,
+    max_bytes: int = 256 * 1024,
+) -> bytes:
+    """Send `question`, read the answer until the server closes (WHOIS, RFC 3912).
+
+    `timeout` bounds the whole exchange, not each read, so a server dripping one byte at a time
+    cannot hold a worker; more than `max_bytes` is refused rather than truncated."""
+    deadline = time.monotonic() + timeout
+    sock = guarded_connect(host, port, allow=allow, timeout=timeout)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        sock.sendall(question)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamError(f"{host}:{port} did not finish its answer in time.")
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError as error:
+                raise UpstreamError(f"{host}:{port} did not finish its answer in time.") from error
+            except OSError as error:
+                raise UpstreamError(f"Connection to {host}:{port} failed.") from error
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise AnswerTooLarge(f"{host}:{port} sent more than {max_bytes} bytes.")
+            chunks.append(chunk)
+    except OSError as error:
+        raise UpstreamError(f"Connection to {host}:{port} failed.") from error
+    finally:
+        sock.close()
+    return b"".join(chunks)
 
 
 class _GuardMixin:
@@ -201,6 +291,31 @@ class HttpClient:
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)
+
+    def connect(self, host: str, port: int, *, timeout: float | None = None) -> socket.socket:
+        """A guarded plain TCP connection (for TLS inspection); the caller closes it."""
+        return guarded_connect(
+            host, port, allow=self.allow, timeout=self.timeout if timeout is None else timeout
+        )
+
+    def tcp_query(
+        self,
+        host: str,
+        port: int,
+        question: bytes,
+        *,
+        timeout: float | None = None,
+        max_bytes: int = 256 * 1024,
+    ) -> bytes:
+        """One guarded question-and-answer exchange over TCP (WHOIS)."""
+        return tcp_query(
+            host,
+            port,
+            question,
+            allow=self.allow,
+            timeout=self.timeout if timeout is None else timeout,
+            max_bytes=max_bytes,
+        )
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("POST", url, **kwargs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -21,6 +23,14 @@ class _Gunicorn(BaseApplication):
         from clubstack.app import create_app
 
         return create_app()
+
+
+def say_where(server: Any) -> None:
+    """gunicorn's when_ready hook: with a socket per worker its own "Listening at" line names
+    no address, so name it here."""
+    for address in server.cfg.bind:
+        where = address if address.startswith("unix:") else f"http://{address}"
+        server.log.info("clubstack is listening at %s", where)
 
 
 def gunicorn_options(host: str, port: int, workers: int | None, threads: int) -> dict[str, Any]:
@@ -44,7 +54,39 @@ def gunicorn_options(host: str, port: int, workers: int | None, threads: int) ->
         "errorlog": "-",
         "proc_name": "clubstack",
         "preload_app": False,
+        # gunicorn's control socket sits at one path per user: a second server on the machine
+        # (tests, a staging copy) would take it over. clubstack does not use it.
+        "control_socket_disable": True,
+        "when_ready": say_where,
     }
+
+
+class AddressInUse(Exception):
+    """Another program (or another clubstack) listens on the address already."""
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Refuse an address someone already listens on, before gunicorn binds it.
+
+    The workers bind with SO_REUSEPORT, which would let a second server share the port in
+    silence; a plain bind here fails if any socket holds it, whatever its options."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise AddressInUse(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # SO_REUSEADDR still fails on a listening socket, but not on a just-closed one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise AddressInUse(
+                    f"{host}:{port} is in use by another program; stop it or pick another "
+                    f"port (clubstack serve --port N, make run PORT=N)"
+                ) from None
+            raise AddressInUse(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def run_gunicorn(host: str, port: int, workers: int | None = None, threads: int = 4) -> None:

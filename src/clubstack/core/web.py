@@ -21,6 +21,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from clubstack.core.db import abandon_session
 from clubstack.core.errors import ClubError, RateLimited
 from clubstack.core.logs import REQUEST_ID_KEY
 from clubstack.settings import Settings
@@ -303,9 +304,26 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
     return error_response(413, "too_large", "The request is too large.")
 
 
+FAILED_KEY = "clubstack_failed"  # in g: the request failed; the database may be what failed
+
+
+def request_failed() -> bool:
+    """True while the 500 answer is made: nothing on it may touch the database (a template that
+    would load the current user shows the page without one)."""
+    return bool(g.get(FAILED_KEY, False))
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, "server_error", "Something went wrong on our side; it is logged.")
+    g.setdefault(FAILED_KEY, True)
+    abandon_session()  # a failed transaction (or a dead connection) must not serve the page
+    message = "Something went wrong on our side; it is logged."
+    try:
+        return error_response(500, "server_error", message)
+    except Exception:
+        # Still the app's answer, with its headers, rather than the server's bare 500.
+        log.exception("the error page failed on %s %s", request.method, request.path)
+        return Response(message, status=500, mimetype="text/plain")
 
 
 def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
@@ -320,6 +338,18 @@ def body_limit(nbytes: Callable[[], int]) -> Callable[[F], F]:
         return view
 
     return decorate
+
+
+def largest_body(app: Flask) -> int:
+    """The largest request body any route of `app` accepts: CLUBSTACK_MAX_REQUEST_BYTES, or a
+    route's own `body_limit`, all read from the settings. A proxy in front must let this much
+    through (`clubstack deploy nginx-limits`)."""
+    limits = [int(app.config["MAX_CONTENT_LENGTH"])]
+    for view in app.view_functions.values():
+        limit = getattr(view, "body_limit", None)
+        if limit is not None:
+            limits.append(int(limit()))
+    return max(limits)
 
 
 def _before() -> None:

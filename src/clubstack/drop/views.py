@@ -261,7 +261,9 @@ def index() -> Response:
     }
     if browser:
         response = Response(
-            render_template("drop/created.html", created=body), status=201, mimetype="text/html"
+            render_template("drop/created.html", created=body, expires_at=message.expires_at),
+            status=201,
+            mimetype="text/html",
         )
     else:
         response = jsonify(body)

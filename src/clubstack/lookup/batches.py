@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from clubstack.core.db import session_scope, utcnow
 from clubstack.core.errors import InputError, NotFound, TooLarge
 from clubstack.core.net import HttpClient, Quota, http
+from clubstack.lookup.blocklist import BlocklistCheck
 from clubstack.lookup.cache import CACHEABLE
 from clubstack.lookup.dnsrecords import DnsCheck
 from clubstack.lookup.findings import Check, CheckResult, Level, Status
@@ -24,22 +25,27 @@ from clubstack.lookup.indicators import Indicator, IndicatorError, Kind, extract
 from clubstack.lookup.mailsec import MailSecurityCheck, policy_fetcher
 from clubstack.lookup.models import LookupBatch, LookupCacheEntry, LookupItem
 from clubstack.lookup.registration import AsnCheck, RdapCheck
-from clubstack.lookup.reputation import AbuseIPDBCheck, VirusTotalCheck
+from clubstack.lookup.reputation import AbuseIPDBCheck, URLhausCheck, VirusTotalCheck
 from clubstack.lookup.resolver import make_resolver
 from clubstack.lookup.runner import run_lookups
-from clubstack.lookup.settings import LookupSettings
+from clubstack.lookup.settings import KNOWN_CHECKS, LookupSettings
+from clubstack.lookup.tlscert import TlsCheck
+from clubstack.lookup.whoisquery import WhoisClient
 from clubstack.settings import service_settings
 
 log = logging.getLogger("clubstack.lookup")
 
-CHECK_ORDER = ("dns", "mail", "rdap", "asn", "virustotal", "abuseipdb")
+CHECK_ORDER = KNOWN_CHECKS
 CHECK_TITLES = {
     "dns": "DNS",
     "mail": "Mail security",
     "rdap": "Registration",
     "asn": "ASN",
+    "tls": "TLS certificate",
     "virustotal": "VirusTotal",
     "abuseipdb": "AbuseIPDB",
+    "urlhaus": "URLhaus",
+    "blocklist": "Blocklist",
 }
 
 
@@ -72,6 +78,19 @@ def build_checks(
         "virustotal", [(config.virustotal_per_minute, 60), (config.virustotal_per_day, 86400)]
     )
     abuse_quota = Quota("abuseipdb", [(config.abuseipdb_per_day, 86400)])
+    urlhaus_quota = Quota(
+        "urlhaus", [(config.urlhaus_per_minute, 60), (config.urlhaus_per_day, 86400)]
+    )
+    whois = (
+        WhoisClient(
+            client,
+            iana_server=config.whois_iana_server,
+            servers=config.whois_servers,
+            timeout=config.whois_timeout,
+        )
+        if config.whois_fallback
+        else None
+    )
     return [
         DnsCheck(resolver),
         MailSecurityCheck(
@@ -80,8 +99,17 @@ def build_checks(
             dkim_selectors=config.dkim_selectors,
             timeout=config.dns_lifetime,
         ),
-        RdapCheck(client, base_url=config.rdap_url, new_domain_days=config.new_domain_days),
+        RdapCheck(
+            client, base_url=config.rdap_url, new_domain_days=config.new_domain_days, whois=whois
+        ),
         AsnCheck(resolver),
+        TlsCheck(
+            client,
+            ca_file=config.tls_ca_file,
+            timeout=config.tls_timeout,
+            expiry_warning_days=config.tls_expiry_warning_days,
+            ports=config.tls_ports,
+        ),
         VirusTotalCheck(
             client,
             config.virustotal_key(),
@@ -96,6 +124,14 @@ def build_checks(
             quota=abuse_quota,
             max_wait=config.quota_max_wait,
         ),
+        URLhausCheck(
+            client,
+            config.urlhaus_key(),
+            base_url=config.urlhaus_url,
+            quota=urlhaus_quota,
+            max_wait=config.quota_max_wait,
+        ),
+        BlocklistCheck(config.blocklist_files),
     ]
 
 
@@ -244,7 +280,7 @@ def decode_upload(data: bytes, filename: str = "") -> str:
 def create_batch(
     session: Session, user_id: int, indicators: list[Indicator], source: str = "web"
 ) -> LookupBatch:
-    checks = CHECK_ORDER
+    checks = settings().checks
     batch = LookupBatch(
         user_id=user_id,
         source=source,

@@ -18,8 +18,14 @@ EXIT_MALICIOUS = 3
 @click.option(
     "--text", "from_stdin", is_flag=True, help="Read free text from stdin and extract indicators."
 )
+@click.option(
+    "--checks",
+    "only",
+    default=None,
+    help="Comma-separated checks to run instead of the configured set (e.g. rdap,tls,urlhaus).",
+)
 def lookup_command(
-    indicators: tuple[str, ...], as_json: bool, as_csv: bool, from_stdin: bool
+    indicators: tuple[str, ...], as_json: bool, as_csv: bool, from_stdin: bool, only: str | None
 ) -> None:
     """Look up URLs, domains, IPs, e-mail addresses and hashes.
 
@@ -49,7 +55,15 @@ def lookup_command(
     upgrade(settings.sqlalchemy_url)
     db.init(settings.sqlalchemy_url)
     config = batches.settings()
-    checks = batches.build_checks(config)
+    names = config.checks
+    if only is not None:
+        names = [name.strip() for name in only.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(batches.CHECK_ORDER))
+        if unknown or not names:
+            known = ", ".join(batches.CHECK_ORDER)
+            raise click.UsageError(f"unknown checks: {', '.join(unknown)} (known: {known})")
+        names = [name for name in batches.CHECK_ORDER if name in names]
+    checks = [check for check in batches.build_checks(config) if check.name in names]
     results: dict[str, dict[str, dict]] = {i.key: {} for i in found}
     from rich.progress import Progress
 
@@ -66,7 +80,7 @@ def lookup_command(
 
         run_lookups(found, checks, cache=cache, workers=config.workers, on_result=on_result)
 
-    batch = LookupBatch(id="cli", checks=",".join(batches.CHECK_ORDER), status="done")
+    batch = LookupBatch(id="cli", checks=",".join(names), status="done")
     batch.total = batch.done = len(found) * len(checks)
     from clubstack.core.db import utcnow
 
@@ -106,11 +120,12 @@ def _table(batch: object) -> None:
     table = Table(show_lines=False)
     table.add_column("verdict")
     table.add_column("indicator", no_wrap=True)
-    for check in batches.CHECK_ORDER:
+    names = batch.checks.split(",")  # type: ignore[attr-defined]
+    for check in names:
         table.add_column(batches.CHECK_TITLES[check])
     for row in batches.rows(batch):  # type: ignore[arg-type]
         cells = [f"[{colours[row['verdict']]}]{row['verdict_label']}[/]", row["display"]]
-        for check in batches.CHECK_ORDER:
+        for check in names:
             r = row["results"].get(check) or {}
             if r.get("status") not in ("ok", None):
                 cells.append(f"[dim]{r['status'].replace('_', ' ')}[/]")

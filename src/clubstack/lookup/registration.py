@@ -1,4 +1,5 @@
-"""Registration checks: RDAP for domains and IP networks, ASN and country via Team Cymru DNS.
+"""Registration checks: RDAP for domains and IP networks (port-43 WHOIS for domains RDAP does
+not know, see whoisquery.py), ASN and country via Team Cymru DNS.
 
 RDAP answers are fetched through the core HTTP client (SSRF guard, timeouts) from a
 configurable base URL (a bootstrap redirector such as rdap.org in production, a local
@@ -25,6 +26,7 @@ from clubstack.core.net import HttpClient, SSRFBlocked, UpstreamError
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, registered_domain
+from clubstack.lookup.whoisquery import WhoisClient, WhoisFailed
 
 Clock = Callable[[], datetime]
 
@@ -53,11 +55,13 @@ class RdapCheck:
         base_url: str = "https://rdap.org",
         new_domain_days: int = 30,
         clock: Clock = utcnow,
+        whois: WhoisClient | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.new_domain_days = new_domain_days
         self.clock = clock
+        self.whois = whois
 
     def run(self, indicator: Indicator) -> CheckResult:
         host = indicator.host
@@ -79,6 +83,10 @@ class RdapCheck:
             response = self.http.get(url, headers={"Accept": "application/rdap+json"})
         except (UpstreamError, SSRFBlocked) as exc:
             return CheckResult(self.name, Status.ERROR, summary=str(exc.message))
+        if response.status_code == 404 and kind == "domain" and self.whois is not None:
+            # A bootstrap redirector answers 404 both for "no RDAP server for this TLD" and for
+            # "no such domain"; WHOIS tells the two apart and covers the TLDs without RDAP.
+            return self._from_whois(value)
         if response.status_code == 404:
             result = CheckResult(self.name, summary="not found in RDAP")
             result.add(Level.NONE, result.summary)
@@ -98,12 +106,59 @@ class RdapCheck:
             return self._domain(value, parsed)
         return self._ip(parsed)
 
+    def _from_whois(self, domain: str) -> CheckResult:
+        assert self.whois is not None
+        try:
+            record = self.whois.lookup(domain)
+        except WhoisFailed as exc:
+            result = CheckResult(self.name, summary=f"not found in RDAP; {exc}")
+            result.add(Level.NONE, result.summary)
+            return result
+        except (UpstreamError, SSRFBlocked) as exc:
+            return CheckResult(
+                self.name, Status.ERROR, summary=f"not in RDAP; WHOIS: {exc.message}"
+            )
+        if not record.found:
+            result = CheckResult(self.name, summary="not found in RDAP or WHOIS")
+            result.data = {"domain": domain, "source": "whois", "whois_servers": record.servers}
+            result.add(Level.NONE, f"{record.servers[-1]}: no such domain")
+            return result
+        return self._domain_fields(
+            domain,
+            registrar=record.registrar,
+            created=record.created,
+            expires=record.expires,
+            status=record.status,
+            nameservers=record.nameservers,
+            source="whois",
+            servers=record.servers,
+        )
+
     def _domain(self, domain: str, parsed: dict[str, Any]) -> CheckResult:
         entities = parsed.get("entities") or {}
-        created = parsed.get("registration_date")
-        expires = parsed.get("expiration_date")
-        status = [str(s) for s in parsed.get("status") or []]
-        registrar = _first_name(entities, "registrar")
+        return self._domain_fields(
+            domain,
+            registrar=_first_name(entities, "registrar"),
+            created=parsed.get("registration_date"),
+            expires=parsed.get("expiration_date"),
+            status=[str(s) for s in parsed.get("status") or []],
+            nameservers=[n.lower() for n in parsed.get("nameservers") or []],
+            source="rdap",
+        )
+
+    def _domain_fields(
+        self,
+        domain: str,
+        *,
+        registrar: str | None,
+        created: Any,
+        expires: Any,
+        status: list[str],
+        nameservers: list[str],
+        source: str,
+        servers: list[str] | None = None,
+    ) -> CheckResult:
+        """The same fields and the same judgement whether they came from RDAP or WHOIS."""
         result = CheckResult(self.name)
         result.data = {
             "domain": domain,
@@ -111,8 +166,11 @@ class RdapCheck:
             "created": _iso(created),
             "expires": _iso(expires),
             "status": status,
-            "nameservers": [n.lower() for n in parsed.get("nameservers") or []],
+            "nameservers": nameservers,
+            "source": source,
         }
+        if servers:
+            result.data["whois_servers"] = servers
         now = self.clock()
         parts = [registrar or "registrar unknown"]
         if isinstance(created, datetime):
@@ -131,6 +189,8 @@ class RdapCheck:
             result.add(Level.SUSPICIOUS, f"expired on {expires.date().isoformat()}")
         if any("hold" in s.lower() for s in status):
             result.add(Level.SUSPICIOUS, "on hold: the registry or registrar suspended it")
+        if source == "whois":
+            parts.append("via WHOIS")
         result.summary = ", ".join(parts)
         return result
 

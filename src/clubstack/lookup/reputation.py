@@ -1,4 +1,5 @@
-"""Reputation checks: VirusTotal API v3 and AbuseIPDB API v2 (``check``).
+"""Reputation checks: VirusTotal API v3, AbuseIPDB API v2 (``check``), URLhaus (abuse.ch, free
+with an Auth-Key) and the operator's own blocklist files.
 
 Plain HTTP through the core client (clubstack.core.net), not vt-py: vt-py brings its own
 aiohttp session, which would bypass the SSRF guard, the timeouts and the shared quotas.
@@ -52,12 +53,12 @@ class _ProviderCheck:
     def _interpret(self, response: Any) -> CheckResult:
         raise NotImplementedError
 
-    def _fetch(self, url: str, **kwargs: Any) -> CheckResult:
-        """GET within the quota and interpret the answer; past the quota nothing is sent."""
+    def _fetch(self, url: str, method: str = "GET", **kwargs: Any) -> CheckResult:
+        """Ask within the quota and interpret the answer; past the quota nothing is sent."""
         deadline = time.monotonic() + self.max_wait
         while True:
             try:
-                response = self.http.get(url, quota=self.quota, **kwargs)
+                response = self.http.request(method, url, quota=self.quota, **kwargs)
                 break
             except QuotaExhausted as exc:
                 wait = float(exc.retry_after or 0)
@@ -256,4 +257,175 @@ class AbuseIPDBCheck(_ProviderCheck):
             result.add(Level.HARMLESS, result.summary)
         if data.get("isTor"):
             result.add(Level.SUSPICIOUS, "Tor exit node")
+        return result
+
+
+class URLhausCheck(_ProviderCheck):
+    """URLhaus (abuse.ch): URLs, hosts and payloads used to distribute malware.
+
+    Documented API: POST ``/v1/url/`` (form ``url``), ``/v1/host/`` (``host``) and
+    ``/v1/payload/`` (``md5_hash`` or ``sha256_hash``), the key in the ``Auth-Key`` header; the
+    outcome is in ``query_status`` (``ok``, ``no_results``, ``invalid_*``,
+    ``unknown_auth_key``), not in the HTTP status.
+    """
+
+    name = "urlhaus"
+    title = "URLhaus"
+    kinds = frozenset(
+        {Kind.URL, Kind.DOMAIN, Kind.IPV4, Kind.IPV6, Kind.EMAIL, Kind.MD5, Kind.SHA256}
+    )
+
+    def __init__(
+        self,
+        http: HttpClient,
+        api_key: str | None,
+        *,
+        base_url: str = "https://urlhaus-api.abuse.ch/v1",
+        quota: Quota | None = None,
+        max_wait: float = 0.0,
+        sleep: Sleeper = time.sleep,
+    ) -> None:
+        super().__init__(
+            http, api_key, base_url=base_url, quota=quota, max_wait=max_wait, sleep=sleep
+        )
+
+    def _question(self, indicator: Indicator) -> tuple[str, dict[str, str]] | None:
+        if indicator.kind is Kind.MD5:
+            return "payload", {"md5_hash": indicator.value}
+        if indicator.kind is Kind.SHA256:
+            return "payload", {"sha256_hash": indicator.value}
+        if indicator.kind is Kind.URL:
+            return "url", {"url": indicator.value}
+        host = indicator.host
+        if host is None:
+            return None
+        if not indicator.host_is_ip and not is_public_name(host):
+            return None
+        return "host", {"host": host}
+
+    def run(self, indicator: Indicator) -> CheckResult:
+        if not self._key:
+            return CheckResult(self.name, Status.NOT_CONFIGURED, summary="no Auth-Key configured")
+        question = self._question(indicator)
+        if question is None:
+            return not_applicable(self.name, "internal names are not known to URLhaus")
+        endpoint, form = question
+        return self._fetch(
+            f"{self.base_url}/{endpoint}/",
+            "POST",
+            data=form,
+            headers={"Auth-Key": self._key, "Accept": "application/json"},
+        )
+
+    def _interpret(self, response: Any) -> CheckResult:
+        if response.status_code == 429:
+            return CheckResult(
+                self.name, Status.QUOTA_EXHAUSTED, summary="URLhaus says: too many requests"
+            )
+        if response.status_code in (401, 403):
+            return CheckResult(self.name, Status.ERROR, summary="URLhaus refused the Auth-Key")
+        if response.status_code != 200:
+            summary = f"URLhaus HTTP {response.status_code}"
+            return CheckResult(self.name, Status.ERROR, summary=summary)
+        body = _json(response)
+        status = body.get("query_status")
+        if not isinstance(status, str):
+            raise MalformedAnswer("no query_status")
+        if status == "no_results":
+            result = CheckResult(self.name, summary="not listed in URLhaus")
+            result.add(Level.NONE, result.summary)
+            return result
+        if status == "unknown_auth_key":
+            return CheckResult(self.name, Status.ERROR, summary="URLhaus refused the Auth-Key")
+        if status.startswith("invalid"):
+            return not_applicable(self.name, f"URLhaus: {status.replace('_', ' ')}")
+        if status != "ok":
+            return CheckResult(self.name, Status.ERROR, summary=f"URLhaus: {status[:80]}")
+        if "urls" in body and "url_count" in body and "host" in body:
+            return self._host(body)
+        if "url_status" in body:
+            return self._url(body)
+        if "signature" in body or "file_type" in body:
+            return self._payload(body)
+        raise MalformedAnswer("an ok answer without host, url or payload fields")
+
+    def _blocklists(self, result: CheckResult, body: dict[str, Any]) -> None:
+        listed = {
+            str(name): str(state)
+            for name, state in (body.get("blacklists") or {}).items()
+            if state and str(state) != "not listed"
+        }
+        if listed:
+            result.data["blacklists"] = listed
+            result.add(
+                Level.SUSPICIOUS,
+                "also on " + ", ".join(f"{n} ({s})" for n, s in sorted(listed.items())),
+            )
+
+    def _host(self, body: dict[str, Any]) -> CheckResult:
+        urls = body.get("urls") or []
+        if not isinstance(urls, list):
+            raise MalformedAnswer("urls is not a list")
+        try:
+            count = int(body.get("url_count") or len(urls))
+        except (TypeError, ValueError) as exc:
+            raise MalformedAnswer("url_count is not a number") from exc
+        online = [u for u in urls if isinstance(u, dict) and u.get("url_status") == "online"]
+        entries = [u for u in urls if isinstance(u, dict)]
+        threats = sorted({str(u["threat"]) for u in entries if u.get("threat")})
+        result = CheckResult(self.name)
+        result.data = {
+            "reference": body.get("urlhaus_reference"),
+            "firstseen": body.get("firstseen"),
+            "url_count": count,
+            "online": len(online),
+            "threats": threats,
+            "recent_urls": [str(u.get("url")) for u in urls[:10] if isinstance(u, dict)],
+        }
+        result.summary = f"{count} malware URLs, {len(online)} online"
+        if online:
+            result.add(Level.MALICIOUS, f"hosts {len(online)} malware URLs online now")
+        elif count:
+            result.add(Level.SUSPICIOUS, f"hosted {count} malware URLs (all offline now)")
+        else:
+            result.add(Level.NONE, "listed without URLs")
+        self._blocklists(result, body)
+        return result
+
+    def _url(self, body: dict[str, Any]) -> CheckResult:
+        state = str(body.get("url_status") or "unknown")
+        result = CheckResult(self.name)
+        result.data = {
+            "reference": body.get("urlhaus_reference"),
+            "url_status": state,
+            "threat": body.get("threat"),
+            "tags": [str(t) for t in body.get("tags") or []],
+            "date_added": body.get("date_added"),
+            "payloads": [
+                {"signature": p.get("signature"), "sha256": p.get("response_sha256")}
+                for p in (body.get("payloads") or [])[:10]
+                if isinstance(p, dict)
+            ],
+        }
+        threat = str(body.get("threat") or "malware")
+        result.summary = f"listed ({threat}), {state}"
+        if state == "online":
+            result.add(Level.MALICIOUS, f"serves {threat} now")
+        else:
+            result.add(Level.SUSPICIOUS, f"served {threat} ({state} now)")
+        self._blocklists(result, body)
+        return result
+
+    def _payload(self, body: dict[str, Any]) -> CheckResult:
+        signature = body.get("signature")
+        result = CheckResult(self.name)
+        result.data = {
+            "signature": signature,
+            "file_type": body.get("file_type"),
+            "firstseen": body.get("firstseen"),
+            "url_count": body.get("url_count"),
+            "virustotal": body.get("virustotal"),
+        }
+        result.summary = f"malware payload{f': {signature}' if signature else ''}"
+        result.add(Level.MALICIOUS, result.summary)
         return result

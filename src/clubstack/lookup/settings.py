@@ -10,6 +10,18 @@ from pydantic_settings import NoDecode
 
 from clubstack.settings import ServiceSettings, service_config
 
+KNOWN_CHECKS = (
+    "dns",
+    "mail",
+    "rdap",
+    "asn",
+    "tls",
+    "virustotal",
+    "abuseipdb",
+    "urlhaus",
+    "blocklist",
+)
+
 
 class LookupSettings(ServiceSettings):
     model_config = service_config("lookup")
@@ -51,6 +63,64 @@ class LookupSettings(ServiceSettings):
         default="https://rdap.org",
         description="RDAP base URL (a bootstrap redirector; /domain/<name> and /ip/<addr>).",
     )
+    checks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(KNOWN_CHECKS),
+        description="Checks a new look-up runs, comma-separated, in column order: dns, mail, "
+        "rdap, asn, tls, virustotal, abuseipdb, urlhaus, blocklist.",
+    )
+    whois_fallback: bool = Field(
+        default=True,
+        description="Ask port-43 WHOIS for domains RDAP does not know (TLDs without RDAP).",
+    )
+    whois_iana_server: str = Field(
+        default="whois.iana.org",
+        description="Where the WHOIS referral chain starts (host or host:port).",
+    )
+    whois_servers: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="WHOIS servers by name or TLD, comma-separated name=host[:port] "
+        "(de=whois.denic.de, whois.example.net=10.0.0.5:4343): a TLD entry skips IANA, a "
+        "server entry says where to connect for that server.",
+    )
+    whois_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds per WHOIS exchange (the whole answer)."
+    )
+    tls_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds for the TLS check's connect and handshake."
+    )
+    tls_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [443, 465, 636, 853, 990, 993, 995, 2083, 4443, 8443, 9443],
+        description="Ports the TLS check connects to (an https URL's own port must be one of "
+        "them), comma-separated; empty: any port.",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of CAs the TLS check trusts; empty: the system trust store.",
+    )
+    tls_expiry_warning_days: int = Field(
+        default=14, ge=0, description="A certificate expiring sooner than this is suspicious."
+    )
+    urlhaus_url: str = Field(
+        default="https://urlhaus-api.abuse.ch/v1", description="URLhaus API base URL."
+    )
+    urlhaus_api_key: SecretStr | None = Field(
+        default=None,
+        description="abuse.ch Auth-Key for URLhaus (free; or use urlhaus_api_key_file).",
+    )
+    urlhaus_api_key_file: Path | None = Field(
+        default=None, description="File holding the URLhaus Auth-Key."
+    )
+    urlhaus_per_minute: int = Field(
+        default=60, ge=0, description="URLhaus requests per minute (0: no limit)."
+    )
+    urlhaus_per_day: int = Field(
+        default=10000, ge=0, description="URLhaus requests per day (0: no limit)."
+    )
+    blocklist_files: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="The operator's blocklist files, comma-separated (domains, addresses, "
+        "networks, URLs, hashes; hosts-file and adblock forms too); re-read when changed.",
+    )
     virustotal_url: str = Field(
         default="https://www.virustotal.com/api/v3", description="VirusTotal API v3 base URL."
     )
@@ -88,12 +158,39 @@ class LookupSettings(ServiceSettings):
         default="30/hour;5/minute", description="Batches a user may start (per user)."
     )
 
-    @field_validator("nameservers", "dkim_selectors", mode="before")
+    @field_validator(
+        "nameservers", "dkim_selectors", "checks", "blocklist_files", "tls_ports", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(KNOWN_CHECKS))
+        if unknown:
+            raise ValueError(f"unknown checks: {', '.join(unknown)}")
+        return [name for name in KNOWN_CHECKS if name in value]
+
+    @field_validator("whois_servers", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [item.strip() for item in value.split(",") if item.strip()]
+            mapping: dict[str, str] = {}
+            for pair in pairs:
+                name, sep, target = pair.partition("=")
+                if not sep or not name.strip() or not target.strip():
+                    raise ValueError(f"expected name=host[:port], got {pair!r}")
+                mapping[name.strip().lower()] = target.strip()
+            return mapping
+        return value
+
+    def urlhaus_key(self) -> str | None:
+        return _secret(self.urlhaus_api_key, self.urlhaus_api_key_file)
 
     def virustotal_key(self) -> str | None:
         return _secret(self.virustotal_api_key, self.virustotal_api_key_file)

@@ -50,6 +50,13 @@
       event.preventDefault();
       var problem = document.getElementById("drop-error");
       problem.hidden = true;
+      if (!form.elements.message.value.trim()) {
+        // the server cannot see inside a sealed message, so refuse an empty one here
+        problem.textContent = "Write a message: it is empty or only spaces.";
+        problem.hidden = false;
+        form.elements.message.focus();
+        return;
+      }
       var button = form.querySelector("button[type=submit]");
       button.disabled = true;
       try {
