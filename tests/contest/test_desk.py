@@ -505,7 +505,7 @@ def test_freeze_time_must_be_before_the_end(make_app):
 
 def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app, monkeypatch):
     app = make_app("postgres", redis=True, **FAST)
-    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.contest.tasks import answers_queue, sandbox_queue
     from clubstack.core.jobs import configure_jobs, huey
     from clubstack.settings import get_settings
 
@@ -538,9 +538,11 @@ def test_rejudge_jobs_go_through_the_sandbox_queue_without_the_database(make_app
     with monkeypatch.context() as patch:
         patch.setattr(db, "session", no_database)
         queue.execute(task)
-    pending = huey.dequeue()
+    answers = answers_queue()  # the answer comes back on the JSON answers queue
+    assert huey.dequeue() is None
+    pending = answers.dequeue()
     assert pending is not None and pending.name == "contest.rejudge_conclude"
-    huey.execute(pending)
+    answers.execute(pending)
     page = text(boss, response.headers["Location"])
     assert "Finished" in page and "Queue the pending jobs again" not in page
     item = _item(app, name)

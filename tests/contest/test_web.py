@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -11,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clubstack.contest import challenges, p256
+from clubstack.contest.kinds import ContestLimits
 from clubstack.contest.models import Break, Challenge
 from clubstack.contest.settings import ContestSettings
 from clubstack.core import clock
@@ -278,7 +282,7 @@ def test_rules_page_follows_settings(make_app):
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 def test_sandbox_job_runs_on_its_own_queue_without_the_database(make_app, monkeypatch, store):
     aes_app = make_app(contest_kind="aes", redis=store == "redis", **FAST)
-    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.contest.tasks import answers_queue, sandbox_queue
     from clubstack.core.db import db as database
     from clubstack.core.jobs import configure_jobs, huey
     from clubstack.settings import clear_settings_cache, get_settings
@@ -308,12 +312,90 @@ def test_sandbox_job_runs_on_its_own_queue_without_the_database(make_app, monkey
         queue.execute(task)
 
     names = []
-    while (pending := huey.dequeue()) is not None:
+    answers = answers_queue()
+    assert huey.dequeue() is None  # nothing of the contest goes through the pickled queue
+    while (pending := answers.dequeue()) is not None:
         names.append(pending.name)
-        huey.execute(pending)
+        answers.execute(pending)
     assert names == ["contest.progress", "contest.progress", "contest.conclude"]
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">published<' in page
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_the_sandbox_queues_carry_checked_json_only(make_app, monkeypatch, store):
+    import pickle
+
+    make_app(contest_kind="aes", redis=store == "redis", **FAST)
+    from clubstack.contest.queue import InvalidMessage
+    from clubstack.contest.tasks import answers_queue, drain_answers, sandbox_queue
+    from clubstack.settings import clear_settings_cache, get_settings
+
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")
+    clear_settings_cache()
+    queue = sandbox_queue(get_settings())
+    answers = answers_queue()
+    from clubstack.contest.tasks import execute
+
+    execute(7, {"kind": "aes", "source": "int x;", "inputs": ["00" * 16],
+                "limits": dataclasses.asdict(ContestLimits())})
+    raw = queue.storage.dequeue()
+    assert raw.startswith(b"{") and b"contest.execute" in raw
+    assert json.loads(raw)["message"]["args"][0] == 7
+
+    # a compromised sandbox node writes a pickle that would run code when loaded
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+    for bad in (pickle.dumps(Boom()), b'{"message": {"id": "x", "name": "core.anything",'
+                b' "args": [], "kwargs": {}}}',
+                json.dumps({"message": {"id": "y", "name": "contest.conclude",
+                                        "args": [1, {"stage": "tested", "cpu_ns": "1"}],
+                                        "kwargs": {}}}).encode()):
+        answers.storage.enqueue(bad, 0)
+        with pytest.raises(InvalidMessage):
+            answers.dequeue()
+    for bad in (pickle.dumps(Boom()),):
+        answers.storage.enqueue(bad, 0)
+    assert drain_answers() == 1  # read, refused, dropped
+    assert not os.path.exists("PWNED")
+    with pytest.raises(InvalidMessage):
+        execute(8, {"kind": "aes", "source": "x", "inputs": ["zz"], "limits": {}})
+
+
+def test_one_member_cannot_starve_the_others(make_app, monkeypatch):
+    app = make_app(contest_kind="aes", **FAST)
+    from clubstack.contest.tasks import sandbox_queue
+    from clubstack.settings import clear_settings_cache, get_settings
+
+    busy = app.test_client()
+    login(busy, app, "busy@example.org", nickname="busy")
+    other = second_user(app, "other@example.org", "other")
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")
+    clear_settings_cache()
+    queue = sandbox_queue(get_settings())
+    sample = (SAMPLES / "aes_sample.c").read_bytes()
+    for _ in range(3):
+        assert submit_form(busy, sample, key=AES_KEY).status_code == 302
+    assert submit_form(other, sample, key=AES_KEY).status_code == 302
+    queued = []
+    while (task := queue.dequeue()) is not None:
+        queued.append(task.args[0])
+    with app.app_context():
+        rows = db.session().scalars(select(Challenge).order_by(Challenge.id)).all()
+        owners = {c.id: c.owner.nickname for c in rows}
+    # busy's first submission and other's: the second and third of busy wait their turn
+    assert [owners[i] for i in queued] == ["busy", "other"]
+    with app.app_context():
+        session = db.session()
+        first = session.get(Challenge, queued[0])
+        challenges.record_answer(session, first.id, {"stage": "compile_failed",
+                                                     "message": "x"}, service_settings(
+            ContestSettings))
+        following = challenges.release_next(session, first.owner_id)
+        assert following is not None and owners[following.id] == "busy"
+        assert challenges.release_next(session, first.owner_id) is None
 
 
 def test_submissions_wait_for_the_start(make_app):
@@ -326,3 +408,51 @@ def test_submissions_wait_for_the_start(make_app):
     clock.travel(timedelta(hours=3))
     assert submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(),
                        key=AES_KEY).status_code == 302
+
+
+def test_the_site_worker_drains_the_answers_queue_in_its_own_thread(make_app, monkeypatch):
+    import time as wall
+
+    make_app(contest_kind="aes", redis=True, **FAST)
+    from clubstack.contest import tasks
+    from clubstack.core.jobs import configure_jobs
+    from clubstack.settings import clear_settings_cache, get_settings
+
+    monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")
+    clear_settings_cache()
+    configure_jobs(get_settings())
+    answers = tasks.answers_queue(get_settings())
+    tasks.progress(123456, "started")  # no such challenge: recorded as a no-op
+    assert answers.pending_count() == 1
+    tasks.start_answer_drain()  # what the main consumer's start-up hook does
+    try:
+        deadline = wall.monotonic() + 10
+        while answers.pending_count() and wall.monotonic() < deadline:
+            wall.sleep(0.1)
+        assert answers.pending_count() == 0
+    finally:
+        tasks.stop_answer_drain()
+
+
+def test_a_lying_submission_is_published_with_the_kernel_measured_score(make_app):
+    from clubstack.contest import scoring
+
+    from .test_judge import LIAR
+
+    app = make_app(contest_kind="aes", contest_random_vectors=100, contest_call_cpu_seconds=1)
+    owner = app.test_client()
+    login(owner, app, "designer@example.org", nickname="designer")
+    sample = (SAMPLES / "aes_sample.c").read_bytes()
+    for source in (sample, sample + LIAR.encode()):
+        response = submit_form(owner, source, key=AES_KEY)
+        page = owner.get(response.headers["Location"]).get_data(as_text=True)
+        assert 'id="status">published<' in page
+    conf = service_settings(ContestSettings)
+    with app.app_context():
+        honest, liar = db.session().scalars(select(Challenge).order_by(Challenge.id)).all()
+        assert liar.mean_cpu_ns > 1000 and liar.mean_ram_bytes > 16 * 1024
+        kernel = scoring.performance(liar.object_size, conf.object_bytes, liar.mean_ram_bytes,
+                                     conf.run_memory_bytes, liar.mean_cpu_ns / 1e9,
+                                     conf.call_cpu_seconds)
+        assert liar.performance == pytest.approx(kernel, abs=1e-3)  # stored as int ns, bytes
+        assert liar.performance < honest.performance + 1.5  # not twice the honest score

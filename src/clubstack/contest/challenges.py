@@ -100,11 +100,40 @@ def submit(session: Session, user: User, settings: ContestSettings, source: byte
     challenge.vectors = _vectors_json(vectors)
     challenge.name = friendly_name(session)
     challenge.status = "filtered"
-    challenge.queued_at = now
+    # one submission per member on the sandbox queue; a later one waits (queued_at unset)
+    challenge.queued_at = None if _has_queued(session, user.id) else now
     challenge.attempts = 1
     session.add(challenge)
     session.flush()
     return challenge
+
+
+def _has_queued(session: Session, owner_id: int) -> bool:
+    return session.scalar(select(Challenge.id).where(
+        Challenge.owner_id == owner_id, Challenge.status.in_(QUEUED),
+        Challenge.queued_at.is_not(None)).limit(1)) is not None
+
+
+def release_next(session: Session, owner_id: int, now: datetime | None = None
+                 ) -> Challenge | None:
+    """The member's oldest waiting submission, now put on the queue (None if one is there)."""
+    if _has_queued(session, owner_id):
+        return None
+    waiting = session.scalar(select(Challenge).where(
+        Challenge.owner_id == owner_id, Challenge.status == "filtered",
+        Challenge.queued_at.is_(None)).order_by(Challenge.id).limit(1))
+    if waiting is not None:
+        waiting.queued_at = now or utcnow()
+        session.flush()
+    return waiting
+
+
+def release_waiting(session: Session, now: datetime | None = None) -> list[Challenge]:
+    """For every member with waiting submissions and none on the queue: release the next."""
+    owners = session.scalars(select(Challenge.owner_id).where(
+        Challenge.status == "filtered", Challenge.queued_at.is_(None)).distinct()).all()
+    released = [release_next(session, owner, now) for owner in owners]
+    return [c for c in released if c is not None]
 
 
 def job_payload(challenge: Challenge, settings: ContestSettings) -> dict:
@@ -157,6 +186,7 @@ def record_answer(session: Session, challenge_id: int, answer: dict, settings: C
     challenge.status = "published"
     challenge.published_at = now
     challenge.failure = None
+    refresh_score(challenge, settings, now)
     return challenge
 
 
@@ -177,10 +207,13 @@ def reap_lost_jobs(session: Session, settings: ContestSettings,
     retried = failed = 0
     stuck = session.scalars(select(Challenge).where(Challenge.status.in_(QUEUED))).all()
     for challenge in stuck:
+        if challenge.started_at is None and challenge.queued_at is None:
+            continue  # waiting behind the member's own earlier submission, not lost
         if challenge.started_at is not None:
             lost = (now - challenge.started_at).total_seconds() > timeout
         else:
-            waited = (now - (challenge.queued_at or challenge.created_at)).total_seconds()
+            assert challenge.queued_at is not None
+            waited = (now - challenge.queued_at).total_seconds()
             lost = waited > timeout * UNSTARTED_FACTOR
         if not lost:
             continue
@@ -211,10 +244,7 @@ def can_see_source(challenge: Challenge, user: User | None) -> bool:
 
 
 def current_strawberries(challenge: Challenge, settings: ContestSettings, now: datetime) -> float:
-    if not challenge.is_published or challenge.published_at is None:
-        return 0.0
-    return scoring.strawberries(challenge.performance or 0.0, challenge.published_at, now,
-                                challenge.first_break_at, settings.final_deadline)
+    return live_score(challenge, settings, now).strawberries
 
 
 def attempt_break(session: Session, user: User, challenge: Challenge, secret: str,
@@ -247,6 +277,7 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
                   strawberries_at_break=current_strawberries(challenge, settings, now))
     if challenge.first_break_at is None:
         challenge.first_break_at = now
+    refresh_score(challenge, settings, now)
     session.add(found)
     session.flush()
     return found
@@ -258,15 +289,37 @@ def recompute_scores(session: Session, settings: ContestSettings,
     now = now or utcnow()
     count = 0
     for challenge in session.scalars(select(Challenge).where(Challenge.status == "published")):
-        assert challenge.published_at is not None
-        perf = challenge.performance or 0.0
-        challenge.strawberries = scoring.strawberries(
-            perf, challenge.published_at, now, challenge.first_break_at, settings.final_deadline)
-        challenge.peak_strawberries = scoring.peak_strawberries(
-            perf, challenge.published_at, now, challenge.first_break_at, settings.final_deadline)
-        challenge.scored_at = now
+        refresh_score(challenge, settings, now)
         count += 1
     return count
+
+
+def refresh_score(challenge: Challenge, settings: ContestSettings, now: datetime) -> None:
+    """Store the strawberries and peak as of ``now`` (on publication, on a break, and by
+    the periodic job, which keeps the ranking order current between events)."""
+    if challenge.published_at is None:
+        return
+    score = live_score(challenge, settings, now)
+    challenge.strawberries = score.strawberries
+    challenge.peak_strawberries = score.peak
+    challenge.scored_at = now
+
+
+@dataclass(frozen=True)
+class Score:
+    strawberries: float
+    peak: float
+
+
+def live_score(challenge: Challenge, settings: ContestSettings, now: datetime) -> Score:
+    """The one source of the numbers every page shows: the formula at ``now``, the same
+    the chart draws, so the table, the challenge page and the chart always agree."""
+    if challenge.published_at is None or not challenge.is_published:
+        return Score(0.0, 0.0)
+    perf = challenge.performance or 0.0
+    args = (perf, challenge.published_at, now, challenge.first_break_at,
+            settings.final_deadline)
+    return Score(scoring.strawberries(*args), scoring.peak_strawberries(*args))
 
 
 @dataclass

@@ -36,11 +36,23 @@ def _limits(random_vectors: int) -> ContestLimits:
 @click.option("--key", help="aes: the embedded AES-128 key (32 hex digits).")
 @click.option("--pubkey", help="ecdsa: the public key x || y (128 hex digits).")
 @click.option("--proof", help="ecdsa: the EC-Schnorr proof r || s (128 hex digits).")
-@click.option("--vectors", "random_vectors", default=100, show_default=True,
-              help="Random test vectors (edge cases come on top).")
+@click.option(
+    "--vectors",
+    "random_vectors",
+    default=100,
+    show_default=True,
+    help="Random test vectors (edge cases come on top).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def judge(file: Path, kind: str, key: str | None, pubkey: str | None, proof: str | None,
-          random_vectors: int, as_json: bool) -> None:
+def judge(
+    file: Path,
+    kind: str,
+    key: str | None,
+    pubkey: str | None,
+    proof: str | None,
+    random_vectors: int,
+    as_json: bool,
+) -> None:
     """Filter, compile and test FILE in the sandbox, as the server would.
 
     Exit status: 0 accepted, 1 rejected, 2 bad usage or bad key.
@@ -66,39 +78,50 @@ def judge(file: Path, kind: str, key: str | None, pubkey: str | None, proof: str
 
     try:
         if as_json:
-            verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(), vectors,
-                                                    limits)
+            verdict, answer = judging.judge_locally(
+                challenge_kind, file.read_bytes(), vectors, limits
+            )
         else:
             from rich.console import Console
 
             with Console(stderr=True).status(
-                    f"judging {file.name} ({len(vectors.inputs)} vectors)"):
-                verdict, answer = judging.judge_locally(challenge_kind, file.read_bytes(),
-                                                        vectors, limits)
+                f"judging {file.name} ({len(vectors.inputs)} vectors)"
+            ):
+                verdict, answer = judging.judge_locally(
+                    challenge_kind, file.read_bytes(), vectors, limits
+                )
     except SandboxError as error:
         raise click.ClickException(f"the sandbox could not run: {error}") from None
     result = {
-        "accepted": verdict.accepted, "stage": verdict.stage, "reason": verdict.reason,
-        "vectors": len(vectors.inputs), "object_size": verdict.object_size,
+        "accepted": verdict.accepted,
+        "stage": verdict.stage,
+        "reason": verdict.reason,
+        "vectors": len(vectors.inputs),
+        "object_size": verdict.object_size,
         "mean_ram_bytes": round(verdict.mean_ram_bytes),
-        "mean_cpu_seconds": verdict.mean_cpu_seconds, "performance": verdict.performance,
+        "mean_cpu_seconds": verdict.mean_cpu_seconds,
+        "performance": verdict.performance,
         "compiler_message": verdict.compiler_message,
         "wall_seconds": answer.get("wall_seconds"),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"{'ACCEPTED' if verdict.accepted else 'REJECTED'} ({verdict.stage}): "
-                   f"{verdict.reason}")
+        click.echo(
+            f"{'ACCEPTED' if verdict.accepted else 'REJECTED'} ({verdict.stage}): {verdict.reason}"
+        )
         if verdict.compiler_message:
             click.echo(verdict.compiler_message)
         if verdict.accepted:
-            click.echo(f"object size     {verdict.object_size} bytes "
-                       f"(limit {limits.object_bytes})")
-            click.echo(f"RAM per call    {verdict.mean_ram_bytes:.0f} bytes "
-                       f"(limit {limits.run_memory_bytes})")
-            click.echo(f"CPU per call    {verdict.mean_cpu_seconds * 1e6:.1f} us "
-                       f"(limit {limits.call_cpu_seconds:g} s)")
+            click.echo(f"object size     {verdict.object_size} bytes (limit {limits.object_bytes})")
+            click.echo(
+                f"RAM per call    {verdict.mean_ram_bytes:.0f} bytes "
+                f"(limit {limits.run_memory_bytes})"
+            )
+            click.echo(
+                f"CPU per call    {verdict.mean_cpu_seconds * 1e6:.1f} us "
+                f"(limit {limits.call_cpu_seconds:g} s)"
+            )
             click.echo(f"performance     {verdict.performance:.3f}")
     sys.exit(0 if verdict.accepted else 1)
 
@@ -123,20 +146,32 @@ def prove(private_key: str) -> None:
 
 
 @contest_cli.command()
-@click.option("--workers", default=1, show_default=True, help="Submissions judged at once.")
-def worker(workers: int) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Submissions judged at once (default: the sandbox_slots setting; 0 there "
+    "means one per CPU core).",
+)
+def worker(workers: int | None) -> None:
     """Run a sandbox worker: judge queued submissions. Needs the job store, not the database."""
+    import os
+
+    from clubstack.contest.settings import ContestSettings
     from clubstack.contest.tasks import sandbox_queue
     from clubstack.core.jobs import configure_jobs
     from clubstack.core.logs import setup_logging
-    from clubstack.settings import get_settings
+    from clubstack.settings import get_settings, service_settings
 
     settings = get_settings()
+    if workers is None:
+        workers = service_settings(ContestSettings).sandbox_slots or os.cpu_count() or 1
     setup_logging(settings, "contest-worker")
     configure_jobs(settings)  # answers go back on the main queue
     queue = sandbox_queue(settings)
-    consumer = queue.create_consumer(workers=workers, worker_type="thread", periodic=False,
-                                     check_worker_health=True)
+    consumer = queue.create_consumer(
+        workers=workers, worker_type="thread", periodic=False, check_worker_health=True
+    )
     click.echo(f"contest sandbox worker: {workers} thread(s) on queue {queue.name}", err=True)
     consumer.run()
 

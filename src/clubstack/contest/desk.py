@@ -410,7 +410,7 @@ def lift_freeze(
 
 @dataclass
 class ScoreRow:
-    """A challenge as the frozen board shows it (the fields the challenge rows template reads)."""
+    """A challenge as the board shows it (the fields the challenge rows template reads)."""
 
     name: str
     owner: User
@@ -477,8 +477,8 @@ class Board:
         )
 
     def row(self, challenge: Challenge) -> Challenge | ScoreRow:
-        if self.cutoff is None:
-            return challenge
+        # Live or frozen, the numbers come from the formula at ``as_of``, as on the challenge
+        # page and the chart: the stored columns only order the ranking between events.
         assert challenge.published_at is not None
         first = self.first_break(challenge)
         perf = challenge.performance or 0.0

@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from clubstack.contest import desk, judge
+from clubstack.contest import desk, judge, queue
 from clubstack.contest.settings import ContestSettings
-from clubstack.contest.tasks import sandbox_huey, sandbox_queue
+from clubstack.contest.tasks import answers_huey, answers_queue, sandbox_huey, sandbox_queue
 from clubstack.core.db import session_scope
-from clubstack.core.jobs import huey
 from clubstack.settings import service_settings
 
 log = logging.getLogger("clubstack.contest")
@@ -19,6 +18,7 @@ log = logging.getLogger("clubstack.contest")
 @sandbox_huey.task(retries=1, retry_delay=10, context=True, name="contest.rejudge_execute")
 def rejudge_execute(item_id: int, payload: dict, task: Any = None) -> None:
     """On a sandbox node: compile and test again, then queue the answer for the site."""
+    answers_queue()
     try:
         answer = judge.execute_job(payload)
     except Exception:
@@ -29,8 +29,10 @@ def rejudge_execute(item_id: int, payload: dict, task: Any = None) -> None:
     rejudge_conclude(item_id, answer)
 
 
-@huey.task(name="contest.rejudge_conclude")
+# on the JSON answers queue, like a submission's answer (tasks.py, queue.py)
+@answers_huey.task(name="contest.rejudge_conclude")
 def rejudge_conclude(item_id: int, answer: dict) -> None:
+    answer = queue.validate_answer(answer)
     with session_scope() as session:
         item = desk.record_rejudge(session, item_id, answer, service_settings(ContestSettings))
         if item is not None:

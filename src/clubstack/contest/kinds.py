@@ -60,6 +60,7 @@ class Kind:
     name: ClassVar[str]
     title: ClassVar[str]
     function: ClassVar[str]  # the C prototype a submission defines
+    entry: ClassVar[str]  # its symbol: the only global the submission's object keeps
     macro: ClassVar[str]  # harness compile flag
     allowed_include: ClassVar[str | None] = None
     libraries: ClassVar[tuple[str, ...]] = ()
@@ -84,6 +85,7 @@ class AesKind(Kind):
     name = "aes"
     title = "AES-128 encryption (WhibOx editions 1-2)"
     function = "void AES_128_encrypt(unsigned char ciphertext[16], unsigned char plaintext[16]);"
+    entry = "AES_128_encrypt"
     macro = "KIND_AES"
     input_len = 16
     output_len = 16
@@ -124,6 +126,7 @@ class EcdsaKind(Kind):
     name = "ecdsa"
     title = "ECDSA P-256 signatures (WhibOx edition 3)"
     function = "void ECDSA_256_sign(unsigned char sig[64], const unsigned char hash[32]);"
+    entry = "ECDSA_256_sign"
     macro = "KIND_ECDSA"
     allowed_include = "#include <gmp.h>"
     libraries = ("gmp",)
@@ -139,10 +142,8 @@ class EcdsaKind(Kind):
         raw = _parse_hex(pubkey_hex, 64, "the public key (x || y)")
         proof = _parse_hex(proof_hex, 64, "the proof of knowledge (r || s)")
         point = p256.decode_point(raw)
-        if not p256.on_curve(point):
-            raise InvalidKey("the public key is not a point of P-256")
         if not p256.valid_public_key(point):
-            raise InvalidKey("the public key is not of order n")
+            raise InvalidKey("the public key is not a point of P-256 of order n")
         if not p256.schnorr_verify(point, proof):
             raise InvalidKey("the proof of knowledge of the private key does not verify")
         return raw

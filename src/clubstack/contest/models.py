@@ -61,6 +61,11 @@ class Challenge(Base):
         return self.status == "published"
 
     @property
+    def failed_step(self) -> str:
+        """The step a failed submission stopped at: no object file means compilation."""
+        return "compiled" if self.object_size is None else "tested"
+
+    @property
     def is_broken(self) -> bool:
         return self.first_break_at is not None
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from importlib import resources
+
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from limits import parse_many
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.contest import challenges, chart, desk, feed
+from clubstack.contest.judge import call_wall_seconds
 from clubstack.contest.kinds import KINDS
 from clubstack.contest.models import Challenge
 from clubstack.contest.settings import ContestSettings
@@ -16,7 +21,7 @@ from clubstack.core.accounts.auth import current_user, login_required
 from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
-from clubstack.core.errors import ClubError, InputError
+from clubstack.core.errors import ClubError, InputError, RateLimited
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import body_limit, client_ip, limiter
 from clubstack.settings import service_settings
@@ -37,6 +42,37 @@ def rate_key() -> str:
 
 def submit_rate() -> str:
     return settings().submit_rate
+
+
+def check_submit_rate() -> None:
+    """The submission rate limit, checked inside the view (not by a decorator in front of
+    it) so a refused submission still gets its form back with the pasted source in it."""
+    key = ("contest-submit", rate_key())
+    for item in parse_many(submit_rate()):
+        if not limiter.limiter.hit(item, *key):
+            reset = limiter.limiter.get_window_stats(item, *key).reset_time
+            wait = max(1, int(reset - time.time()) + 1)
+            error = RateLimited(retry_after=wait)
+            error.message = (f"Too many submissions: try again in {wait} s. Your source and "
+                             "key are kept below.")
+            raise error
+
+
+def format_score(value: float | None) -> str:
+    """Strawberries, bananas and performance for people: 1,234.57 / 0.42 / 0 / < 0.01."""
+    if not value:
+        return "0"
+    if abs(value) < 0.01:
+        return "< 0.01"
+    return f"{value:,.2f}"
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+bp.add_app_template_filter(format_score, "contest_score")
+bp.add_app_template_global(plural, "contest_plural")
 
 
 def break_rate() -> str:
@@ -61,6 +97,18 @@ def read_source(form: SubmitForm) -> bytes:
     if form.source:
         return form.source.replace("\r\n", "\n").encode()
     raise InputError(fields={"file": "Choose a C file or paste the source."})
+
+
+def keep_uploaded_source(values: dict) -> None:
+    """A browser cannot refill a file input: put an uploaded file's text in the paste box,
+    so a refused submission (bad key, rate limit ...) loses nothing."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename or values.get("source"):
+        return
+    upload.stream.seek(0)
+    data = upload.stream.read(200_001)
+    if len(data) <= 200_000:
+        values["source"] = data.decode("utf-8", "replace")
 
 
 def _chart_series() -> list[chart.Series]:
@@ -91,7 +139,8 @@ def index() -> str:
 def rules() -> str:
     conf = settings()
     return render_template("contest/rules.html", conf=conf, kind=KINDS[conf.kind],
-                           limits=conf.limits())
+                           limits=conf.limits(),
+                           call_wall=call_wall_seconds(conf.call_cpu_seconds))
 
 
 @bp.get("/chart.svg")
@@ -170,11 +219,19 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
     return redirect(url_for("contest.challenge", name=name, broken=1))
 
 
+@bp.get("/starter.c")
+def starter() -> Response:
+    """A starter program for the contest's kind: compiles, passes the filter, is accepted."""
+    kind = KINDS[settings().kind]
+    body = resources.files("clubstack.contest.starters").joinpath(f"{kind.name}.c").read_text()
+    return Response(body, mimetype="text/plain", headers={
+        "Content-Disposition": f'attachment; filename="{kind.name}_starter.c"'})
+
+
 @bp.route("/submit", methods=["GET", "POST"])
 @body_limit(lambda: settings().source_bytes + 1_000_000)  # the source plus the form's fields
 @login_required
-@limiter.limit(submit_rate, key_func=rate_key, methods=["POST"])
-def submit() -> str | BaseResponse | tuple[str, int]:
+def submit() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
     conf = settings()
     if request.method == "GET":
         return render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
@@ -184,6 +241,7 @@ def submit() -> str | BaseResponse | tuple[str, int]:
     assert user is not None
     values = form_to_dict(request.form)
     try:
+        check_submit_rate()
         form = validate(SubmitForm, values)
         created = challenges.submit(session, user, conf, read_source(form), key=form.key,
                                     public_key=form.public_key, proof=form.proof)
@@ -191,10 +249,12 @@ def submit() -> str | BaseResponse | tuple[str, int]:
     except ClubError as error:
         session.rollback()
         errors = getattr(error, "fields", {}) or {"form": error.message}
+        keep_uploaded_source(values)
         if len(str(values.get("source", ""))) > 200_000:
             values.pop("source")  # do not echo a huge paste back
-        return render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
-                               errors=errors, values=values), error.status
+        page = render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
+                               errors=errors, values=values)
+        return page, error.status, getattr(error, "headers", {})
     public_id = created.public_id
     enqueue(created, conf)
     return redirect(url_for("contest.submission", public_id=public_id))

@@ -10,8 +10,9 @@ Two profiles exist:
 - ``STARTUP`` is handed to bubblewrap (``--seccomp FD``) and applies from the ``execve`` of
   the program on: what a *statically linked* glibc program needs to start, plus the ``seccomp``
   call itself so the program can tighten the filter further.
-- ``STRICT`` is what the contest harness installs on itself once its input is read, before
-  the first call of untrusted code: read, write, memory (never executable), clocks, exit.
+- ``STRICT`` is what the contest harness installs in each per-call child before the call of
+  untrusted code: read, write, memory (never executable), clock_gettime, exit. Not setitimer:
+  the child's CPU and wall-clock timers cannot be disarmed.
 Filters stack in the kernel, so after the harness installs ``STRICT`` the intersection holds.
 """
 
@@ -47,13 +48,47 @@ def _arg_low(index: int) -> int:
 
 
 SYSCALLS_X86_64: dict[str, int] = {
-    "read": 0, "write": 1, "fstat": 5, "lseek": 8, "mmap": 9, "mprotect": 10, "munmap": 11,
-    "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14, "rt_sigreturn": 15, "ioctl": 16,
-    "mremap": 25, "madvise": 28, "setitimer": 38, "getpid": 39, "execve": 59, "exit": 60,
-    "uname": 63, "readlink": 89, "getrusage": 98, "arch_prctl": 158, "gettid": 186,
-    "futex": 202, "set_tid_address": 218, "clock_gettime": 228, "exit_group": 231,
-    "tgkill": 234, "newfstatat": 262, "readlinkat": 267, "set_robust_list": 273,
-    "prlimit64": 302, "wait4": 61, "seccomp": 317, "getrandom": 318, "rseq": 334,
+    "read": 0,
+    "write": 1,
+    "close": 3,
+    "fstat": 5,
+    "lseek": 8,
+    "mmap": 9,
+    "mprotect": 10,
+    "munmap": 11,
+    "brk": 12,
+    "rt_sigaction": 13,
+    "rt_sigprocmask": 14,
+    "rt_sigreturn": 15,
+    "ioctl": 16,
+    "mremap": 25,
+    "madvise": 28,
+    "dup2": 33,
+    "setitimer": 38,
+    "getpid": 39,
+    "fork": 57,
+    "execve": 59,
+    "exit": 60,
+    "kill": 62,
+    "uname": 63,
+    "readlink": 89,
+    "getrusage": 98,
+    "arch_prctl": 158,
+    "gettid": 186,
+    "futex": 202,
+    "set_tid_address": 218,
+    "clock_gettime": 228,
+    "exit_group": 231,
+    "tgkill": 234,
+    "newfstatat": 262,
+    "readlinkat": 267,
+    "set_robust_list": 273,
+    "prlimit64": 302,
+    "pipe2": 293,
+    "wait4": 61,
+    "seccomp": 317,
+    "getrandom": 318,
+    "rseq": 334,
 }
 
 # Syscalls whose third argument is a PROT_* mask: allowed only without PROT_EXEC, so no code
@@ -74,8 +109,17 @@ class Profile:
 STRICT = Profile(
     "strict",
     (
-        "read", "write", "brk", "mmap", "munmap", "mremap", "madvise", "exit", "exit_group",
-        "clock_gettime", "getrusage", "setitimer", "rt_sigreturn",
+        "read",
+        "write",
+        "brk",
+        "mmap",
+        "munmap",
+        "mremap",
+        "madvise",
+        "exit",
+        "exit_group",
+        "clock_gettime",
+        "rt_sigreturn",
     ),
 )
 
@@ -83,10 +127,37 @@ STARTUP = Profile(
     "startup",
     (
         *STRICT.allow,
-        "execve", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
-        "readlink", "readlinkat", "getrandom", "mprotect", "fstat", "newfstatat", "ioctl",
-        "lseek", "seccomp", "futex", "getpid", "gettid", "tgkill", "rt_sigprocmask",
-        "rt_sigaction", "uname",
+        "execve",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlink",
+        "readlinkat",
+        "getrandom",
+        "mprotect",
+        "fstat",
+        "newfstatat",
+        "ioctl",
+        "lseek",
+        "seccomp",
+        "futex",
+        "getpid",
+        "gettid",
+        "tgkill",
+        "rt_sigprocmask",
+        "rt_sigaction",
+        "uname",
+        # the harness's parent: one child per call (fork, a pipe for its output, its two
+        # timers, wait4 for the kernel's figures, kill for a child that floods the pipe)
+        "fork",
+        "pipe2",
+        "dup2",
+        "close",
+        "kill",
+        "setitimer",
+        "getrusage",
         # bubblewrap's pid-1 init runs under the same filter: it only waits and exits.
         "wait4",
     ),
