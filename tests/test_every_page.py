@@ -58,6 +58,7 @@ PAGES = {
         "/lookup/",
     ],
     "admin": [
+        "/admin",
         "/admin/users",
         "/billing/admin/",
         "/billing/admin/adjustments",

@@ -28,4 +28,5 @@ service = Service(
     cli=billing_cli,
     settings=BillingSettings,
     tasks="clubstack.billing.tasks",
+    admin_endpoint="billing.admin_overview",
 )

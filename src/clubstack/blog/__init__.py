@@ -40,6 +40,7 @@ def __getattr__(name: str) -> Any:
         settings=BlogSettings,
         tasks="clubstack.blog.tasks",
         account_closing=AccountClosing(forget=_forget),
+        admin_endpoint="blog.admin_queue",
     )
     globals()["service"] = service
     return service

@@ -38,4 +38,5 @@ service = Service(
     settings=ComputeSettings,
     tasks="clubstack.compute.tasks",
     account_closing=AccountClosing(release=_destroy_capsuls, forget=_forget),
+    admin_endpoint="compute.admin",
 )

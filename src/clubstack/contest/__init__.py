@@ -25,4 +25,5 @@ service = Service(
     cli=contest_cli,
     settings=ContestSettings,
     tasks="clubstack.contest.tasks",
+    admin_endpoint="contest.desk_index",
 )

@@ -46,6 +46,7 @@ class Service:
     tasks: str | None = None  # module whose import registers the service's jobs
     nav: bool = True  # listed in the navigation bar
     account_closing: AccountClosing | None = None  # what deleting an account does here
+    admin_endpoint: str | None = None  # the service's admin page, linked from /admin
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

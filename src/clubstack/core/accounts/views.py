@@ -24,6 +24,7 @@ from clubstack.core.accounts import login as accounts
 from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
 from clubstack.core.accounts.closing import close_account
 from clubstack.core.accounts.models import User
+from clubstack.core.accounts.roles import set_role
 from clubstack.core.accounts.tokens import create_token, list_tokens, revoke_token
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
@@ -271,6 +272,31 @@ def api_me() -> Response:
     user = current_user()
     assert user is not None
     return jsonify(id=user.id, email=user.email, nickname=user.nickname, role=user.role)
+
+
+@bp.get("/admin")
+@admin_required
+def admin_index() -> str:
+    """One page that leads to every admin page of the suite."""
+    services = [
+        s for s in current_app.extensions["clubstack.services"] if s.admin_endpoint is not None
+    ]
+    session_ = db.session()
+    rows = session_.execute(select(User.role, func.count(User.id)).group_by(User.role))
+    counts = {role: count for role, count in rows}
+    return render_template("accounts/admin_index.html", services=services, counts=counts)
+
+
+@bp.post("/admin/users/<int:user_id>/role")
+@admin_required
+def admin_set_role(user_id: int) -> BaseResponse:
+    session_ = db.session()
+    # a refusal (the last administrator, a deleted account, no such role) is a ClubError:
+    # the core answers it with its status and message
+    user = set_role(session_, user_id, request.form.get("role", ""))
+    session_.commit()
+    flash(f"{user.email} is now {'an administrator' if user.is_admin else 'a member'}.", "success")
+    return redirect(url_for("accounts.admin_users"))
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
