@@ -3,6 +3,7 @@ talking to the comments API across origins (CORS)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from functools import partial
@@ -97,3 +98,76 @@ def test_embed_script_on_a_generated_page(make_app: Any, page: Any, tmp_path: Pa
         static.shutdown()
         static.server_close()
         server.stop()
+
+
+def test_embed_works_out_of_the_box_on_the_suites_own_origin(
+    make_app: Any, page: Any, tmp_path: Path
+) -> None:
+    """The blog served by the same site as the suite (nginx: the blog's files at /, the suite
+    behind it): no CORS setting needed, the comments look like the blog's and dates read the
+    way the blog writes them."""
+    from werkzeug.wrappers import Request, Response
+
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    app = make_app(base_url=site, blog_min_submit_seconds=0)  # blog_origin left empty
+    src = tmp_path / "site"
+    shutil.copytree(Path(__file__).parent / "fixture_site", src)
+    toml = src / "site.toml"
+    toml.write_text(
+        toml.read_text().replace('base_url = "https://blog.example.org"', f'base_url = "{site}"')
+        + f'comments_url = "{site}/blog"\n'
+    )
+    out = tmp_path / "out"
+    assert build(src, out, cache_dir=tmp_path / "cache").ok
+
+    def front(environ: dict[str, Any], start: Any) -> Any:
+        """What nginx does in front: the suite under /blog/ (and its static), files elsewhere."""
+        request = Request(environ)
+        if request.path.startswith(("/blog/", "/static/")):
+            return app(environ, start)
+        target = (out / request.path.lstrip("/")).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if out.resolve() not in target.parents or not target.is_file():
+            return Response("not found", status=404)(environ, start)
+        kind = "text/css" if target.suffix == ".css" else "text/html; charset=utf-8"
+        return Response(target.read_bytes(), content_type=kind)(environ, start)
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", port, front, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}")
+        if r.status >= 400 and not r.url.endswith("/favicon.ico")  # the fixture site has none
+        else None,
+    )
+    try:
+        page.goto(f"{site}{POST}")
+        page.wait_for_selector("#clubstack-comments form")
+        box = page.locator("#clubstack-comments")
+        box.locator("input[name=author]").fill("Neighbour")
+        box.locator("textarea[name=body]").fill("Same origin works")
+        box.locator("button:has-text('Post comment')").click()
+        page.wait_for_selector("#clubstack-comments li.comment:has-text('Same origin works')")
+        assert [e for e in errors if "favicon" not in e and "404 (NOT FOUND)" not in e] == []
+        # styled by the blog's theme: the form's fields are not the browser's bare defaults
+        width = box.locator("textarea[name=body]").evaluate("e => e.getBoundingClientRect().width")
+        column = box.evaluate("e => e.getBoundingClientRect().width")
+        assert width >= column * 0.9
+        # the date reads like the blog's own dates ("5 December 2026"), not the browser locale
+        meta = box.locator("li.comment .meta").first.inner_text()
+        published = page.locator(".meta").first.inner_text()
+        month = re.search(
+            r"(January|February|March|April|May|June|July|August|September|October|November|"
+            r"December)",
+            published,
+        )
+        assert month, published
+        assert re.search(r"\b\d{1,2} [A-Z][a-z]+ \d{4}\b", meta), meta
+    finally:
+        server.shutdown()

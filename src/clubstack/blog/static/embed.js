@@ -19,6 +19,15 @@
     return node;
   }
 
+  var MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December"];
+
+  /* Dates as the blog writes them ("5 December 2026"), whatever the browser's locale. */
+  function blogDate(iso) {
+    var d = new Date(iso);
+    return d.getDate() + " " + MONTHS[d.getMonth()] + " " + d.getFullYear();
+  }
+
   function saveTokens() {
     try { localStorage.setItem("clubstack-comment-tokens", JSON.stringify(tokens)); } catch (e) { /* private mode */ }
   }
@@ -46,7 +55,8 @@
     var head = el("p", { "class": "meta" });
     var name = c.website ? el("a", { href: c.website, rel: "nofollow ugc noopener" }, c.author) : el("strong", {}, c.author);
     head.appendChild(name);
-    head.appendChild(document.createTextNode(" · " + new Date(c.created).toLocaleString()));
+    head.appendChild(document.createTextNode(" · "));
+    head.appendChild(el("time", { datetime: c.created }, blogDate(c.created)));
     li.appendChild(head);
     var body = el("div", { "class": "comment-body" });
     body.innerHTML = c.html; /* sanitised by the server */
