@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Insert
 
 from clubstack.billing.errors import IdempotencyConflict, UnknownAccount
 from clubstack.billing.models import KINDS, BillingAccount, LedgerEntry
@@ -210,8 +212,9 @@ def _ensure_account(session: Session, user_id: int) -> None:
         "user_id": user_id, "balance_cents": 0, "entry_count": 0, "notified_state": "OK",
         "updated_at": utcnow(),
     }
-    table = BillingAccount.__table__
+    table = cast(Table, BillingAccount.__table__)
     dialect = session.get_bind().dialect.name
+    stmt: Insert
     if dialect == "postgresql":
         stmt = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["user_id"])
     elif dialect in ("mysql", "mariadb"):

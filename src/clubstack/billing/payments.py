@@ -3,11 +3,14 @@ module opens a checkout, a verified webhook (never the return page) credits the 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Insert
 
 from clubstack.billing.errors import ProviderDisabled
 from clubstack.billing.models import Payment, WebhookEvent
@@ -81,8 +84,9 @@ def first_delivery(session: Session, provider: str, event_id: str, event_type: s
     """
     values = {"provider": provider, "event_id": event_id[:128], "event_type": event_type[:64],
               "outcome": "", "received_at": utcnow()}
-    table = WebhookEvent.__table__
+    table = cast(Table, WebhookEvent.__table__)
     dialect = session.get_bind().dialect.name
+    stmt: Insert
     if dialect == "postgresql":
         stmt = pg_insert(table).values(**values).on_conflict_do_nothing()
     elif dialect in ("mysql", "mariadb"):

@@ -6,8 +6,9 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from clubstack.billing.ledger import EntryFilter, iter_entries
@@ -41,7 +42,7 @@ class Overview:
     rows: list[AccountRow]
 
 
-SORTS = {
+SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
     "balance": (BillingAccount.balance_cents.asc(), BillingAccount.user_id.asc()),
     "-balance": (BillingAccount.balance_cents.desc(), BillingAccount.user_id.asc()),
     "email": (User.email.asc(),),

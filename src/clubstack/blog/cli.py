@@ -49,13 +49,13 @@ def new_command(title: str, src: Path) -> None:
 
 def run_build(src: Path, out: Path, drafts: bool, jobs: int | None, quiet: bool) -> int:
     """Build with a progress bar; print broken files as file:line: reason. Returns exit code."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     from clubstack.blog.build import build
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

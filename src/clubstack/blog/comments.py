@@ -315,7 +315,7 @@ class Node:
 def thread(comments: list[Comment]) -> list[Node]:
     """Nest comments under their parents; a reply whose parent is hidden goes to the top."""
     nodes = {c.id: Node(c, []) for c in comments}
-    roots = []
+    roots: list[Node] = []
     for c in comments:
         parent = nodes.get(c.parent_id) if c.parent_id else None
         (parent.replies if parent else roots).append(nodes[c.id])

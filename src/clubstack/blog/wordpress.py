@@ -215,7 +215,7 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
         d = when.astimezone(config.tz)
         return {"year": f"{d.year:04d}", "month": f"{d.month:02d}", "day": f"{d.day:02d}"}
 
-    scores = Counter()
+    scores: Counter[str] = Counter()
     for p in posts:
         if p["type"] == "post" and p["old_path"]:
             for pattern in PATTERNS:

@@ -245,8 +245,9 @@ def rejudge(name: str | None, kind: str | None, reason: str, as_json: bool) -> N
             click.echo(f"{mark:8} {row['challenge']}: {row['old_status']} -> "
                        f"{row['new_status']} (performance {perf})"
                        + (f": {row['reason']}" if row["reason"] else ""))
-        click.echo(f"{sum(r['changed'] for r in rows)} of {len(rows)} changed, "
-                   f"{sum(r['verdict_changed'] for r in rows)} verdict(s)")
+        changed = sum(1 for r in rows if r["changed"])
+        verdicts = sum(1 for r in rows if r["verdict_changed"])
+        click.echo(f"{changed} of {len(rows)} changed, {verdicts} verdict(s)")
     db.session.remove()
     if any((i.new_reason or "").startswith("the judge failed") for i in items):
         sys.exit(3)

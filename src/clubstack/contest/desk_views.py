@@ -5,6 +5,7 @@ of it (questions, announcements, decisions). Thin views over desk.py, on the con
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from pydantic import BaseModel, Field
@@ -44,7 +45,7 @@ def _failed(error: ClubError) -> tuple[dict[str, str], str]:
     return fields, error.message if not fields else "Please correct the fields marked below."
 
 
-def _done(message: str, endpoint: str, **values: str) -> BaseResponse:
+def _done(message: str, endpoint: str, **values: Any) -> BaseResponse:
     db.session().commit()
     flash(message, "success")
     return redirect(url_for(endpoint, **values), code=303)

@@ -110,12 +110,18 @@ class _BatchingListener(logging.handlers.QueueListener):
     came meanwhile. Waking the writer thread for every access line (a GIL hand-over each time)
     cost a busy server more than the writing itself."""
 
+    def __init__(
+        self, records: queue.SimpleQueue[logging.LogRecord], *handlers: logging.Handler
+    ) -> None:
+        super().__init__(records, *handlers, respect_handler_level=True)
+        self.records = records
+
     def dequeue(self, block: bool) -> logging.LogRecord:
         try:
-            return self.queue.get_nowait()  # type: ignore[no-any-return]
+            return self.records.get_nowait()
         except queue.Empty:
             time.sleep(0.05)
-            return self.queue.get(block)  # type: ignore[no-any-return]
+            return self.records.get(block)
 
 
 class DailyFileHandler(logging.Handler):
@@ -254,14 +260,14 @@ def setup_logging(settings: Settings, name: str = "web") -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     file_handler = DailyFileHandler(log_dir / f"{name}.log", keep_days=settings.log_keep_days)
-    stream_handler = logging.StreamHandler(sys.stderr)
+    stream_handler: logging.Handler = logging.StreamHandler(sys.stderr)
     if settings.env == "production":
         stream_handler.setLevel(logging.WARNING)
     for handler in (file_handler, stream_handler):
         handler.setFormatter(formatter)
     _stop_listener()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _listener = _BatchingListener(records, file_handler, stream_handler, respect_handler_level=True)
+    _listener = _BatchingListener(records, file_handler, stream_handler)
     _listener.start()
     queue_handler = _ClubstackQueueHandler(records)
     queue_handler.addFilter(_ContextFilter())  # in the caller's thread: it knows the request

@@ -12,9 +12,9 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Engine, Table, bindparam, delete, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -143,7 +143,7 @@ class RedisStore:
             raise _redis_down(error) from None
 
 
-def _decode(message_id: str, raw: bytes, burn: bool) -> StoredMessage:
+def _decode(message_id: str, raw: bytes | str, burn: bool) -> StoredMessage:
     data = json.loads(raw)
     return StoredMessage(
         id=message_id,
@@ -162,7 +162,7 @@ def _redis_down(error: Exception) -> StoreUnavailable:
 
 # --- SQL --------------------------------------------------------------------------------------
 
-_table = DropMessage.__table__
+_table = cast(Table, DropMessage.__table__)
 # Errors that mean the database cannot be reached; anything else is a bug and surfaces as one.
 _SQL_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 # Built once: the read path is the hot one, and building statements costs more than running them.

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     current_app,
     jsonify,
@@ -323,7 +322,7 @@ def _security_headers(response: Response) -> Response:
 
 
 def _setup(state: BlueprintSetupState) -> None:
-    app: Flask = state.app
+    app = state.app
     settings: Settings = app.config["CLUBSTACK"]
     app.extensions[EXTENSION] = {
         "store": make_store(settings, drop_settings()),

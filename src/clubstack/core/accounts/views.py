@@ -79,7 +79,7 @@ def _login_mail(link_url: str | None, new_account: bool) -> tuple[str, str]:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: get_settings().login_rate_ip, methods=["POST"])
 @limiter.limit(lambda: get_settings().login_rate_address, methods=["POST"], key_func=_address_key)
-def login() -> str | BaseResponse:
+def login() -> str | BaseResponse | tuple[str, int]:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_user() is not None:
