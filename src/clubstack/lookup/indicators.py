@@ -116,6 +116,50 @@ def refang(text: str) -> str:
     return text
 
 
+class _Refanged:
+    """Refanged text that remembers where each character came from, so an indicator found
+    in it can be shown as the analyst wrote it (``hxxp://evil[.]example``), not refanged."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        text = source
+        # starts[i], ends[i]: the span of the source that character i of text stands for
+        starts = list(range(len(source)))
+        ends = list(range(1, len(source) + 1))
+        for pattern, replacement in _REFANG_RULES:
+            pieces: list[str] = []
+            new_starts: list[int] = []
+            new_ends: list[int] = []
+            position = 0
+            for match in pattern.finditer(text):
+                begin, end = match.span()
+                pieces.append(text[position:begin])
+                new_starts += starts[position:begin]
+                new_ends += ends[position:begin]
+                replaced = match.expand(replacement)
+                if end > begin:
+                    first, last = starts[begin], ends[end - 1]
+                else:  # no rule matches nothing today; keep the map sound if one ever does
+                    first = last = starts[begin] if begin < len(starts) else len(source)
+                pieces.append(replaced)
+                new_starts += [first] * len(replaced)
+                new_ends += [last] * len(replaced)
+                position = end
+            pieces.append(text[position:])
+            new_starts += starts[position:]
+            new_ends += ends[position:]
+            text, starts, ends = "".join(pieces), new_starts, new_ends
+        self.text = text
+        self._starts = starts
+        self._ends = ends
+
+    def original(self, begin: int, end: int) -> str:
+        """The source text behind ``text[begin:end]``."""
+        if end <= begin:
+            return ""
+        return self.source[self._starts[begin] : self._ends[end - 1]]
+
+
 def defang(value: str) -> str:
     """Make an indicator unclickable for display: ``hxxp://example[.]com``."""
     value = re.sub(r"^http", "hxxp", value, flags=re.I)
@@ -370,8 +414,11 @@ def _mask(text: str, start: int, end: int) -> str:
 
 
 def extract(text: str) -> list[Indicator]:
-    """Every indicator in ``text``, refanged, normalised and de-duplicated in order."""
-    text = refang(text)
+    """Every indicator in ``text``, refanged, normalised and de-duplicated in order.
+
+    Each keeps its ``original``: the text exactly as written, defanged or not."""
+    refanged = _Refanged(text)
+    text = refanged.text
     found: list[tuple[int, Indicator]] = []
 
     def add(pos: int, indicator: Indicator) -> None:
@@ -381,15 +428,17 @@ def extract(text: str) -> list[Indicator]:
     for match in list(_URL_RE.finditer(text)):
         raw = _strip_url(match.group(0))
         with contextlib.suppress(IndicatorError):
-            add(match.start(), Indicator(Kind.URL, normalise_url(raw), raw))
+            original = refanged.original(match.start(), match.start() + len(raw))
+            add(match.start(), Indicator(Kind.URL, normalise_url(raw), original))
         text = _mask(text, match.start(), match.start() + len(raw))
 
     for match in list(_EMAIL_RE.finditer(text)):
         raw = match.group(0)
         try:
-            add(match.start(), Indicator(Kind.EMAIL, normalise_email(raw), raw))
+            email = Indicator(Kind.EMAIL, normalise_email(raw), refanged.original(*match.span()))
         except IndicatorError:
             continue
+        add(match.start(), email)
         text = _mask(text, match.start(), match.end())
 
     for match in list(_IPV6_RE.finditer(text)):
@@ -397,19 +446,20 @@ def extract(text: str) -> list[Indicator]:
         if raw.count(":") < 2 or not _is_ip(raw):
             continue
         kind, value = normalise_ip(raw)
-        add(match.start(), Indicator(kind, value, raw))
+        add(match.start(), Indicator(kind, value, refanged.original(*match.span())))
         text = _mask(text, match.start(), match.end())
 
     for match in list(_IPV4_RE.finditer(text)):
         raw = match.group(0)
         if _is_ip(raw):
             kind, value = normalise_ip(raw)
-            add(match.start(), Indicator(kind, value, raw))
+            add(match.start(), Indicator(kind, value, refanged.original(*match.span())))
         text = _mask(text, match.start(), match.end())
 
     for match in list(_HASH_RE.finditer(text)):
         raw = match.group(0)
-        add(match.start(), Indicator(_HASH_KINDS[len(raw)], raw.lower(), raw))
+        original = refanged.original(*match.span())
+        add(match.start(), Indicator(_HASH_KINDS[len(raw)], raw.lower(), original))
         text = _mask(text, match.start(), match.end())
 
     for match in _DOMAIN_RE.finditer(text):
@@ -420,7 +470,8 @@ def extract(text: str) -> list[Indicator]:
             continue
         if _looks_like_file_name(name):
             continue
-        add(match.start(), Indicator(Kind.DOMAIN, name, raw.rstrip(".")))
+        end = match.start() + len(raw.rstrip("."))
+        add(match.start(), Indicator(Kind.DOMAIN, name, refanged.original(match.start(), end)))
 
     found.sort(key=lambda item: item[0])
     return dedupe(indicator for _, indicator in found)
