@@ -160,8 +160,9 @@ def _console() -> Console:
 
 def _table(batch: LookupBatch) -> None:
     """A table when the console is wide enough for every check and the longest indicator;
-    otherwise one block per indicator (its verdict, the indicator on a line of its own, then a line per check), which
-    reads in 80 columns. Every result carries its level as a word, not only a colour."""
+    otherwise one block per indicator (its verdict, the indicator on a line of its own, then
+    a line per check), which reads in 80 columns. Every result carries its level as a word,
+    not only a colour."""
     from rich.table import Table
     from rich.text import Text
 

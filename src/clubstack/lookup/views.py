@@ -16,6 +16,7 @@ from clubstack.lookup import batches
 
 bp = Blueprint("lookup", __name__, template_folder="templates")
 
+
 def user_key() -> str:
     """Rate limits per account (they spend the operator's quota), per IP when anonymous."""
     user = current_user()
