@@ -12,6 +12,7 @@ extension and *not* a real TLD (``invoice.pdf``, ``payload.exe``) are taken for 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import ipaddress
@@ -116,48 +117,62 @@ def refang(text: str) -> str:
     return text
 
 
+Edit = tuple[int, int, int, int]  # (start, end) of a replacement in a rule's output, in its input
+
+
+def _refang_rule(text: str, pattern: re.Pattern[str], replacement: str) -> tuple[str, list[Edit]]:
+    """One refanging rule applied, and where each of its replacements went."""
+    edits: list[Edit] = []
+    shift = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal shift
+        new = match.expand(replacement)
+        begin, end = match.span()
+        edits.append((begin + shift, begin + shift + len(new), begin, end))
+        shift += len(new) - (end - begin)
+        return new
+
+    return pattern.sub(replace, text), edits
+
+
 class _Refanged:
-    """Refanged text that remembers where each character came from, so an indicator found
-    in it can be shown as the analyst wrote it (``hxxp://evil[.]example``), not refanged."""
+    """Refanged text that can say where a stretch of it came from, so an indicator found in
+    it can be shown as the analyst wrote it (``hxxp://evil[.]example``), not refanged.
+
+    A span is walked back through each rule's replacements, a binary search per rule, so
+    nothing per character of the text is kept."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._passes: list[tuple[list[int], list[Edit]]] = []
         text = source
-        # starts[i], ends[i]: the span of the source that character i of text stands for
-        starts = list(range(len(source)))
-        ends = list(range(1, len(source) + 1))
         for pattern, replacement in _REFANG_RULES:
-            pieces: list[str] = []
-            new_starts: list[int] = []
-            new_ends: list[int] = []
-            position = 0
-            for match in pattern.finditer(text):
-                begin, end = match.span()
-                pieces.append(text[position:begin])
-                new_starts += starts[position:begin]
-                new_ends += ends[position:begin]
-                replaced = match.expand(replacement)
-                if end > begin:
-                    first, last = starts[begin], ends[end - 1]
-                else:  # no rule matches nothing today; keep the map sound if one ever does
-                    first = last = starts[begin] if begin < len(starts) else len(source)
-                pieces.append(replaced)
-                new_starts += [first] * len(replaced)
-                new_ends += [last] * len(replaced)
-                position = end
-            pieces.append(text[position:])
-            new_starts += starts[position:]
-            new_ends += ends[position:]
-            text, starts, ends = "".join(pieces), new_starts, new_ends
+            text, edits = _refang_rule(text, pattern, replacement)
+            if edits:
+                self._passes.append(([edit[0] for edit in edits], edits))
         self.text = text
-        self._starts = starts
-        self._ends = ends
 
     def original(self, begin: int, end: int) -> str:
         """The source text behind ``text[begin:end]``."""
         if end <= begin:
             return ""
-        return self.source[self._starts[begin] : self._ends[end - 1]]
+        for starts, edits in reversed(self._passes):
+            begin = _back(starts, edits, begin)[0]
+            end = _back(starts, edits, end - 1)[1]
+        return self.source[begin:end]
+
+
+def _back(starts: list[int], edits: list[Edit], char: int) -> tuple[int, int]:
+    """The span of a rule's input that character ``char`` of its output stands for."""
+    index = bisect.bisect_right(starts, char) - 1
+    if index < 0:
+        return char, char + 1
+    _, new_end, old_start, old_end = edits[index]
+    if char < new_end:
+        return old_start, old_end
+    moved = char - new_end + old_end
+    return moved, moved + 1
 
 
 def defang(value: str) -> str:
