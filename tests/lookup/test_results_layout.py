@@ -183,3 +183,30 @@ def test_without_javascript_details_open_and_sorting_works(browser, results) -> 
         assert "185[.]220[.]101[.]4" in rows.last.inner_text()
     finally:
         page.context.close()
+
+
+def test_preview_at_360_px_shows_both_forms_without_sideways_scrolling(browser, results) -> None:
+    url, _ = results
+    page = open_page(browser, results, viewport=PHONE)
+    try:
+        page.goto(url.split("/lookup/")[0] + "/lookup/")
+        page.get_by_label("Indicators or text").fill(
+            "click on hxxps://login-microsoftonline-secure-verify[.]evil[.]example/wp-content/"
+            "plugins/akismet/owa/index.php?client_id=00000002-0000-0ff1-ce00-000000000000"
+            " from ceo(at)plusall[.]example[.]com"
+        )
+        page.get_by_role("button", name="Recognise indicators").click()
+        assert page.get_by_role("heading", name="2 indicators recognised").is_visible()
+        assert overflow(page) <= 0
+        table = page.locator("main table")
+        assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+        cells = table.locator("td")
+        for i in range(cells.count()):
+            box = cells.nth(i).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+        written = table.locator("tbody tr").first.locator("td").nth(3).inner_text()
+        assert written.replace("\n", "").startswith("hxxps://login-microsoftonline-secure-verify")
+        kinds = [table.locator("tbody tr").nth(i).locator("td").nth(1) for i in range(2)]
+        assert [k.inner_text() for k in kinds] == ["url", "email"]  # short words stay whole
+    finally:
+        page.context.close()
