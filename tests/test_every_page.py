@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, make_admin
+from tests.lookup.sample_batch import insert_finished_batch
 from tests.security.conftest import Visitor, http_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,7 +26,8 @@ SHOTS = Path(
 )
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 360, "height": 740}}
 
-# The pages each kind of visitor sees; {drop} is filled with a message the test leaves.
+# The pages each kind of visitor sees; {drop} is filled with a message the test leaves,
+# {lookup} with a finished look-up batch of the member's.
 PAGES = {
     "visitor": [
         "/",
@@ -56,6 +58,7 @@ PAGES = {
         "/contest/mine",
         "/contest/u/member1",
         "/lookup/",
+        "/lookup/batches/{lookup}",
     ],
     "admin": [
         "/admin",
@@ -88,7 +91,7 @@ def every_page_site(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[LiveServer, dict[str, str], dict[str, Any]]]:
     """One app for the whole module (with its own instance), a member and an admin logged in
-    over HTTP, and a drop message to read."""
+    over HTTP, a drop message to read and a finished look-up with results."""
     monkeypatch = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("every-page")
     instance = tmp / "instance"
@@ -122,7 +125,10 @@ def every_page_site(
         "/drop/", json={"message": "see you at the club", "expires_in": 3600}
     )
     assert dropped.status_code == 201, dropped.text
-    fill = {"drop": dropped.json()["message_id"]}
+    fill = {
+        "drop": dropped.json()["message_id"],
+        "lookup": insert_finished_batch(app, "member@example.org"),
+    }
     try:
         yield server, fill, cookies
     finally:

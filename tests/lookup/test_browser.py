@@ -76,8 +76,12 @@ def test_batch_flow_with_progress_and_export(make_app, slow_dns, page, tmp_path)
         rows = table.locator("tbody tr")
         assert rows.count() == 4
         # verdict first; colour never alone: every verdict cell carries its word
-        first_cells = [rows.nth(i).locator("td").first.inner_text() for i in range(4)]
+        first_cells = [
+            rows.nth(i).locator("td").first.locator("strong").inner_text() for i in range(4)
+        ]
         assert set(first_cells) <= {"no data", "harmless", "suspicious", "malicious"}
+        # the RDAP check fails for every domain here, and each row says so in words
+        assert "1 error" in rows.nth(0).locator("td").first.inner_text()
         assert first_cells[0] == "suspicious"  # sorted worst first
         rebind = table.locator("tr", has_text="rebind.example.com")
         assert rebind.count() == 1

@@ -37,6 +37,25 @@ def test_alert_text_with_every_kind_defanged() -> None:
     ]
 
 
+def test_each_indicator_keeps_the_text_as_written() -> None:
+    """The preview's "As written" column: the analyst's own spelling, defanged or not."""
+    text = (
+        "Phish from ceo(at)plusall[.]example[.]com via hxxps://rebind[.]example[.]com/x, "
+        "hosts GOOD.example.com. and db01 [.] internal, 185.220.101[.]4 and "
+        "http[:]//a[.]b.example/p?q=1, md5 44D88612FEA8A8F36DE82E1278ABB02F"
+    )
+    assert [(i.value, i.original) for i in extract(text)] == [
+        ("ceo@plusall.example.com", "ceo(at)plusall[.]example[.]com"),
+        ("https://rebind.example.com/x", "hxxps://rebind[.]example[.]com/x"),
+        ("good.example.com", "GOOD.example.com"),
+        ("db01.internal", "db01 [.] internal"),
+        ("185.220.101.4", "185.220.101[.]4"),
+        ("http://a.b.example/p?q=1", "http[:]//a[.]b.example/p?q=1"),
+        ("44d88612fea8a8f36de82e1278abb02f", "44D88612FEA8A8F36DE82E1278ABB02F"),
+    ]
+    assert parse_one("evil(.)example").original == "evil(.)example"
+
+
 @pytest.mark.parametrize(
     ("defanged", "plain"),
     [

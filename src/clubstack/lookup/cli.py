@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clubstack.lookup.models import LookupBatch
 
 EXIT_MALICIOUS = 3
 
@@ -110,27 +117,90 @@ def lookup_command(
         sys.exit(EXIT_MALICIOUS)
 
 
-def _table(batch: object) -> None:
+STYLES = {
+    "none": "",
+    "harmless": "green",
+    "suspicious": "yellow",
+    "malicious": "bold red",
+    "error": "magenta",
+    "n/a": "dim",
+}
+
+
+def _cell(result: dict | None) -> tuple[str, str]:
+    """(label, summary) of one check's result: the level word, or why there is none."""
+    from clubstack.lookup.findings import Level
+
+    if not result:
+        return "pending", ""
+    status = result.get("status", "ok")
+    if status in ("error", "quota_exhausted"):
+        return "error", result.get("summary", "")
+    if status == "not_applicable":
+        return "n/a", ""
+    if status != "ok":
+        return status.replace("_", " "), result.get("summary", "")
+    return Level[result["level"].upper()].label, result.get("summary", "")
+
+
+def _style(label: str) -> str:
+    return STYLES.get(label.replace("no data", "none"), "dim")
+
+
+def _console() -> Console:
+    """The terminal's width (or COLUMNS when set); a pipe or file without COLUMNS gets wide
+    lines, so that indicators are not broken across rows."""
     from rich.console import Console
+
+    columns = os.environ.get("COLUMNS", "")
+    if sys.stdout.isatty() or columns.isdigit():
+        return Console()
+    return Console(width=240)
+
+
+def _table(batch: LookupBatch) -> None:
+    """A table when the console is wide enough for every check and the longest indicator;
+    otherwise one block per indicator (its verdict, the indicator on a line of its own, then
+    a line per check), which reads in 80 columns. Every result carries its level as a word,
+    not only a colour."""
     from rich.table import Table
+    from rich.text import Text
 
     from clubstack.lookup import batches
 
-    colours = {"none": "dim", "harmless": "green", "suspicious": "yellow", "malicious": "red"}
-    table = Table(show_lines=False)
-    table.add_column("verdict")
-    table.add_column("indicator", no_wrap=True)
-    names = batch.checks.split(",")  # type: ignore[attr-defined]
-    for check in names:
-        table.add_column(batches.CHECK_TITLES[check])
-    for row in batches.rows(batch):  # type: ignore[arg-type]
-        cells = [f"[{colours[row['verdict']]}]{row['verdict_label']}[/]", row["display"]]
+    console = _console()
+    names = batch.checks.split(",")
+    rows = batches.rows(batch)
+    longest = max((len(row["display"]) for row in rows), default=0)
+    if console.width >= 15 + longest + 18 * len(names):
+        table = Table(show_lines=False)
+        table.add_column("verdict", no_wrap=True)
+        table.add_column("indicator", no_wrap=True)
         for check in names:
-            r = row["results"].get(check) or {}
-            if r.get("status") not in ("ok", None):
-                cells.append(f"[dim]{r['status'].replace('_', ' ')}[/]")
-            else:
-                cells.append(f"[{colours.get(r.get('level', 'none'))}]{r.get('summary', '')}[/]")
-        table.add_row(*cells)
-    # A pipe or file gets wide lines rather than indicators broken across rows.
-    Console(width=None if sys.stdout.isatty() else 240).print(table)
+            table.add_column(batches.CHECK_TITLES[check], overflow="fold")
+        for row in rows:
+            cells = [Text(row["verdict_label"], style=_style(row["verdict"])), row["display"]]
+            for check in names:
+                label, summary = _cell(row["results"].get(check))
+                words = summary if label == "no data" else f"{label}: {summary}".rstrip(": ")
+                cells.append(Text(words, style=_style(label)))
+            table.add_row(*cells)
+        console.print(table)
+        return
+    for number, row in enumerate(rows):
+        if number:
+            console.print()
+        heading = Text.assemble((row["verdict_label"], _style(row["verdict"])), f" · {row['kind']}")
+        console.print(heading)
+        # on a line of its own and never broken by us, so it can be copied whole
+        console.print(Text(row["display"]), soft_wrap=True)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for check in names:
+            label, summary = _cell(row["results"].get(check))
+            grid.add_row(
+                "  " + batches.CHECK_TITLES[check], Text(label, style=_style(label)), summary
+            )
+        console.print(grid)

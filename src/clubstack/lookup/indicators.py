@@ -12,6 +12,7 @@ extension and *not* a real TLD (``invoice.pdf``, ``payload.exe``) are taken for 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import ipaddress
@@ -114,6 +115,64 @@ def refang(text: str) -> str:
     for pattern, replacement in _REFANG_RULES:
         text = pattern.sub(replacement, text)
     return text
+
+
+Edit = tuple[int, int, int, int]  # (start, end) of a replacement in a rule's output, in its input
+
+
+def _refang_rule(text: str, pattern: re.Pattern[str], replacement: str) -> tuple[str, list[Edit]]:
+    """One refanging rule applied, and where each of its replacements went."""
+    edits: list[Edit] = []
+    shift = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal shift
+        new = match.expand(replacement)
+        begin, end = match.span()
+        edits.append((begin + shift, begin + shift + len(new), begin, end))
+        shift += len(new) - (end - begin)
+        return new
+
+    return pattern.sub(replace, text), edits
+
+
+class _Refanged:
+    """Refanged text that can say where a stretch of it came from, so an indicator found in
+    it can be shown as the analyst wrote it (``hxxp://evil[.]example``), not refanged.
+
+    A span is walked back through each rule's replacements, a binary search per rule, so
+    nothing per character of the text is kept."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._passes: list[tuple[list[int], list[Edit]]] = []
+        text = source
+        for pattern, replacement in _REFANG_RULES:
+            text, edits = _refang_rule(text, pattern, replacement)
+            if edits:
+                self._passes.append(([edit[0] for edit in edits], edits))
+        self.text = text
+
+    def original(self, begin: int, end: int) -> str:
+        """The source text behind ``text[begin:end]``."""
+        if end <= begin:
+            return ""
+        for starts, edits in reversed(self._passes):
+            begin = _back(starts, edits, begin)[0]
+            end = _back(starts, edits, end - 1)[1]
+        return self.source[begin:end]
+
+
+def _back(starts: list[int], edits: list[Edit], char: int) -> tuple[int, int]:
+    """The span of a rule's input that character ``char`` of its output stands for."""
+    index = bisect.bisect_right(starts, char) - 1
+    if index < 0:
+        return char, char + 1
+    _, new_end, old_start, old_end = edits[index]
+    if char < new_end:
+        return old_start, old_end
+    moved = char - new_end + old_end
+    return moved, moved + 1
 
 
 def defang(value: str) -> str:
@@ -370,8 +429,11 @@ def _mask(text: str, start: int, end: int) -> str:
 
 
 def extract(text: str) -> list[Indicator]:
-    """Every indicator in ``text``, refanged, normalised and de-duplicated in order."""
-    text = refang(text)
+    """Every indicator in ``text``, refanged, normalised and de-duplicated in order.
+
+    Each keeps its ``original``: the text exactly as written, defanged or not."""
+    refanged = _Refanged(text)
+    text = refanged.text
     found: list[tuple[int, Indicator]] = []
 
     def add(pos: int, indicator: Indicator) -> None:
@@ -381,15 +443,17 @@ def extract(text: str) -> list[Indicator]:
     for match in list(_URL_RE.finditer(text)):
         raw = _strip_url(match.group(0))
         with contextlib.suppress(IndicatorError):
-            add(match.start(), Indicator(Kind.URL, normalise_url(raw), raw))
+            original = refanged.original(match.start(), match.start() + len(raw))
+            add(match.start(), Indicator(Kind.URL, normalise_url(raw), original))
         text = _mask(text, match.start(), match.start() + len(raw))
 
     for match in list(_EMAIL_RE.finditer(text)):
         raw = match.group(0)
         try:
-            add(match.start(), Indicator(Kind.EMAIL, normalise_email(raw), raw))
+            email = Indicator(Kind.EMAIL, normalise_email(raw), refanged.original(*match.span()))
         except IndicatorError:
             continue
+        add(match.start(), email)
         text = _mask(text, match.start(), match.end())
 
     for match in list(_IPV6_RE.finditer(text)):
@@ -397,19 +461,20 @@ def extract(text: str) -> list[Indicator]:
         if raw.count(":") < 2 or not _is_ip(raw):
             continue
         kind, value = normalise_ip(raw)
-        add(match.start(), Indicator(kind, value, raw))
+        add(match.start(), Indicator(kind, value, refanged.original(*match.span())))
         text = _mask(text, match.start(), match.end())
 
     for match in list(_IPV4_RE.finditer(text)):
         raw = match.group(0)
         if _is_ip(raw):
             kind, value = normalise_ip(raw)
-            add(match.start(), Indicator(kind, value, raw))
+            add(match.start(), Indicator(kind, value, refanged.original(*match.span())))
         text = _mask(text, match.start(), match.end())
 
     for match in list(_HASH_RE.finditer(text)):
         raw = match.group(0)
-        add(match.start(), Indicator(_HASH_KINDS[len(raw)], raw.lower(), raw))
+        original = refanged.original(*match.span())
+        add(match.start(), Indicator(_HASH_KINDS[len(raw)], raw.lower(), original))
         text = _mask(text, match.start(), match.end())
 
     for match in _DOMAIN_RE.finditer(text):
@@ -420,7 +485,8 @@ def extract(text: str) -> list[Indicator]:
             continue
         if _looks_like_file_name(name):
             continue
-        add(match.start(), Indicator(Kind.DOMAIN, name, raw.rstrip(".")))
+        end = match.start() + len(raw.rstrip("."))
+        add(match.start(), Indicator(Kind.DOMAIN, name, refanged.original(match.start(), end)))
 
     found.sort(key=lambda item: item[0])
     return dedupe(indicator for _, indicator in found)

@@ -13,11 +13,8 @@ from clubstack.core.db import db
 from clubstack.core.errors import InputError
 from clubstack.core.web import client_ip, limiter
 from clubstack.lookup import batches
-from clubstack.lookup.findings import Level
 
 bp = Blueprint("lookup", __name__, template_folder="templates")
-
-LEVELS = [(lvl.name.lower(), lvl.label) for lvl in Level]
 
 
 def user_key() -> str:
@@ -114,7 +111,6 @@ def batch(batch_id: str) -> str:
         checks=[(c, batches.CHECK_TITLES[c]) for c in item.checks.split(",")],
         sort=sort,
         descending=descending,
-        levels=LEVELS,
     )
 
 
