@@ -60,8 +60,8 @@ def _tree_fingerprint(dirs: Iterable[Path]) -> str:
 
 # ---------------------------------------------------------------- what templates see
 # Named tuples rather than dicts: Jinja looks an attribute up with getattr first, and a dict
-# only answers after an AttributeError, which cost a fifth of page rendering. Templates may
-# still write link["name"].
+# only answers after an AttributeError, a large part of page rendering (docs/benchmarks.md).
+# Templates may still write link["name"].
 
 
 class Link(NamedTuple):
