@@ -8,7 +8,7 @@ rebuild, one-post-changed rebuild (through the real CLI, interpreter start-up in
 and Pelican (clean) and Hugo (clean) on the same posts, all in this run.
 
 Targets (issue #5): clean build >= 5x faster than Pelican; no-change rebuild of 5,000 posts
-<= 1 s; one-post-changed rebuild <= 2 s.
+<= 1 s; one-post-changed rebuild <= 2 s. The method and the figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ def bench_size(n: int, pelican: Path | None, hugo: bool) -> dict[str, float]:
         return timed(cmd, env, label)
 
     # Every tool gets one untimed warm-up run before it is timed (as hyperfine's --warmup):
-    # the first run after a pause was up to 15% slower, for any tool, on this virtual machine.
+    # the first run after a pause was slower, for any tool, on this virtual machine
+    # (docs/benchmarks.md).
     # Two timed clean builds, one before and one after Pelican and Hugo: their mean cancels a
     # drift of the (shared, virtual) machine's speed during the run.
     clean_build("")

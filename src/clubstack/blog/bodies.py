@@ -1,9 +1,9 @@
 """The build cache's rendered post bodies (HTML and excerpt), keyed by content, in one SQLite file.
 
-One file rather than two small files per post: on ext4 a clean build of 5,000 posts spent a
-fifth of its parse time creating (and renaming) those files. SQLite also makes each batch of
-bodies one atomic write. Every process opens its own connection (a forked worker must not use
-its parent's), and the parent closes its own before forking.
+One file rather than two small files per post: on ext4 a clean build spent a large part of its
+parse time creating (and renaming) those files (docs/benchmarks.md). SQLite also makes each
+batch of bodies one atomic write. Every process opens its own connection (a forked worker must
+not use its parent's), and the parent closes its own before forking.
 """
 
 from __future__ import annotations

@@ -1,36 +1,73 @@
 """Pygments lexers that find the next token in one regex match instead of one per rule.
 
 A Pygments RegexLexer tries the rules of its current state one after the other at each
-position: about 18 regex calls per token for Python code, which made lexing most of a clean
-build. Here the consecutive rules of a state are joined into one alternation, each rule in a
-group of its own, so the regex engine tries them in the same order in C and the group that
-matched names the rule. The alternation holds only the rules that can start with the next
-character (worked out from each rule's parsed regex), so a letter does not try the string,
+position: one regex call per rule tried, most of them failing, which made lexing the largest
+part of a clean build. Here the consecutive rules of a state are joined into one alternation,
+each rule in a group of its own, so the regex engine tries them in the same order in C and the
+group that matched names the rule. The alternation holds only the rules that can start with the
+next character (worked out from each rule's parsed regex), so a letter does not try the string,
 number and operator rules. Rules that cannot be joined safely (back-references, whose group
-numbers would shift; ASCII or locale flags) are tried on their own between the joined runs,
-so the first rule to match is always the one Pygments would pick, and the tokens, states and
-error recovery are Pygments' own: the token stream is the same (tests/blog/test_lexing.py
-compares them on every lexer Pygments has that this takes over).
+numbers would shift; ASCII or locale flags) are tried on their own between the joined runs, so
+the first rule to match is always the one Pygments would pick, and the tokens, states and error
+recovery are Pygments' own: the token stream is the same (tests/blog/test_lexing.py compares
+them on every lexer Pygments has that this takes over).
 
-Why by hand: no library does this, and Pygments' lexing was half of a clean build's CPU time
-(the same highlighting Pelican does); this makes it about 2.6x (Python code: 4x) faster.
+Why by hand: no library does this, and Pygments' lexing was the largest part of a clean
+build's CPU time (the same highlighting Pelican does); docs/benchmarks.md has the figures.
 
 Lexers whose own loop wraps RegexLexer's (the C family re-types names in its tokens) run that
 loop over the fast one; lexers with a loop that does not (ExtendedRegexLexer) stay as they are.
+
+The gate. This is the one module of clubstack that uses private internals of these two
+libraries:
+
+- Python's regex parser (``re._parser``, ``re._constants``), to work out which characters a
+  rule can start with. It belongs to the Python version: used only on PYTHON_TESTED (run here
+  on 3.11; 3.12 and 3.13 keep the same parser and opcodes, and PARSER_PROBE checks that at
+  import).
+- Pygments' compiled rules (``RegexLexer._tokens``, the ``(match, action, new_state)`` triples
+  its own loop runs) and, for lexers that wrap RegexLexer's loop, that loop's function rebound
+  with other globals (``__globals__``), because the wrapping loop names ``RegexLexer`` itself
+  and no subclass can reach in. Used only on PYGMENTS_TESTED; pyproject.toml bounds Pygments
+  below the end of that range, so an upgrade past it is a deliberate change that re-runs
+  tests/blog/test_lexing.py (it passed on 2.17.2, 2.19.2 and 2.21.0).
+
+Outside those versions, or if the parser no longer answers a known question the known way
+(PARSER_PROBE), ``faster`` returns the lexer unchanged: plain Pygments, the same tokens and
+HTML, only slower (tests/blog/test_lexing_gate.py forces that fallback and compares). ``INTERNALS``
+says which path this process takes.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import types
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from re import _constants as sre  # the parse tree's opcodes (stable since Python 2)
-from re import _parser as sre_parse  # the regex parser behind re.compile
 from typing import Any
 
+import pygments
 from pygments.lexer import Lexer, RegexLexer
-from pygments.token import Error, Whitespace, _TokenType
+from pygments.token import Error, Token, Whitespace
+
+# [first, last) tested versions; see the module docstring.
+PYTHON_TESTED = ((3, 11), (3, 14))
+PYGMENTS_TESTED = ((2, 17), (2, 22))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+if PYTHON_TESTED[0] <= sys.version_info[:2] < PYTHON_TESTED[1]:
+    from re import _constants as sre  # the parse tree's opcodes
+    from re import _parser as sre_parse  # the regex parser behind re.compile
+else:  # pragma: no cover - another Python: the public path
+    sre = sre_parse = None
+
+# Tokens are instances of one class; Pygments' loop tells them from callbacks by that type.
+_TOKEN_TYPE = type(Token)
 
 # A rule as Pygments keeps it: (pattern.match, action, new_state).
 Rule = tuple[Callable[..., Any], Any, Any]
@@ -41,15 +78,27 @@ _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 _LEADING_FLAGS = re.compile(r"^\(\?([imsx]+)\)")
 _SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
 _ASCII = [chr(code) for code in range(128)]
-_CLASS_ESCAPES = {sre.CATEGORY_DIGIT: r"\d", sre.CATEGORY_NOT_DIGIT: r"\D",
-                  sre.CATEGORY_SPACE: r"\s", sre.CATEGORY_NOT_SPACE: r"\S",
-                  sre.CATEGORY_WORD: r"\w", sre.CATEGORY_NOT_WORD: r"\W"}
+_CLASS_ESCAPES = (
+    {}
+    if sre is None
+    else {
+        sre.CATEGORY_DIGIT: r"\d",
+        sre.CATEGORY_NOT_DIGIT: r"\D",
+        sre.CATEGORY_SPACE: r"\s",
+        sre.CATEGORY_NOT_SPACE: r"\S",
+        sre.CATEGORY_WORD: r"\w",
+        sre.CATEGORY_NOT_WORD: r"\W",
+    }
+)
 # Characters that share one regex: each group's costs a compile, and a lowercase letter and a
 # digit each rule out most of a state's rules (strings, operators, comments) already.
-_CHAR_GROUP = {char: frozenset(group) for group in (
-    "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789") for char in group}
-_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
-_ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
+_CHAR_GROUP = {
+    char: frozenset(group)
+    for group in ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789")
+    for char in group
+}
+_REPEATS = () if sre is None else (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+_ZERO_WIDTH = () if sre is None else (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 
 
 def _alternative(pattern: re.Pattern[str]) -> str | None:
@@ -58,7 +107,7 @@ def _alternative(pattern: re.Pattern[str]) -> str | None:
         return None
     text = pattern.pattern
     while match := _LEADING_FLAGS.match(text):  # already in pattern.flags; scoped below
-        text = text[match.end():]
+        text = text[match.end() :]
     flags = "".join(letter for flag, letter in _SCOPED_FLAGS if pattern.flags & flag)
     if pattern.flags & re.VERBOSE:
         text += "\n"  # a trailing comment must not swallow the closing parenthesis
@@ -68,6 +117,7 @@ def _alternative(pattern: re.Pattern[str]) -> str | None:
 # --- which characters can a rule's match start with? -------------------------------------------
 # Answers are sets of ASCII characters, always a superset of the truth; None means "any" (or "not
 # sure"). A rule that can match the empty string can match before any character: None.
+
 
 @lru_cache(maxsize=4096)
 def _ascii_matching(regex: str, ignorecase: bool) -> frozenset[str]:
@@ -155,8 +205,11 @@ class _Joined:
     def entry(self, char: str) -> Entry:
         if char and char < "\x80":
             group = _CHAR_GROUP.get(char) or frozenset(char)
-            fits = tuple(i for i, start in enumerate(self.starts)
-                         if start is None or not group.isdisjoint(start))
+            fits = tuple(
+                i
+                for i, start in enumerate(self.starts)
+                if start is None or not group.isdisjoint(start)
+            )
         else:  # past the end, or beyond ASCII: every rule
             fits = tuple(range(len(self.run)))
         entry = self._by_rules.get(fits)
@@ -239,8 +292,9 @@ def _apply(new_state: Any, stack: list[str]) -> None:
         raise ValueError(f"wrong state def: {new_state!r}")
 
 
-def _tokens(self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
-            ) -> Iterator[tuple[int, Any, str]]:
+def _tokens(
+    self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
+) -> Iterator[tuple[int, Any, str]]:
     plan: dict[str, list[Step]] = type(self)._plan  # type: ignore[attr-defined]
     pos = 0
     statestack = list(stack)
@@ -253,7 +307,7 @@ def _tokens(self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
                 if not m:
                     continue
             else:
-                char = text[pos:pos + 1]
+                char = text[pos : pos + 1]
                 matcher, by_group = table.get(char) or found.entry(char)  # type: ignore[union-attr]
                 if matcher is None:
                     continue
@@ -262,13 +316,13 @@ def _tokens(self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
                     continue
                 group = m.lastindex  # the top group of the rule that matched closes last
                 rexmatch, action, new_state = by_group[group]
-                if type(action) is _TokenType:
+                if type(action) is _TOKEN_TYPE:
                     yield pos, action, m.group(group)
                     action = None
                 elif action is not None:
                     m = rexmatch(text, pos)  # callbacks read the rule's own group numbers
             if action is not None:
-                if type(action) is _TokenType:
+                if type(action) is _TOKEN_TYPE:
                     yield pos, action, m.group()
                 else:
                     yield from action(self, m)
@@ -317,8 +371,13 @@ def _over_joined_loop(method: Callable[..., Any]) -> Callable[..., Any]:
     """The lexer's own loop, unchanged, except that the `RegexLexer.get_tokens_unprocessed` it
     calls is the fast loop: the same code object with `RegexLexer` rebound in its globals."""
     code = method.__code__
-    rebound = types.FunctionType(code, {**method.__globals__, "RegexLexer": _JoinedRegexLexer},
-                                 method.__name__, method.__defaults__, method.__closure__)
+    rebound = types.FunctionType(
+        code,
+        {**method.__globals__, "RegexLexer": _JoinedRegexLexer},
+        method.__name__,
+        method.__defaults__,
+        method.__closure__,
+    )
     rebound.__kwdefaults__ = method.__kwdefaults__
     return rebound
 
@@ -333,12 +392,43 @@ def _fast_class(cls: type[RegexLexer]) -> type[RegexLexer]:
     loop = _tokens if own is RegexLexer.get_tokens_unprocessed else _over_joined_loop(own)
     # The token definitions Pygments compiled for the lexer's own class (an instance exists).
     tokendefs = cls._tokens  # type: ignore[attr-defined]
-    return type(cls.__name__, (cls,), {"get_tokens_unprocessed": loop, "_tokens": tokendefs,
-                                       "_plan": _Plan(tokendefs), "__module__": cls.__module__})
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "get_tokens_unprocessed": loop,
+            "_tokens": tokendefs,
+            "_plan": _Plan(tokendefs),
+            "__module__": cls.__module__,
+        },
+    )
+
+
+# A regex and the characters its match can start with, as the parser must work them out.
+PARSER_PROBE = (r"(?:ab|[c-e]\d)x*|(?i:f)|(?=g)h|\d+", frozenset("acdefFh0123456789"))
+
+
+def internals_fit(python: tuple[int, int], pygments_version: str) -> bool:
+    """Whether the private path may run on these versions (see the module docstring)."""
+    if not PYTHON_TESTED[0] <= python < PYTHON_TESTED[1] or sre_parse is None:
+        return False
+    if not PYGMENTS_TESTED[0] <= _version(pygments_version) < PYGMENTS_TESTED[1]:
+        return False
+    try:
+        return _first_chars(re.compile(PARSER_PROBE[0])) == PARSER_PROBE[1]
+    except Exception:  # the parser changed shape: the public path
+        return False
+
+
+# "joined" (the fast loop) or "pygments" (plain lexers); tests set it to force the fallback.
+INTERNALS = "joined" if internals_fit(sys.version_info[:2], pygments.__version__) else "pygments"
 
 
 def faster(lexer: Lexer) -> Lexer:
-    """The same lexer on the joined-rules loop, when it runs RegexLexer's loop."""
+    """The same lexer on the joined-rules loop, when it runs RegexLexer's loop and the gate
+    (module docstring) lets the private path run; otherwise the lexer itself."""
+    if INTERNALS != "joined":
+        return lexer
     cls = type(lexer)
     if not isinstance(lexer, RegexLexer) or getattr(cls, "token_variants", False):
         return lexer
