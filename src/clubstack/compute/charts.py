@@ -17,6 +17,11 @@ def human(value: float, unit: str) -> str:
         return f"{value:.0f}%"
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if unit == "B/s":  # bytes in binary multiples, as the memory graph and `free` count
+        for prefix in ("", "Ki", "Mi", "Gi"):
+            if abs(value) < 1024 or prefix == "Gi":
+                return f"{value:.0f} B/s" if not prefix else f"{value:.1f} {prefix}B/s"
+            value /= 1024
     for suffix in ("", "k", "M", "G"):
         if abs(value) < 1000 or suffix == "G":
             return f"{value:.0f} {suffix}{unit}" if suffix == "" else f"{value:.1f} {suffix}{unit}"

@@ -196,3 +196,24 @@ def add_demo(session: Session, guest: TinyGuest, *, name: str = "demo") -> tuple
                         price_month_cents=730)
     session.flush()
     return image, plan
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a site has of what a capsul needs: a host, an active image, an active plan."""
+
+    hosts: int
+    images: int
+    plans: int
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.hosts and self.images and self.plans)
+
+
+def setup_status(session: Session) -> Setup:
+    def count(model: type, *where: object) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return Setup(hosts=count(Host), images=count(Image, Image.active.is_(True)),
+                 plans=count(Plan, Plan.active.is_(True)))
