@@ -38,6 +38,7 @@ def test_empty_lists_have_no_header_and_say_what_to_add(make_app):
 
 def test_lists_have_headers(compute_app):
     code, out = run("image", "list")
+    assert code == 0
     assert out.splitlines()[0].split() == ["NAME", "BOOT", "PATH"]
     assert "tiny" in out
     owner = make_user(compute_app, "hd@example.org")
@@ -45,20 +46,30 @@ def test_lists_have_headers(compute_app):
         session = db.session()
         plan = session.scalar(select(Plan).where(Plan.name == "f1-xs"))
         image = session.scalar(select(Image).where(Image.name == "tiny"))
-        session.add(Capsul(id="hdr1", user_id=owner, plan_id=plan.id, image_id=image.id,
-                           name="headed", domain_name=f"capsul-hdr-{RUN}",
-                           uuid=str(uuid.uuid4()), status="error"))
+        session.add(
+            Capsul(
+                id="hdr1",
+                user_id=owner,
+                plan_id=plan.id,
+                image_id=image.id,
+                name="headed",
+                domain_name=f"capsul-hdr-{RUN}",
+                uuid=str(uuid.uuid4()),
+                status="error",
+            )
+        )
         session.commit()
     code, out = run("list")
-    assert out.splitlines()[0].split() == ["ID", "NAME", "STATUS", "STATE", "PLAN", "HOST",
-                                           "OWNER"]
+    assert code == 0
+    assert out.splitlines()[0].split() == ["ID", "NAME", "STATUS", "STATE", "PLAN", "HOST", "OWNER"]
     assert "headed" in out.splitlines()[1]
 
 
 def test_plan_errors_name_what_the_operator_typed(make_app):
     make_app()
-    code, out = run("plan", "add", "p1", "--vcpus", "0", "--memory", "1", "--disk", "0",
-                    "--price", "-1")
+    code, out = run(
+        "plan", "add", "p1", "--vcpus", "0", "--memory", "1", "--disk", "0", "--price", "-1"
+    )
     assert code == 1
     for word in ("vCPUs:", "memory:", "disk:", "price:"):
         assert word in out, out
@@ -73,9 +84,18 @@ def test_destroy_an_old_id_that_begins_with_a_dash(compute_app):
         plan = session.scalar(select(Plan).where(Plan.name == "f1-xs"))
         image = session.scalar(select(Image).where(Image.name == "tiny"))
         for cid in ("-old1", "-old2"):
-            session.add(Capsul(id=cid, user_id=owner, plan_id=plan.id, image_id=image.id,
-                               name=cid.strip("-"), domain_name=f"capsul-{cid.strip('-')}-{RUN}",
-                               uuid=str(uuid.uuid4()), status="error"))
+            session.add(
+                Capsul(
+                    id=cid,
+                    user_id=owner,
+                    plan_id=plan.id,
+                    image_id=image.id,
+                    name=cid.strip("-"),
+                    domain_name=f"capsul-{cid.strip('-')}-{RUN}",
+                    uuid=str(uuid.uuid4()),
+                    status="error",
+                )
+            )
         session.commit()
     code, out = run("destroy", "--help")
     assert "-- -ID" in out
@@ -85,8 +105,10 @@ def test_destroy_an_old_id_that_begins_with_a_dash(compute_app):
     assert code == 0 and "capsul -old2 destroyed" in out, out
     with compute_app.app_context():
         session = db.session()
-        assert {c.status for c in session.scalars(select(Capsul).where(
-            Capsul.id.in_(["-old1", "-old2"])))} == {DESTROYED}
+        assert {
+            c.status
+            for c in session.scalars(select(Capsul).where(Capsul.id.in_(["-old1", "-old2"])))
+        } == {DESTROYED}
 
 
 def _network_xml(name: str) -> str:
@@ -101,10 +123,20 @@ def _probe_files(pool: str) -> list[str]:
 
 
 def test_host_add_refuses_an_inactive_network_and_leaves_no_probe_logs(
-        compute_app, test_host, guest, hv, tmp_path):
-    base = ["host", "add", "--pool-name", test_host["pool_name"], "--pool-path",
-            test_host["pool_path"], "--probe-kernel", str(guest.kernel), "--probe-initrd",
-            str(guest.initrd)]
+    compute_app, test_host, guest, hv, tmp_path
+):
+    base = [
+        "host",
+        "add",
+        "--pool-name",
+        test_host["pool_name"],
+        "--pool-path",
+        test_host["pool_path"],
+        "--probe-kernel",
+        str(guest.kernel),
+        "--probe-initrd",
+        str(guest.initrd),
+    ]
     name = f"clubstack-{RUN}-off"
     net = hv.conn.networkDefineXML(_network_xml(name))  # defined, never started
     try:
@@ -124,8 +156,15 @@ def test_host_add_refuses_an_inactive_network_and_leaves_no_probe_logs(
         assert db.session().scalar(select(Host).where(Host.name == "n1")) is None
 
     # a probe that QEMU cannot even start (no such kernel) leaves no log behind either
-    code, out = run(*base[:6], "--probe-kernel", str(tmp_path / "no-kernel"), "--network",
-                    "user", "n2", test_host["uri"])
+    code, out = run(
+        *base[:6],
+        "--probe-kernel",
+        str(tmp_path / "no-kernel"),
+        "--network",
+        "user",
+        "n2",
+        test_host["uri"],
+    )
     assert code == 0, out
     assert _probe_files(test_host["pool_path"]) == []
     code, out = run(*base, "--network", "user", "n1", test_host["uri"])

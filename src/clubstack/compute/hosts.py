@@ -11,9 +11,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from clubstack.compute import hypervisor
-from clubstack.compute.tinyguest import TinyGuest
 from clubstack.compute.errors import ComputeError, HostDownError, InputError, NoRoomError
 from clubstack.compute.models import LIVE_STATUSES, Capsul, Host, Image, Plan
+from clubstack.compute.tinyguest import TinyGuest
 from clubstack.core.clock import utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
