@@ -170,3 +170,63 @@ def test_host_add_refuses_an_inactive_network_and_leaves_no_probe_logs(
     code, out = run(*base, "--network", "user", "n1", test_host["uri"])
     assert code == 0 and "host n1 added" in out, out
     assert _probe_files(test_host["pool_path"]) == []
+
+
+def test_add_demo_gives_a_newcomer_a_running_capsul(make_app, test_host, guest, hv, tmp_path):
+    from tests.compute.conftest import Ledger
+
+    app = make_app()
+    code, out = run("image", "add-demo")
+    assert code == 0, out
+    assert "image demo" in out and "plan demo added" in out
+    code, out = run("image", "add-demo")  # again: nothing new
+    assert code == 0 and "image demo" in out and "plan" not in out
+    _, out = run("image", "list")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["demo"]
+    _, out = run("plan", "list")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["demo"]
+
+    code, out = run(
+        "host",
+        "add",
+        "local",
+        test_host["uri"],
+        "--network",
+        "user",
+        "--pool-name",
+        test_host["pool_name"],
+        "--pool-path",
+        test_host["pool_path"],
+        "--probe-kernel",
+        str(guest.kernel),
+        "--probe-initrd",
+        str(guest.initrd),
+    )
+    assert code == 0, out
+    owner = make_user(app, "new@example.org")
+    Ledger().credit(owner, 10_000)
+    keyfile = tmp_path / "key.pub"
+    keyfile.write_text(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl new\n"
+    )
+    code, out = run(
+        "create",
+        "--owner",
+        "new@example.org",
+        "--plan",
+        "demo",
+        "--image",
+        "demo",
+        "--name",
+        "first",
+        "--ssh-key",
+        str(keyfile),
+    )
+    assert code == 0 and "is running" in out, out
+    cid = out.split("capsul ", 1)[1].split()[0]
+    with app.app_context():
+        name = db.session().get(Capsul, cid).domain_name
+    assert hv.state(name) == "running"
+    hv.wait_for_console(name, "CLUBSTACK-GUEST ready", 90)
+    code, out = run("destroy", cid, "--yes")
+    assert code == 0 and hv.state(name) == "missing"
