@@ -123,6 +123,8 @@ def test_graph_axes_use_binary_byte_units_and_percent():
     svg = charts.line_chart("Disk", {"read": points}, "B/s", start, start + timedelta(hours=1))
     assert "3.3 MiB/s" in svg and "1.7 MiB/s" in svg  # top 1.1 x 3 MiB/s, and half of it
     assert "kB/s" not in svg and "MB/s" not in svg
+    empty = charts.line_chart("Network", {"sent": []}, "B/s", start, start + timedelta(hours=1))
+    assert ">512 B/s<" in empty and ">1.0 KiB/s<" in empty
     assert charts.human(1536, "B/s") == "1.5 KiB/s" and charts.human(512, "B/s") == "512 B/s"
     cpu = charts.line_chart(
         "CPU", {"used": [(start, 12.0)]}, "%", start, start + timedelta(hours=1), fixed_max=100.0

@@ -49,6 +49,8 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[datetime, float]]], 
     lines = {name: _bucket(points, start, end, MAX_POINTS) for name, points in series.items()}
     values = [v for pts in lines.values() for _, v in pts]
     top = fixed_max if fixed_max is not None else max([*values, 0.0]) * 1.1 or 1.0
+    if unit == "B/s":  # an idle or empty graph reads 0 / 512 B/s / 1 KiB/s, not 0 / 0 / 1 B/s
+        top = max(top, 1024.0)
     latest = ", ".join(f"{name} {human(pts[-1][1], unit)}" for name, pts in lines.items() if pts)
     ET.SubElement(svg, "title").text = title
     ET.SubElement(svg, "desc").text = (
