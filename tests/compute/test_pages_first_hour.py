@@ -58,6 +58,8 @@ def test_a_fresh_site_tells_admins_what_to_add_and_members_to_wait(make_app):
         assert "Capsuls are not available yet" in html, path
         assert "clubstack compute" not in html
     assert 'name="plan"' not in member.get("/compute/create").get_data(as_text=True)
+    html = admin.get("/compute/admin").get_data(as_text=True)
+    assert "Capsuls cannot be created yet" in html and "image add-demo" in html
 
 
 def test_money_has_its_currency(make_app):

@@ -453,7 +453,7 @@ def admin() -> str:
     all_capsuls = list(session.scalars(select(Capsul).where(Capsul.status != "destroyed")
                                        .order_by(Capsul.created_at)))
     return render_template("compute/admin.html", rooms=hosts.room(session), findings=findings,
-                           capsuls=all_capsuls)
+                           capsuls=all_capsuls, setup=hosts.setup_status(session))
 
 
 # --- JSON API -----------------------------------------------------------------------------
