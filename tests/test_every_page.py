@@ -92,7 +92,8 @@ def _running_capsul(app: Any) -> str:
     a long SSH host key fingerprint, so the capsul page and its graphs are checked too."""
     from sqlalchemy import select
 
-    from clubstack.compute.models import Capsul, Image, Plan
+    from clubstack.compute.capsuls import add_ssh_key
+    from clubstack.compute.models import Capsul, Host, Image, Plan
     from clubstack.core.accounts.models import User
     from clubstack.core.db import db
 
@@ -100,7 +101,17 @@ def _running_capsul(app: Any) -> str:
         session = db.session()
         plan = Plan(name="small", vcpus=1, memory_mib=512, disk_gib=10, price_month_cents=500)
         image = Image(name="debian", title="Debian 12", path="/var/lib/images/debian.qcow2")
-        session.add_all([plan, image])
+        # a host that does not answer (nothing here reaches libvirt): the create form shows
+        host = Host(
+            name="kvm1",
+            uri="qemu+unix:///system?socket=/nonexistent/sock",
+            pool_path="/var/tmp/none",
+            vcpus=4,
+            memory_mib=8192,
+            disk_gib=100,
+            up=False,
+        )
+        session.add_all([plan, image, host])
         session.flush()
         owner = session.scalar(select(User.id).where(User.email == "member@example.org"))
         capsul = Capsul(
@@ -116,6 +127,13 @@ def _running_capsul(app: Any) -> str:
             "root@web1 (ED25519)",
         )
         session.add(capsul)
+        # a saved key: its fingerprint is one long word on the keys and create pages
+        add_ssh_key(
+            session,
+            owner,
+            "laptop",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        )
         session.commit()
         return capsul.id
 
