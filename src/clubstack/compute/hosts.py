@@ -174,8 +174,8 @@ def add_plan(session: Session, name: str, *, vcpus: int, memory_mib: int, disk_g
     return plan
 
 
-def add_demo(session: Session, guest: TinyGuest, *, name: str = "demo") -> tuple[Image,
-                                                                                   Plan | None]:
+def add_demo(session: Session, guest: TinyGuest, *,
+             name: str = "demo") -> tuple[Image, Plan | None]:
     """The tiny guest as image ``name`` and, when no plan exists, a small plan ``demo``.
 
     Idempotent: an image of that name is kept (its files are refreshed if the guest was
