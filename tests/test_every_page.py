@@ -54,6 +54,7 @@ PAGES = {
         "/compute/",
         "/compute/create",
         "/compute/keys",
+        "/compute/capsuls/{capsul}",
         "/contest/submit",
         "/contest/mine",
         "/contest/u/member1",
@@ -84,6 +85,57 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.__cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
 });
 """
+
+
+def _running_capsul(app: Any) -> str:
+    """A plan, an image and the member's capsul (on no host: its page reads no libvirt), with
+    a long SSH host key fingerprint, so the capsul page and its graphs are checked too."""
+    from sqlalchemy import select
+
+    from clubstack.compute.capsuls import add_ssh_key
+    from clubstack.compute.models import Capsul, Host, Image, Plan
+    from clubstack.core.accounts.models import User
+    from clubstack.core.db import db
+
+    with app.app_context():
+        session = db.session()
+        plan = Plan(name="small", vcpus=1, memory_mib=512, disk_gib=10, price_month_cents=500)
+        image = Image(name="debian", title="Debian 12", path="/var/lib/images/debian.qcow2")
+        # a host that does not answer (nothing here reaches libvirt): the create form shows
+        host = Host(
+            name="kvm1",
+            uri="qemu+unix:///system?socket=/nonexistent/sock",
+            pool_path="/var/tmp/none",
+            vcpus=4,
+            memory_mib=8192,
+            disk_gib=100,
+            up=False,
+        )
+        session.add_all([plan, image, host])
+        session.flush()
+        owner = session.scalar(select(User.id).where(User.email == "member@example.org"))
+        capsul = Capsul(
+            user_id=owner,
+            plan_id=plan.id,
+            image_id=image.id,
+            name="web1",
+            domain_name="capsul-every-page",
+            uuid="6f1c3b5e-0000-4000-8000-00000000e0e0",
+            status="active",
+            state="running",
+            host_keys="256 SHA256:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9v "
+            "root@web1 (ED25519)",
+        )
+        session.add(capsul)
+        # a saved key: its fingerprint is one long word on the keys and create pages
+        add_ssh_key(
+            session,
+            owner,
+            "laptop",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        )
+        session.commit()
+        return capsul.id
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +180,7 @@ def every_page_site(
     fill = {
         "drop": dropped.json()["message_id"],
         "lookup": insert_finished_batch(app, "member@example.org"),
+        "capsul": _running_capsul(app),
     }
     try:
         yield server, fill, cookies

@@ -217,3 +217,22 @@ def test_currency_and_locale_are_settings(make_app: Any) -> None:
     with app.app_context():
         assert format_money(123456) == "1.234,56\xa0€"
         assert parse_amount("-5.5") == -550
+
+
+def test_dashboard_chart_labels_the_latest_balance_on_its_scale(app: Any, member: Any) -> None:
+    import xml.etree.ElementTree as ET
+
+    uid = _uid(app)
+    _book(app, uid, 5000, "p1", reason="Card payment")
+    with clock.moved(timedelta(days=3)):
+        _book(app, uid, -3766, "u1", kind="usage", reason="capsul hours")
+        html = member.get("/billing/").get_data(as_text=True)
+    svg = ET.fromstring(html[html.index("<svg"):html.index("</svg>") + 6])
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = {t.text: t for t in svg.iter(f"{ns}text")}
+    assert "€12.34" in labels, sorted(labels)  # the balance now, on the axis
+    assert labels["€12.34"].get("class") == "latest"
+    # and the line ends at that label's height: the scale holds the latest balance
+    path = next(p for p in svg.iter(f"{ns}path") if p.get("class") == "balance-line")
+    last_y = float(path.get("d").split()[-1].split(",")[1])
+    assert abs(float(labels["€12.34"].get("y")) - 6 - last_y) < 0.2

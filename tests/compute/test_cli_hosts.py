@@ -39,7 +39,7 @@ def test_cli_hosts_plans_images_create_destroy(compute_app, test_host, guest, hv
     assert code == 0 and "2 cents per hour" in out
     code, out = run("plan", "add", "p1", "--vcpus", "0", "--memory", "128", "--disk", "1",
                     "--price", "1")
-    assert code == 1 and "vcpus" in out
+    assert code == 1 and "vCPUs" in out
     code, out = run("plan", "list")
     assert "p1" in out and "14.60" in out and "0.02" in out
     code, out = run("image", "add", "tiny2", str(guest.disk), "--kernel", str(guest.kernel),

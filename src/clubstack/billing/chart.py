@@ -19,7 +19,10 @@ def balance_points(start_balance: int, changes: list[tuple[datetime, int]], star
     """A step series: the balance at `start`, after each (time, balance_after), up to `end`."""
     points = [(start, start_balance)]
     points += [(when, after) for when, after in changes if start <= when <= end]
-    points.append((end, points[-1][1]))
+    # the line ends at the balance now, even if the newest entry's time is a moment past
+    # `end` (written by another process while this page was built)
+    latest = changes[-1][1] if changes and changes[-1][0] >= start else points[-1][1]
+    points.append((end, latest))
     return points
 
 
@@ -62,9 +65,19 @@ def balance_svg(points: list[tuple[datetime, int]], title: str = "Balance over t
         path.append(f"L{x(when)},{y(value)}")
     ET.SubElement(svg, "path", {"d": " ".join(path), "fill": "none", "stroke": "currentColor",
                                 "stroke-width": "2", "class": "balance-line"})
-    for value in sorted({high, low, 0}):
+    latest = values[-1]
+    # the balance now is labelled on the axis, with a guide line; other labels that would
+    # overlap it give way
+    ET.SubElement(svg, "line", {"class": "axis latest", "x1": str(LEFT), "x2": str(WIDTH - RIGHT),
+                                "y1": str(y(latest)), "y2": str(y(latest)),
+                                "stroke-dasharray": "4 4"})
+    for value in sorted({high, low, 0, latest}):
+        if value != latest and abs(y(value) - y(latest)) < 22:  # 20px labels (billing.css)
+            continue
         label = ET.SubElement(svg, "text", {"x": str(LEFT - 6), "y": str(y(value) + 6),
                                             "text-anchor": "end"})
+        if value == latest:
+            label.set("class", "latest")
         label.text = format_money(value)
     for when, anchor in ((t0, "start"), (t1, "end")):
         label = ET.SubElement(svg, "text", {"x": str(x(when)), "y": str(HEIGHT - 8),

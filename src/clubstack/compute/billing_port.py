@@ -65,6 +65,15 @@ def _capsul_burn(session: Session, user_id: int) -> int:
     return hourly_burn(session, user_id)
 
 
+def format_money(cents: int) -> str:
+    """An amount with its currency, as billing writes it everywhere ("€1.20")."""
+    try:
+        from clubstack.billing.money import format_money as billing_format
+    except ModuleNotFoundError:
+        return f"{cents / 100:.2f}"
+    return str(billing_format(cents))
+
+
 def register_burn() -> bool:
     """Tell billing what a member's capsuls cost per hour (for its runway and warnings)."""
     try:

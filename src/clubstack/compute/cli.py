@@ -64,12 +64,21 @@ def host_group() -> None:
 @click.option("--pool-path", default=None, help="Folder for capsul disks on the host.")
 @click.option("--pool-name", default="clubstack", show_default=True)
 @click.option("--network", default=None,
-              help="none, user, network:NAME or bridge:NAME (default: setting).")
+              help="none, user, network:NAME or bridge:NAME (default: the default_network "
+                   "setting, network:default). A libvirt network must be active (virsh "
+                   "net-start NAME); 'user' (QEMU's user networking, SSH through a forwarded "
+                   "port) needs nothing and suits a single machine.")
 @click.option("--probe-kernel", default=None, help="Kernel on the host used to test KVM.")
 @click.option("--probe-initrd", default=None)
 def host_add(name: str, uri: str, pool_path: str | None, pool_name: str, network: str | None,
              probe_kernel: str | None, probe_initrd: str | None) -> None:
-    """Add host NAME at libvirt URI (refused, saying why, if it cannot be reached)."""
+    """Add host NAME at libvirt URI (refused, saying why, if it cannot be reached or its
+    network is not active).
+
+    \b
+    Example, one machine with no libvirt network:
+      clubstack compute host add local qemu:///system --network user
+    """
     from clubstack.compute import hosts
 
     settings = _settings()
@@ -87,9 +96,14 @@ def host_list() -> None:
     from clubstack.compute import hosts
 
     with _session() as session:
+        rooms = hosts.room(session)
+        if not rooms:
+            click.echo("no hosts yet; add one with: clubstack compute host add NAME "
+                       "qemu:///system --network user")
+            return
         click.echo(f"{'NAME':16} {'STATUS':6} {'TYPE':5} {'vCPU':>9} {'MiB free':>10} "
                    f"{'GiB free':>9}  URI")
-        for r in hosts.room(session):
+        for r in rooms:
             h = r.host
             click.echo(f"{h.name:16} {'up' if h.up else 'DOWN':6} {h.domain_type:5} "
                        f"{r.vcpus:>4}/{h.vcpus * 4:<4} {r.memory_mib:>10} {r.disk_gib:>9}  {h.uri}")
@@ -129,13 +143,43 @@ def image_add(name: str, path: str, title: str, kernel: str | None, initrd: str 
     click.echo(f"image {name} added")
 
 
+@image_group.command("add-demo")
+@click.option("--name", default="demo", show_default=True)
+def image_add_demo(name: str) -> None:
+    """Build the tiny busybox guest here (no download) and register it as an image.
+
+    Also adds a small plan `demo` when there is no plan yet. Running it again changes
+    nothing. The guest's files are on this machine, so it suits a host on this machine
+    (qemu:///system); it has no SSH server: members see its serial console.
+    """
+    from clubstack.compute import hosts, tinyguest
+
+    try:
+        guest = tinyguest.build()
+    except (FileNotFoundError, OSError) as error:
+        raise click.ClickException(f"cannot build the demo guest: {error}") from None
+    with _session() as session:
+        image, plan = hosts.add_demo(session, guest, name=name)
+        click.echo(f"image {image.name}: {image.title} ({image.path})")
+        if plan is not None:
+            click.echo(f"plan {plan.name} added: {plan.vcpus} vCPU, {plan.memory_mib} MiB, "
+                       f"{plan.disk_gib} GiB")
+
+
 @image_group.command("list")
 def image_list() -> None:
+    """Registered images."""
     from clubstack.compute.models import Image
 
     with _session() as session:
-        for image in session.scalars(select(Image).order_by(Image.name)):
-            click.echo(f"{image.name:16} {image.path}")
+        images = list(session.scalars(select(Image).order_by(Image.name)))
+        if not images:
+            click.echo("no images yet; add one with: clubstack compute image add NAME "
+                       "/path/to/base.qcow2, or try: clubstack compute image add-demo")
+            return
+        click.echo(f"{'NAME':16} {'BOOT':6} PATH")
+        for image in images:
+            click.echo(f"{image.name:16} {'kernel' if image.kernel else 'disk':6} {image.path}")
 
 
 @compute_cli.group("plan")
@@ -145,7 +189,7 @@ def plan_group() -> None:
 
 @plan_group.command("add")
 @click.argument("name")
-@click.option("--vcpus", type=int, required=True)
+@click.option("--vcpus", type=int, required=True, help="Virtual CPUs.")
 @click.option("--memory", "memory_mib", type=int, required=True, help="MiB of RAM.")
 @click.option("--disk", "disk_gib", type=int, required=True, help="GiB of disk.")
 @click.option("--price", "price_month_cents", type=int, required=True,
@@ -166,9 +210,14 @@ def plan_list() -> None:
     from clubstack.compute.models import Plan
 
     with _session() as session:
+        plans = list(session.scalars(select(Plan).order_by(Plan.price_month_cents)))
+        if not plans:
+            click.echo("no plans yet; add one with: clubstack compute plan add NAME --vcpus 1 "
+                       "--memory 512 --disk 10 --price 500")
+            return
         click.echo(f"{'NAME':12} {'vCPU':>4} {'MiB':>6} {'GiB':>5} {'per month':>10} "
                    f"{'per hour':>9}")
-        for p in session.scalars(select(Plan).order_by(Plan.price_month_cents)):
+        for p in plans:
             click.echo(f"{p.name:12} {p.vcpus:>4} {p.memory_mib:>6} {p.disk_gib:>5} "
                        f"{p.price_month_cents / 100:>10.2f} {p.price_hour_cents / 100:>9.2f}")
 
@@ -188,7 +237,15 @@ def capsul_list(host_name: str | None) -> None:
             if host is None:
                 raise click.ClickException(f"no host named {host_name}")
             query = query.where(Capsul.host_id == host.id)
-        for capsul, email in session.execute(query):
+        rows = list(session.execute(query))
+        if not rows:
+            click.echo(("no capsuls on that host; " if host_name else "no capsuls yet; ")
+                       + "create one with: clubstack compute create --owner EMAIL --plan PLAN "
+                       "--image IMAGE --ssh-key FILE")
+            return
+        click.echo(f"{'ID':32}  {'NAME':20} {'STATUS':9} {'STATE':8} {'PLAN':8} {'HOST':10} "
+                   "OWNER")
+        for capsul, email in rows:
             click.echo(f"{capsul.id}  {capsul.name:20} {capsul.status:9} {capsul.state:8} "
                        f"{capsul.plan.name:8} {capsul.host.name if capsul.host else '-':10} "
                        f"{email}")
@@ -247,11 +304,16 @@ def capsul_create(owner: str, plan: str, image: str, name: str | None, ssh_key: 
         raise click.ClickException(f"capsul {capsul_id}: {status}: {error or progress}")
 
 
-@compute_cli.command("destroy")
+# an unknown "option" is an old capsul id that begins with '-' (ids before random_id's
+# leading alphanumeric); destroy has only --yes, so nothing else is lost by this
+@compute_cli.command("destroy", context_settings={"ignore_unknown_options": True})
 @click.argument("capsul_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def capsul_destroy(capsul_id: str, yes: bool) -> None:
-    """Destroy capsul CAPSUL_ID and delete its disk."""
+    """Destroy capsul CAPSUL_ID and delete its disk.
+
+    An old id that begins with '-' may go after '--': clubstack compute destroy --yes -- -ID
+    """
     from clubstack.compute import capsuls, metering
     from clubstack.core.clock import utcnow
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from clubstack.compute import hypervisor
 from clubstack.compute.errors import ComputeError, HostDownError, InputError, NoRoomError
 from clubstack.compute.models import LIVE_STATUSES, Capsul, Host, Image, Plan
+from clubstack.compute.tinyguest import TinyGuest
 from clubstack.core.clock import utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -53,6 +54,7 @@ def add_host(session: Session, name: str, uri: str, *, pool_path: str, network: 
     with open_host(host) as hv:  # raises HostDownError with libvirt's reason
         if not os.path.isabs(pool_path):
             raise InputError(fields={"pool_path": "Give an absolute path."})
+        hv.check_network(network)
         hv.pool()
         cap = hv.capacity()
         kernel = probe_kernel(kernel)
@@ -154,11 +156,13 @@ def add_plan(session: Session, name: str, *, vcpus: int, memory_mib: int, disk_g
              price_month_cents: int) -> Plan:
     _check_name(name)
     problems = {}
-    for field, value, low, high in (("vcpus", vcpus, 1, 64), ("memory_mib", memory_mib, 64, 2**20),
-                                    ("disk_gib", disk_gib, 1, 4096),
-                                    ("price_month_cents", price_month_cents, 0, 10**7)):
+    # the field names are what an operator typed (--vcpus, --memory ...), not column names
+    for field, value, low, high, unit in (
+            ("vCPUs", vcpus, 1, 64, ""), ("memory", memory_mib, 64, 2**20, " MiB"),
+            ("disk", disk_gib, 1, 4096, " GiB"),
+            ("price", price_month_cents, 0, 10**7, " cents a month")):
         if not isinstance(value, int) or not low <= value <= high:
-            problems[field] = f"Must be a whole number from {low} to {high}."
+            problems[field] = f"Must be a whole number from {low} to {high}{unit}."
     if problems:
         raise InputError(fields=problems)
     if session.scalar(select(Plan).where(Plan.name == name)):
@@ -168,3 +172,48 @@ def add_plan(session: Session, name: str, *, vcpus: int, memory_mib: int, disk_g
     session.add(plan)
     session.flush()
     return plan
+
+
+def add_demo(session: Session, guest: TinyGuest, *,
+             name: str = "demo") -> tuple[Image, Plan | None]:
+    """The tiny guest as image ``name`` and, when no plan exists, a small plan ``demo``.
+
+    Idempotent: an image of that name is kept (its files are refreshed if the guest was
+    rebuilt), a plan is added only on a site with none.
+    """
+    image = session.scalar(select(Image).where(Image.name == name))
+    if image is None:
+        image = add_image(session, name, str(guest.disk), title="Demo (tiny busybox guest)",
+                          kernel=str(guest.kernel), initrd=str(guest.initrd),
+                          cmdline=guest.cmdline)
+    elif image.kernel:
+        image.path, image.kernel, image.initrd = str(guest.disk), str(guest.kernel), \
+            str(guest.initrd)
+    plan = None
+    if session.scalar(select(func.count()).select_from(Plan)) == 0:
+        # the guest runs from its initramfs: 128 MiB and the smallest disk are plenty
+        plan = add_plan(session, "demo", vcpus=1, memory_mib=128, disk_gib=1,
+                        price_month_cents=730)
+    session.flush()
+    return image, plan
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a site has of what a capsul needs: a host, an active image, an active plan."""
+
+    hosts: int
+    images: int
+    plans: int
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.hosts and self.images and self.plans)
+
+
+def setup_status(session: Session) -> Setup:
+    def count(model: type, *where: object) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return Setup(hosts=count(Host), images=count(Image, Image.active.is_(True)),
+                 plans=count(Plan, Plan.active.is_(True)))

@@ -365,6 +365,35 @@ class Hypervisor:
                 pool.destroy()
             pool.undefine()
 
+    def check_network(self, network: str) -> None:
+        """Refuse, saying what to do, when a ``network:NAME`` setting names no active network.
+
+        libvirt's ``default`` network is often defined but inactive (it needs dnsmasq), and a
+        capsul on an inactive network fails only when it starts.
+        """
+        kind, _, name = network.partition(":")
+        if kind != "network":
+            return
+        try:
+            net = self.conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            raise HypervisorError(
+                f"libvirt network {name!r} does not exist on {self.uri}: define it "
+                f"(virsh -c {self.uri} net-define FILE), or use --network user "
+                "(QEMU's user networking) for a single machine") from None
+        try:
+            active = bool(net.isActive())
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot read network {name!r}: {exc.get_error_message()}") \
+                from exc
+        if not active:
+            raise HypervisorError(
+                f"libvirt network {name!r} is not active on {self.uri}: start it with "
+                f"`virsh -c {self.uri} net-start {name}` and "
+                f"`virsh -c {self.uri} net-autostart {name}` (libvirt networks need dnsmasq: "
+                "apt-get install dnsmasq-base), or use --network user (QEMU's user networking) "
+                "for a single machine")
+
     def capacity(self) -> Capacity:
         info = self.conn.getInfo()  # [model, memory MiB, cpus, ...]
         pool = self.pool()
@@ -411,22 +440,25 @@ class Hypervisor:
         ET.SubElement(serial, "log", file=log, append="off")
         ET.SubElement(serial, "target", port="0")
         self.pool()
-        try:
-            domain = self.conn.createXML(ET.tostring(dom, encoding="unicode"), 0)
-        except libvirt.libvirtError:
-            return "qemu"
         booted = False
         try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                text = self.read_volume_text(f"{name}.log")
-                if "Linux version" in text:
-                    booted = True
-                    break
-                time.sleep(0.25)
+            try:
+                domain = self.conn.createXML(ET.tostring(dom, encoding="unicode"), 0)
+            except libvirt.libvirtError:
+                return "qemu"
+            try:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    text = self.read_volume_text(f"{name}.log")
+                    if "Linux version" in text:
+                        booted = True
+                        break
+                    time.sleep(0.25)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    domain.destroy()
         finally:
-            with contextlib.suppress(libvirt.libvirtError):
-                domain.destroy()
+            # QEMU may have opened (created) the log before a failed start; never leave it
             self._delete_volume(f"{name}.log")
         return "kvm" if booted else "qemu"
 

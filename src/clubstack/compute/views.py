@@ -38,6 +38,13 @@ from clubstack.settings import get_settings, service_settings
 
 bp = Blueprint("compute", __name__, template_folder="templates", static_folder="static",
                static_url_path="/assets")
+
+
+@bp.context_processor
+def _money() -> dict[str, Any]:
+    return {"money": billing_port.format_money}
+
+
 sock = Sock()  # WebSocket routes on this blueprint (the console); the app needs no init
 
 
@@ -92,7 +99,13 @@ def _create(data: Any) -> Capsul:
     unknown = [i for i in req.ssh_key_ids if i not in saved]
     if unknown:
         raise InputError(fields={"ssh_key_ids": "Choose among your own keys."})
-    keys = [saved[i] for i in req.ssh_key_ids] + req.ssh_keys
+    # a key both chosen and pasted goes into cloud-init once (same type and key material)
+    keys: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for key in [saved[i] for i in req.ssh_key_ids] + req.ssh_keys:
+        if tuple(key.split()[:2]) not in seen:
+            seen.add(tuple(key.split()[:2]))
+            keys.append(key)
     settings = _settings()
     capsul = capsuls.request_capsul(
         session, user_id, plan=req.plan, image=req.image, name=req.name, keys=keys,
@@ -100,7 +113,7 @@ def _create(data: Any) -> Capsul:
     # keep pasted keys on the account, as Capsul does
     for text in req.ssh_keys:
         parsed = capsuls.parse_ssh_key(text)
-        if parsed.line not in saved.values():
+        if tuple(parsed.line.split()[:2]) not in {tuple(v.split()[:2]) for v in saved.values()}:
             capsuls.add_ssh_key(session, user_id, "", parsed.line)
     session.commit()
     capsul_id = capsul.id
@@ -154,7 +167,8 @@ def index() -> str:
                                  .order_by(Plan.price_month_cents)))
     user = current_user()
     mine = capsuls.member_capsuls(session, user.id) if user else []
-    return render_template("compute/index.html", plans=plans, capsuls=mine)
+    return render_template("compute/index.html", plans=plans, capsuls=mine,
+                           setup=hosts.setup_status(session))
 
 
 @bp.route("/create", methods=["GET", "POST"])
@@ -201,6 +215,7 @@ def create() -> str | BaseResponse:
         balance = None
     return render_template("compute/create.html", plans=plans, images=images, keys=keys,
                            errors=errors, form=form, balance=balance,
+                           setup=hosts.setup_status(session),
                            hours=_settings().min_credit_hours), status
 
 
@@ -438,7 +453,7 @@ def admin() -> str:
     all_capsuls = list(session.scalars(select(Capsul).where(Capsul.status != "destroyed")
                                        .order_by(Capsul.created_at)))
     return render_template("compute/admin.html", rooms=hosts.room(session), findings=findings,
-                           capsuls=all_capsuls)
+                           capsuls=all_capsuls, setup=hosts.setup_status(session))
 
 
 # --- JSON API -----------------------------------------------------------------------------
