@@ -91,7 +91,8 @@ def test_a_used_link_does_not_log_in_twice(page: Any, site: str, smtp: SMTPSink)
     try:
         second = other.new_page()
         second.goto(link)
-        assert second.get_by_role("heading", name="This link does not work any more").is_visible()
+        heading = second.get_by_role("heading", name="This link does not work any more")
+        heading.wait_for(state="visible")
         assert second.get_by_role("button", name="Log in").count() == 0
     finally:
         other.close()
