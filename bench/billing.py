@@ -70,11 +70,15 @@ def main() -> int:
         print(f"PostgreSQL unreachable at {BASE_URL}: {str(error).splitlines()[0]}")
         return 1
     instance = tempfile.mkdtemp(prefix="clubstack-bench-")
-    os.environ.update({
-        "CLUBSTACK_INSTANCE": instance, "CLUBSTACK_DATABASE_URL": url,
-        "CLUBSTACK_SECRET_KEY": "bench-" + "x" * 40, "CLUBSTACK_JOBS_IMMEDIATE": "true",
-        "CLUBSTACK_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "CLUBSTACK_INSTANCE": instance,
+            "CLUBSTACK_DATABASE_URL": url,
+            "CLUBSTACK_SECRET_KEY": "bench-" + "x" * 40,
+            "CLUBSTACK_JOBS_IMMEDIATE": "true",
+            "CLUBSTACK_LOG_LEVEL": "WARNING",
+        }
+    )
     from clubstack.app import create_app
     from clubstack.billing import ledger
     from clubstack.billing.models import BillingAccount, LedgerEntry
@@ -90,10 +94,13 @@ def main() -> int:
         with app.app_context():
             session = db.session()
             print(f"setting up {ENTRIES:,} entries over {ACCOUNTS:,} accounts on PostgreSQL ...")
-            session.execute(insert(User), [
-                {"email": f"member{i}@example.org", "nickname": f"member{i}", "role": "member"}
-                for i in range(ACCOUNTS)
-            ])
+            session.execute(
+                insert(User),
+                [
+                    {"email": f"member{i}@example.org", "nickname": f"member{i}", "role": "member"}
+                    for i in range(ACCOUNTS)
+                ],
+            )
             admin = User(email="admin@example.org", nickname="admin", role="admin")
             session.add(admin)
             session.commit()
@@ -105,24 +112,44 @@ def main() -> int:
                 uid = ids[n % ACCOUNTS]
                 amount = 2000 if balances[uid] < 500 else -rng.randint(5, 60)
                 balances[uid] += amount
-                rows.append({
-                    "user_id": uid, "amount_cents": amount, "balance_after_cents": balances[uid],
-                    "kind": "payment" if amount > 0 else "usage",
-                    "reason": "Card payment" if amount > 0 else "capsul hour",
-                    "reference": f"bench:{n}", "idempotency_key": f"bench:{n}",
-                    "created_at": start + timedelta(minutes=n),
-                })
+                rows.append(
+                    {
+                        "user_id": uid,
+                        "amount_cents": amount,
+                        "balance_after_cents": balances[uid],
+                        "kind": "payment" if amount > 0 else "usage",
+                        "reason": "Card payment" if amount > 0 else "capsul hour",
+                        "reference": f"bench:{n}",
+                        "idempotency_key": f"bench:{n}",
+                        "created_at": start + timedelta(minutes=n),
+                    }
+                )
             for chunk in range(0, len(rows), 10_000):
-                session.execute(insert(LedgerEntry), rows[chunk:chunk + 10_000])
-            session.execute(insert(BillingAccount), [
-                {"user_id": uid, "balance_cents": cents, "entry_count": ENTRIES // ACCOUNTS,
-                 "notified_state": "OK", "updated_at": start} for uid, cents in balances.items()
-            ])
+                session.execute(insert(LedgerEntry), rows[chunk : chunk + 10_000])
+            session.execute(
+                insert(BillingAccount),
+                [
+                    {
+                        "user_id": uid,
+                        "balance_cents": cents,
+                        "entry_count": ENTRIES // ACCOUNTS,
+                        "notified_state": "OK",
+                        "updated_at": start,
+                    }
+                    for uid, cents in balances.items()
+                ],
+            )
             session.commit()
             t0 = time.perf_counter()
             for n in range(LIVE_CHARGES):
-                ledger.charge(session, ids[n % ACCOUNTS], 7, reason="capsul hour",
-                              reference="bench", idempotency_key=f"live:{n}")
+                ledger.charge(
+                    session,
+                    ids[n % ACCOUNTS],
+                    7,
+                    reason="capsul hour",
+                    reference="bench",
+                    idempotency_key=f"live:{n}",
+                )
                 session.commit()
             charge_ms = (time.perf_counter() - t0) * 1000 / LIVE_CHARGES
             session.execute(text("ANALYZE"))
@@ -139,11 +166,15 @@ def main() -> int:
             naive_ms = timed(lambda: ledger.ledger_sum(session, pick()), 300)
             sid = start_session(session, session.get(User, admin.id), lifetime=timedelta(hours=1))
             session.commit()
-            naive_overview = timed(lambda: session.execute(
-                select(User.email, func.sum(LedgerEntry.amount_cents))
-                .join(LedgerEntry, LedgerEntry.user_id == User.id)
-                .group_by(User.email).order_by(func.sum(LedgerEntry.amount_cents))
-            ).all(), 10)
+            naive_overview = timed(
+                lambda: session.execute(
+                    select(User.email, func.sum(LedgerEntry.amount_cents))
+                    .join(LedgerEntry, LedgerEntry.user_id == User.id)
+                    .group_by(User.email)
+                    .order_by(func.sum(LedgerEntry.amount_cents))
+                ).all(),
+                10,
+            )
         client = app.test_client()
         with client.session_transaction() as cookie:
             cookie["sid"] = sid
@@ -159,12 +190,18 @@ def main() -> int:
 
     print()
     print(f"{'measure':<44}{'median':>10}{'target':>10}{'baseline':>11}{'speed-up':>10}")
-    print(f"{'balance of one member (cached)':<44}{balance_ms:>8.3f}ms{'< 5 ms':>10}"
-          f"{naive_ms:>9.3f}ms{naive_ms / balance_ms:>9.1f}x")
-    print(f"{'runway of one member':<44}{runway_ms:>8.3f}ms{'':>10}{naive_ms:>9.3f}ms"
-          f"{naive_ms / runway_ms:>9.1f}x")
-    print(f"{'admin overview page (GET /billing/admin/)':<44}{overview_ms:>8.1f}ms{'< 300 ms':>10}"
-          f"{naive_overview:>9.1f}ms{naive_overview / overview_ms:>9.1f}x")
+    print(
+        f"{'balance of one member (cached)':<44}{balance_ms:>8.3f}ms{'< 5 ms':>10}"
+        f"{naive_ms:>9.3f}ms{naive_ms / balance_ms:>9.1f}x"
+    )
+    print(
+        f"{'runway of one member':<44}{runway_ms:>8.3f}ms{'':>10}{naive_ms:>9.3f}ms"
+        f"{naive_ms / runway_ms:>9.1f}x"
+    )
+    print(
+        f"{'admin overview page (GET /billing/admin/)':<44}{overview_ms:>8.1f}ms{'< 300 ms':>10}"
+        f"{naive_overview:>9.1f}ms{naive_overview / overview_ms:>9.1f}x"
+    )
     print(f"{'one charge through ledger.charge (+commit)':<44}{charge_ms:>8.3f}ms")
     print()
     print("baselines: balance = SUM(amount_cents) over the member's entries (indexed);")

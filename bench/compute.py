@@ -28,8 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "bench@clubstack")
+KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+    "bench@clubstack"
+)
 CREATE_TARGET_S = 10.0
 STATUS_TARGET_MS = 200.0
 
@@ -61,13 +63,15 @@ def main() -> int:
     pool_dir = work / "pool"
     pool_dir.mkdir()
     os.chmod(pool_dir, 0o755)
-    os.environ.update({
-        "CLUBSTACK_INSTANCE": str(work / "instance"),
-        "CLUBSTACK_DATABASE_URL": f"sqlite:///{work}/instance/bench.db",
-        "CLUBSTACK_JOBS_IMMEDIATE": "true",
-        "CLUBSTACK_SECRET_KEY": "bench-secret-key-" + "x" * 32,
-        "CLUBSTACK_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "CLUBSTACK_INSTANCE": str(work / "instance"),
+            "CLUBSTACK_DATABASE_URL": f"sqlite:///{work}/instance/bench.db",
+            "CLUBSTACK_JOBS_IMMEDIATE": "true",
+            "CLUBSTACK_SECRET_KEY": "bench-secret-key-" + "x" * 32,
+            "CLUBSTACK_LOG_LEVEL": "WARNING",
+        }
+    )
     from clubstack.compute import billing_port, hypervisor, stats, tinyguest
     from clubstack.compute.models import Capsul, CapsulSample, Host, Image, Plan
     from clubstack.core import clock
@@ -94,14 +98,26 @@ def main() -> int:
         names.append(base_name)
         t0 = time.perf_counter()
         disk = hv.create_overlay(hypervisor.disk_volume(base_name), str(guest.disk), 1)
-        seed = hv.create_seed(hypervisor.seed_volume(base_name), instance_id="base",
-                              hostname="base", ssh_keys=[KEY])
-        hv.define(hypervisor.DomainSpec(
-            name=base_name, uuid=str(uuid.uuid4()), capsul_id="base", owner_id="0", vcpus=1,
-            memory_mib=128, disk_path=disk, seed_path=seed,
-            console_log=f"{pool_dir}/{hypervisor.console_volume(base_name)}",
-            domain_type=domain_type, kernel=str(guest.kernel), initrd=str(guest.initrd),
-            cmdline=guest.cmdline))
+        seed = hv.create_seed(
+            hypervisor.seed_volume(base_name), instance_id="base", hostname="base", ssh_keys=[KEY]
+        )
+        hv.define(
+            hypervisor.DomainSpec(
+                name=base_name,
+                uuid=str(uuid.uuid4()),
+                capsul_id="base",
+                owner_id="0",
+                vcpus=1,
+                memory_mib=128,
+                disk_path=disk,
+                seed_path=seed,
+                console_log=f"{pool_dir}/{hypervisor.console_volume(base_name)}",
+                domain_type=domain_type,
+                kernel=str(guest.kernel),
+                initrd=str(guest.initrd),
+                cmdline=guest.cmdline,
+            )
+        )
         hv.start(base_name)
         base_running = time.perf_counter() - t0
         hv.wait_for_console(base_name, "CLUBSTACK-GUEST ready", 120)
@@ -115,13 +131,30 @@ def main() -> int:
         app = create_app()
         with app.app_context():
             session = db.session()
-            session.add(Host(name="local", uri="qemu:///system", pool_name=pool_name,
-                             pool_path=str(pool_dir), network="none", domain_type=domain_type,
-                             vcpus=64, memory_mib=1 << 20, disk_gib=10_000, up=True))
-            session.add(Image(name="tiny", path=str(guest.disk), kernel=str(guest.kernel),
-                              initrd=str(guest.initrd), cmdline=guest.cmdline))
-            session.add(Plan(name="xs", vcpus=1, memory_mib=128, disk_gib=1,
-                             price_month_cents=730))
+            session.add(
+                Host(
+                    name="local",
+                    uri="qemu:///system",
+                    pool_name=pool_name,
+                    pool_path=str(pool_dir),
+                    network="none",
+                    domain_type=domain_type,
+                    vcpus=64,
+                    memory_mib=1 << 20,
+                    disk_gib=10_000,
+                    up=True,
+                )
+            )
+            session.add(
+                Image(
+                    name="tiny",
+                    path=str(guest.disk),
+                    kernel=str(guest.kernel),
+                    initrd=str(guest.initrd),
+                    cmdline=guest.cmdline,
+                )
+            )
+            session.add(Plan(name="xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730))
             user = User(email="bench@example.org", nickname="bench")
             session.add(user)
             session.commit()
@@ -131,9 +164,11 @@ def main() -> int:
         client = app.test_client()
 
         t0 = time.perf_counter()
-        response = client.post("/compute/api/capsuls", headers=auth,
-                               json={"name": "bench1", "plan": "xs", "image": "tiny",
-                                     "ssh_keys": [KEY]})
+        response = client.post(
+            "/compute/api/capsuls",
+            headers=auth,
+            json={"name": "bench1", "plan": "xs", "image": "tiny", "ssh_keys": [KEY]},
+        )
         assert response.status_code == 202, response.get_json()
         capsul_id = response.get_json()["id"]
         with app.app_context():
@@ -155,18 +190,38 @@ def main() -> int:
             plan_id, image_id = session.query(Plan.id).scalar(), session.query(Image.id).scalar()
             now = clock.utcnow()
             for i in range(200):
-                session.add(Capsul(user_id=user_id, host_id=host_id, plan_id=plan_id,
-                                   image_id=image_id, name=f"c{i}", domain_name=f"capsul-b{i:04d}",
-                                   uuid=str(uuid.uuid4()), status="active", state="running",
-                                   addresses=f"192.0.2.{i % 250}", billed_until=now,
-                                   started_at=now - timedelta(hours=i)))
+                session.add(
+                    Capsul(
+                        user_id=user_id,
+                        host_id=host_id,
+                        plan_id=plan_id,
+                        image_id=image_id,
+                        name=f"c{i}",
+                        domain_name=f"capsul-b{i:04d}",
+                        uuid=str(uuid.uuid4()),
+                        status="active",
+                        state="running",
+                        addresses=f"192.0.2.{i % 250}",
+                        billed_until=now,
+                        started_at=now - timedelta(hours=i),
+                    )
+                )
             session.commit()
             target = session.query(Capsul).filter_by(name="c0").one()
             for m in range(24 * 60):
-                session.add(CapsulSample(
-                    capsul_id=target.id, at=now - timedelta(minutes=24 * 60 - m), vcpus=1,
-                    cpu_ns=m * 6 * 10**9, mem_kib=100_000 + m, disk_rd=m * 10**6,
-                    disk_wr=m * 5 * 10**5, net_rx=m * 2 * 10**6, net_tx=m * 10**6))
+                session.add(
+                    CapsulSample(
+                        capsul_id=target.id,
+                        at=now - timedelta(minutes=24 * 60 - m),
+                        vcpus=1,
+                        cpu_ns=m * 6 * 10**9,
+                        mem_kib=100_000 + m,
+                        disk_rd=m * 10**6,
+                        disk_wr=m * 5 * 10**5,
+                        net_rx=m * 2 * 10**6,
+                        net_tx=m * 10**6,
+                    )
+                )
             session.commit()
             assert len(stats.series(session, target.id, "day", now)) > 1000
             target_id = target.id
@@ -191,24 +246,37 @@ def main() -> int:
     def verdict(ok: bool) -> str:
         return "meets target" if ok else "MISSES target"
 
-    print("\ncreate to running (tiny guest, {} emulation)".format(
-        "KVM" if domain_type == "kvm" else "TCG"))
-    print(f"  baseline, hypervisor layer only : running {base_running:6.2f} s, "
-          f"guest ready {base_ready:6.2f} s")
-    print(f"  API request -> running          : {app_running:6.2f} s  "
-          f"({app_running / base_running:.2f}x baseline)  target <= {CREATE_TARGET_S:.0f} s: "
-          f"{verdict(app_running <= CREATE_TARGET_S)}")
-    print(f"  API request -> guest read seed  : {app_ready:6.2f} s  "
-          f"({app_ready / base_ready:.2f}x baseline)  for information: the target is "
-          f"'running'; this one depends on the machine's load ({os.getloadavg()[0]:.1f} now)")
+    print(
+        "\ncreate to running (tiny guest, {} emulation)".format(
+            "KVM" if domain_type == "kvm" else "TCG"
+        )
+    )
+    print(
+        f"  baseline, hypervisor layer only : running {base_running:6.2f} s, "
+        f"guest ready {base_ready:6.2f} s"
+    )
+    print(
+        f"  API request -> running          : {app_running:6.2f} s  "
+        f"({app_running / base_running:.2f}x baseline)  target <= {CREATE_TARGET_S:.0f} s: "
+        f"{verdict(app_running <= CREATE_TARGET_S)}"
+    )
+    print(
+        f"  API request -> guest read seed  : {app_ready:6.2f} s  "
+        f"({app_ready / base_ready:.2f}x baseline)  for information: the target is "
+        f"'running'; this one depends on the machine's load ({os.getloadavg()[0]:.1f} now)"
+    )
     print("\npages with 200 capsuls (median of 20)")
     print(f"  baseline /compute/api/plans     : {baseline_ms:7.1f} ms")
-    for label, ms in (("capsul list page (200 rows)", list_ms),
-                      ("status page, hour graphs", status_hour_ms),
-                      ("status page, day graphs", status_day_ms),
-                      ("API list of 200 capsuls", api_list_ms)):
-        print(f"  {label:32}: {ms:7.1f} ms  ({ms / baseline_ms:5.1f}x baseline)  "
-              f"target < {STATUS_TARGET_MS:.0f} ms: {verdict(ms < STATUS_TARGET_MS)}")
+    for label, ms in (
+        ("capsul list page (200 rows)", list_ms),
+        ("status page, hour graphs", status_hour_ms),
+        ("status page, day graphs", status_day_ms),
+        ("API list of 200 capsuls", api_list_ms),
+    ):
+        print(
+            f"  {label:32}: {ms:7.1f} ms  ({ms / baseline_ms:5.1f}x baseline)  "
+            f"target < {STATUS_TARGET_MS:.0f} ms: {verdict(ms < STATUS_TARGET_MS)}"
+        )
     return 0
 
 

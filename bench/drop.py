@@ -169,9 +169,7 @@ def server_env(kind: str, instance: Path, port: int, disable: str = "") -> dict[
     return env
 
 
-def start(
-    kind: str, instance: Path, disable: str = ""
-) -> tuple[subprocess.Popen[bytes], int]:
+def start(kind: str, instance: Path, disable: str = "") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     instance.mkdir(parents=True, exist_ok=True)
     env = server_env(kind, instance, port, disable)
@@ -320,7 +318,9 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
-WRK_ROUNDTRIP = WRK_COMMON + """
+WRK_ROUNDTRIP = (
+    WRK_COMMON
+    + """
 local body = %(body)s
 local created = {}
 request = function()
@@ -335,7 +335,10 @@ response = function(status, headers, body)
   end
 end
 """
-WRK_GET = WRK_COMMON + """
+)
+WRK_GET = (
+    WRK_COMMON
+    + """
 local paths = {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
 local i = 0
@@ -344,6 +347,7 @@ request = function()
   return wrk.format("GET", paths[i])
 end
 """
+)
 
 
 def wrk_phase(
@@ -400,13 +404,16 @@ def seed_messages(port: int, count: int) -> list[str]:
 # What the in-process profile attributes time to: cumulative time of (file suffix, function).
 COMPONENTS = {
     "Flask-Limiter (writes only now; its hooks skip reads)": [
-        ("flask_limiter/_extension.py", "_check_request_limit")],
+        ("flask_limiter/_extension.py", "_check_request_limit")
+    ],
     "core read limit (read_limit: one storage hit)": [("clubstack/core/web.py", "_hit")],
     "core access log": [("clubstack/app.py", "_access_log")],
     "core security headers + request id": [("clubstack/core/web.py", "__call__")],
-    "session cookie open/save": [("flask/sessions.py", "open_session"),
-                                 ("flask/sessions.py", "save_session"),
-                                 ("clubstack/core/web.py", "open_session")],
+    "session cookie open/save": [
+        ("flask/sessions.py", "open_session"),
+        ("flask/sessions.py", "save_session"),
+        ("clubstack/core/web.py", "open_session"),
+    ],
     "drop store read": [("clubstack/drop/store.py", "read")],
     "drop view, outside the store": [("clubstack/drop/views.py", "message")],
 }
@@ -433,8 +440,11 @@ def profile_components(kind: str, requests_count: int = 2000) -> None:
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
 
     def cumulative(file_suffix: str, name: str) -> float:
-        return sum(cum for (file, _, fn), (_, _, _, cum, _) in stats.items()
-                   if fn == name and file.endswith(file_suffix))
+        return sum(
+            cum
+            for (file, _, fn), (_, _, _, cum, _) in stats.items()
+            if fn == name and file.endswith(file_suffix)
+        )
 
     total = cumulative("flask/app.py", "wsgi_app")
     print(f"  {kind}: {total / requests_count * 1000:.2f} ms per GET inside Flask (profiled)")
@@ -503,14 +513,22 @@ def main() -> int:
     targets = TARGETS + (DIAGNOSTIC_TARGETS if args.diagnose else [])
     instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    results = {name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
-               for name, _, _ in targets}
+    results = {
+        name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
+        for name, _, _ in targets
+    }
     phase = wrk_phase if shutil.which("wrk") and not args.python_load else python_phase
-    tool = ("wrk (1 thread, Lua)" if phase is wrk_phase else
-            f"{PROCESSES} processes x {args.connections // PROCESSES} Python threads")
-    print(f"drop benchmark: {args.connections} connections from {tool}, {args.rounds} "
-          f"interleaved rounds of {args.seconds:.0f} s per phase and server (load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
+    tool = (
+        "wrk (1 thread, Lua)"
+        if phase is wrk_phase
+        else f"{PROCESSES} processes x {args.connections // PROCESSES} Python threads"
+    )
+    print(
+        f"drop benchmark: {args.connections} connections from {tool}, {args.rounds} "
+        f"interleaved rounds of {args.seconds:.0f} s per phase and server (load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+        flush=True,
+    )
     try:
         pools: dict[str, list[str]] = {}
         for index, (name, kind, disable) in enumerate(targets):
@@ -536,8 +554,10 @@ def main() -> int:
             shutil.rmtree(instance, ignore_errors=True)
 
     bare_get = statistics.median(results["bare"]["get_rps"])
-    print(f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
-          f"{'GET/bare':>9}{'errors':>7}  targets (p99: median of the rounds)")
+    print(
+        f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
+        f"{'GET/bare':>9}{'errors':>7}  targets (p99: median of the rounds)"
+    )
     for name, _, _ in targets:
         result = results[name]
         trip_rps = statistics.median(result["trip_rps"])
@@ -554,14 +574,22 @@ def main() -> int:
             )
         elif name != "bare":
             verdict = "(diagnostic)"
-        print(f"{name:32}{trip_rps:11.0f}{trip_p99:8.1f}ms{get_rps:10.0f}{get_p99:7.1f}ms"
-              f"{ratio:9.2f}{result['errors']:7}  {verdict}")
-    print("\nworst p99 of the rounds (trip / GET): " + ", ".join(
-        f"{name} {max(results[name]['trip']):.1f} / {max(results[name]['get']):.1f} ms"
-        for name, _, _ in targets))
-    print(f"round trip = POST then GET of the new message; GET = reads of existing messages; "
-          f"req/s are medians of the rounds.\nload generator: {tool}, on the same cores as the "
-          f"servers; load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            f"{name:32}{trip_rps:11.0f}{trip_p99:8.1f}ms{get_rps:10.0f}{get_p99:7.1f}ms"
+            f"{ratio:9.2f}{result['errors']:7}  {verdict}"
+        )
+    print(
+        "\nworst p99 of the rounds (trip / GET): "
+        + ", ".join(
+            f"{name} {max(results[name]['trip']):.1f} / {max(results[name]['get']):.1f} ms"
+            for name, _, _ in targets
+        )
+    )
+    print(
+        f"round trip = POST then GET of the new message; GET = reads of existing messages; "
+        f"req/s are medians of the rounds.\nload generator: {tool}, on the same cores as the "
+        f"servers; load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     if args.diagnose:
         instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
         try:

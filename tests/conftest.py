@@ -39,9 +39,10 @@ BACKEND_URLS = {
     "redis": os.environ.get("CLUBSTACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
 }
 # Per checkout and per xdist worker, so parallel test runs never drop each other's database.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main") + hashlib.sha1(
-    str(Path(__file__).resolve()).encode()
-).hexdigest()[:6]
+WORKER = (
+    os.environ.get("PYTEST_XDIST_WORKER", "main")
+    + hashlib.sha1(str(Path(__file__).resolve()).encode()).hexdigest()[:6]
+)
 
 
 def backend_missing(name: str, why: str) -> None:

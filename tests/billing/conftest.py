@@ -45,8 +45,10 @@ def login_as(client: Any, app: Any, address: str, nickname: str | None = None) -
     html = client.get("/" + path).get_data(as_text=True)
     link_token = re.search(r'name="token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
-    assert client.post("/login/confirm", data={"token": link_token, "csrf_token": csrf}
-                       ).status_code == 302
+    assert (
+        client.post("/login/confirm", data={"token": link_token, "csrf_token": csrf}).status_code
+        == 302
+    )
     if nickname:
         csrf = csrf_token(client, "/account")
         client.post("/account/nickname", data={"nickname": nickname, "csrf_token": csrf})

@@ -56,8 +56,9 @@ class _Server:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def handle(self, method: str, path: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -80,15 +81,17 @@ def _unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 class StripeStub(_Server):
     """POST /v1/checkout/sessions as Stripe answers it; signs webhook events with whsec."""
 
-    def __init__(self, api_key: str = "sk_test_clubstack",
-                 webhook_secret: str = "whsec_test") -> None:
+    def __init__(
+        self, api_key: str = "sk_test_clubstack", webhook_secret: str = "whsec_test"
+    ) -> None:
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.sessions: dict[str, dict[str, Any]] = {}
         super().__init__()
 
-    def handle(self, method: str, path: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}}
         if method == "POST" and path == "/v1/checkout/sessions":
@@ -96,31 +99,45 @@ class StripeStub(_Server):
             item = params["line_items"]["0"]
             session_id = "cs_test_" + secrets.token_hex(12)
             obj = {
-                "id": session_id, "object": "checkout.session", "mode": params["mode"],
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": params["mode"],
                 "amount_total": int(item["price_data"]["unit_amount"]) * int(item["quantity"]),
-                "currency": item["price_data"]["currency"], "status": "open",
-                "payment_status": "unpaid", "payment_intent": None,
+                "currency": item["price_data"]["currency"],
+                "status": "open",
+                "payment_status": "unpaid",
+                "payment_intent": None,
                 "client_reference_id": params.get("client_reference_id"),
                 "customer_email": params.get("customer_email"),
-                "metadata": params.get("metadata", {}), "success_url": params["success_url"],
+                "metadata": params.get("metadata", {}),
+                "success_url": params["success_url"],
                 "cancel_url": params["cancel_url"],
-                "url": f"{self.url}/pay/{session_id}", "expires_at": int(time.time()) + 86400,
+                "url": f"{self.url}/pay/{session_id}",
+                "expires_at": int(time.time()) + 86400,
                 "livemode": False,
             }
             self.sessions[session_id] = obj
             return 200, obj
-        return 404, {"error": {"type": "invalid_request_error",
-                               "message": "Unrecognized request URL"}}
+        return 404, {
+            "error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}
+        }
 
     # --- webhooks ---
 
     def event(self, kind: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
-        return json.dumps({
-            "id": event_id or "evt_" + secrets.token_hex(12), "object": "event",
-            "api_version": "2024-06-20", "created": int(time.time()), "type": kind,
-            "livemode": False, "pending_webhooks": 1, "data": {"object": obj},
-            "request": {"id": None, "idempotency_key": None},
-        }).encode()
+        return json.dumps(
+            {
+                "id": event_id or "evt_" + secrets.token_hex(12),
+                "object": "event",
+                "api_version": "2024-06-20",
+                "created": int(time.time()),
+                "type": kind,
+                "livemode": False,
+                "pending_webhooks": 1,
+                "data": {"object": obj},
+                "request": {"id": None, "idempotency_key": None},
+            }
+        ).encode()
 
     def sign(self, payload: bytes, secret: str | None = None, at: int | None = None) -> str:
         stamp = int(time.time()) if at is None else at
@@ -130,23 +147,37 @@ class StripeStub(_Server):
 
     def completed(self, session_id: str, *, paid: bool = True) -> dict[str, Any]:
         obj = dict(self.sessions[session_id])
-        obj.update(status="complete", payment_status="paid" if paid else "unpaid",
-                   payment_intent="pi_" + session_id[-12:])
+        obj.update(
+            status="complete",
+            payment_status="paid" if paid else "unpaid",
+            payment_intent="pi_" + session_id[-12:],
+        )
         return obj
 
     @staticmethod
     def post(url: str, payload: bytes, signature: str) -> requests.Response:
         """Deliver like Stripe: POST the raw JSON with the Stripe-Signature header."""
-        return requests.post(url, data=payload, timeout=10, headers={
-            "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": signature,
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"})
+        return requests.post(
+            url,
+            data=payload,
+            timeout=10,
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": signature,
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            },
+        )
 
 
 class BTCPayStub(_Server):
     """Greenfield invoices (create, get) with a status the test moves; signed webhooks."""
 
-    def __init__(self, api_key: str = "btcpay-key", store: str = "store-1",
-                 webhook_secret: str = "btcpay-secret") -> None:
+    def __init__(
+        self,
+        api_key: str = "btcpay-key",
+        store: str = "store-1",
+        webhook_secret: str = "btcpay-secret",
+    ) -> None:
         self.api_key = api_key
         self.store = store
         self.webhook_secret = webhook_secret
@@ -154,8 +185,9 @@ class BTCPayStub(_Server):
         self.fail_gets = False
         super().__init__()
 
-    def handle(self, method: str, path: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
         if headers.get("Authorization") != f"token {self.api_key}":
             return 401, {"code": "unauthenticated", "message": "Authentication is required"}
         prefix = f"/api/v1/stores/{self.store}/invoices"
@@ -164,11 +196,18 @@ class BTCPayStub(_Server):
             invoice_id = secrets.token_hex(11)
             now = int(time.time())
             invoice = {
-                "id": invoice_id, "storeId": self.store, "amount": data["amount"],
-                "currency": data["currency"], "type": "Standard",
-                "checkoutLink": f"{self.url}/i/{invoice_id}", "status": "New",
-                "additionalStatus": "None", "createdTime": now, "expirationTime": now + 900,
-                "monitoringExpiration": now + 3600, "metadata": data.get("metadata", {}),
+                "id": invoice_id,
+                "storeId": self.store,
+                "amount": data["amount"],
+                "currency": data["currency"],
+                "type": "Standard",
+                "checkoutLink": f"{self.url}/i/{invoice_id}",
+                "status": "New",
+                "additionalStatus": "None",
+                "createdTime": now,
+                "expirationTime": now + 900,
+                "monitoringExpiration": now + 3600,
+                "metadata": data.get("metadata", {}),
                 "checkout": data.get("checkout", {}),
             }
             self.invoices[invoice_id] = invoice
@@ -186,13 +225,23 @@ class BTCPayStub(_Server):
         self.invoices[invoice_id]["status"] = status
         self.invoices[invoice_id]["additionalStatus"] = additional
 
-    def event(self, kind: str, invoice_id: str, delivery_id: str | None = None,
-              original: str | None = None) -> bytes:
+    def event(
+        self,
+        kind: str,
+        invoice_id: str,
+        delivery_id: str | None = None,
+        original: str | None = None,
+    ) -> bytes:
         body: dict[str, Any] = {
-            "deliveryId": delivery_id or secrets.token_hex(11), "webhookId": "wh1",
-            "originalDeliveryId": original or delivery_id, "isRedelivery": original is not None,
-            "type": kind, "timestamp": int(time.time()), "storeId": self.store,
-            "invoiceId": invoice_id, "metadata": self.invoices.get(invoice_id, {}).get("metadata"),
+            "deliveryId": delivery_id or secrets.token_hex(11),
+            "webhookId": "wh1",
+            "originalDeliveryId": original or delivery_id,
+            "isRedelivery": original is not None,
+            "type": kind,
+            "timestamp": int(time.time()),
+            "storeId": self.store,
+            "invoiceId": invoice_id,
+            "metadata": self.invoices.get(invoice_id, {}).get("metadata"),
         }
         if kind == "InvoiceInvalid":
             body["manuallyMarked"] = False
@@ -209,5 +258,9 @@ class BTCPayStub(_Server):
 
     @staticmethod
     def post(url: str, payload: bytes, signature: str) -> requests.Response:
-        return requests.post(url, data=payload, timeout=10, headers={
-            "Content-Type": "application/json", "BTCPay-Sig": signature})
+        return requests.post(
+            url,
+            data=payload,
+            timeout=10,
+            headers={"Content-Type": "application/json", "BTCPay-Sig": signature},
+        )

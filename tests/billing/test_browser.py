@@ -37,10 +37,12 @@ def test_member_page_on_a_phone(app: Any, live_server: Any, browser: Any) -> Non
         with app.app_context():
             session = db.session()
             uid = session.scalar(select(User.id).where(User.email == "phone@example.org"))
-            ledger.credit(session, uid, 3000, reason="Card payment", reference="t",
-                          idempotency_key="p1")
-            ledger.charge(session, uid, 450, reason="capsul hour", reference="t",
-                          idempotency_key="u1")
+            ledger.credit(
+                session, uid, 3000, reason="Card payment", reference="t", idempotency_key="p1"
+            )
+            ledger.charge(
+                session, uid, 450, reason="capsul hour", reference="t", idempotency_key="u1"
+            )
             session.commit()
         page.goto(live_server.url + "/billing/")
         assert page.text_content("#balance") == "€25.50"

@@ -41,8 +41,9 @@ def app(make_app: Any, btcpay_stub: BTCPayStub) -> Any:
 
 def _buy(client: Any, amount: str = "20.00") -> Any:
     token = csrf_token(client, "/billing/buy")
-    return client.post("/billing/buy", data={"amount": amount, "provider": "btcpay",
-                                             "csrf_token": token})
+    return client.post(
+        "/billing/buy", data={"amount": amount, "provider": "btcpay", "csrf_token": token}
+    )
 
 
 def _uid(app: Any) -> int:
@@ -61,8 +62,12 @@ def _payment(app: Any) -> Payment:
 
 
 def _hook(client: Any, stub: BTCPayStub, payload: bytes, signature: str | None = None) -> Any:
-    return client.post(HOOK, data=payload, content_type="application/json",
-                       headers={"BTCPay-Sig": signature or stub.sign(payload)})
+    return client.post(
+        HOOK,
+        data=payload,
+        content_type="application/json",
+        headers={"BTCPay-Sig": signature or stub.sign(payload)},
+    )
 
 
 def _invoice(app: Any, client: Any, stub: BTCPayStub) -> str:
@@ -73,7 +78,7 @@ def _invoice(app: Any, client: Any, stub: BTCPayStub) -> str:
 def test_invoice_created_through_greenfield(app: Any, member: Any, btcpay_stub: BTCPayStub) -> None:
     response = _buy(member)
     assert response.status_code == 303
-    (invoice_id, invoice), = btcpay_stub.invoices.items()
+    ((invoice_id, invoice),) = btcpay_stub.invoices.items()
     assert response.headers["Location"] == invoice["checkoutLink"]
     payment = _payment(app)
     assert invoice["amount"] == "20.00" and invoice["currency"] == "EUR"
@@ -94,8 +99,9 @@ def test_processing_credits_once_whatever_the_deliveries(
     assert _hook(client, btcpay_stub, processing).json["outcome"] == "credited"
     assert _balance(app) == 2000
     assert _hook(client, btcpay_stub, processing).json["outcome"] == "duplicate"
-    redelivery = btcpay_stub.event("InvoiceProcessing", invoice_id, delivery_id="d-2",
-                                   original="d-1")
+    redelivery = btcpay_stub.event(
+        "InvoiceProcessing", invoice_id, delivery_id="d-2", original="d-1"
+    )
     assert _hook(client, btcpay_stub, redelivery).json["outcome"] == "duplicate"
     btcpay_stub.set_status(invoice_id, "Settled")
     settled = btcpay_stub.event("InvoiceSettled", invoice_id)
@@ -104,12 +110,15 @@ def test_processing_credits_once_whatever_the_deliveries(
     assert _payment(app).status == "paid"
 
 
-def test_out_of_order_settled_first(app: Any, member: Any, client: Any,
-                                    btcpay_stub: BTCPayStub) -> None:
+def test_out_of_order_settled_first(
+    app: Any, member: Any, client: Any, btcpay_stub: BTCPayStub
+) -> None:
     invoice_id = _invoice(app, member, btcpay_stub)
     btcpay_stub.set_status(invoice_id, "Settled")
-    assert _hook(client, btcpay_stub, btcpay_stub.event("InvoiceSettled", invoice_id)).json[
-        "outcome"] == "settled"
+    assert (
+        _hook(client, btcpay_stub, btcpay_stub.event("InvoiceSettled", invoice_id)).json["outcome"]
+        == "settled"
+    )
     late = btcpay_stub.event("InvoiceProcessing", invoice_id)  # the body says Processing ...
     assert _hook(client, btcpay_stub, late).status_code == 200  # ... the API says Settled
     assert _balance(app) == 2000
@@ -136,8 +145,9 @@ def test_unverified_webhooks_change_nothing(
     else:
         payload = payload.replace(btcpay_stub.store.encode(), b"someone-else")
         signature = btcpay_stub.sign(payload)
-    response = client.post(HOOK, data=payload, content_type="application/json",
-                           headers={"BTCPay-Sig": signature})
+    response = client.post(
+        HOOK, data=payload, content_type="application/json", headers={"BTCPay-Sig": signature}
+    )
     assert response.status_code == 400 and response.json["error"] == "webhook_rejected"
     assert _balance(app) == 0
 
@@ -150,20 +160,32 @@ def test_double_spend_is_rewound_and_announced(
     _hook(client, btcpay_stub, btcpay_stub.event("InvoiceProcessing", invoice_id))
     uid = _uid(app)
     with app.app_context():
-        ledger.charge(db.session(), uid, 500, reason="capsul hour", reference="compute:c",
-                      idempotency_key="compute:c:1")
+        ledger.charge(
+            db.session(),
+            uid,
+            500,
+            reason="capsul hour",
+            reference="compute:c",
+            idempotency_key="compute:c:1",
+        )
         db.session().commit()
     mails_before = len(outbox_messages(app))
     btcpay_stub.set_status(invoice_id, "Invalid", "Invalid")
     invalid = btcpay_stub.event("InvoiceInvalid", invoice_id)
     assert _hook(client, btcpay_stub, invalid).json["outcome"] == "rewound"
-    assert _hook(client, btcpay_stub, btcpay_stub.event("InvoiceInvalid", invoice_id)).json[
-        "outcome"] == "invalid"  # a second Invalid event: nothing left to rewind
+    assert (
+        _hook(client, btcpay_stub, btcpay_stub.event("InvoiceInvalid", invoice_id)).json["outcome"]
+        == "invalid"
+    )  # a second Invalid event: nothing left to rewind
     assert _balance(app) == -500
     with app.app_context():
         assert ledger.ledger_sum(db.session(), uid) == -500
-        kinds = [(e.kind, e.amount_cents) for e in ledger.entries(
-            db.session(), ledger.EntryFilter(user_id=uid), newest_first=False)]
+        kinds = [
+            (e.kind, e.amount_cents)
+            for e in ledger.entries(
+                db.session(), ledger.EntryFilter(user_id=uid), newest_first=False
+            )
+        ]
     assert kinds == [("payment", 2000), ("usage", -500), ("rewind", -2000)]
     mails = [m for m in outbox_messages(app) if "reversed" in m["Subject"]]
     assert len(outbox_messages(app)) == mails_before + 1

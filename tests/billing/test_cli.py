@@ -37,7 +37,8 @@ def test_credit_balance_ledger_and_csv(app: Any) -> None:
     with app.app_context():
         entries = db.session().scalars(select(LedgerEntry).order_by(LedgerEntry.id)).all()
         assert [(r["id"], r["amount_cents"]) for r in rows] == [
-            (str(e.id), str(e.amount_cents)) for e in entries]
+            (str(e.id), str(e.amount_cents)) for e in entries
+        ]
         assert all(e.kind == "adjustment" and e.created_by_id is None for e in entries)
     assert _run("check").output.strip() == "all balances match the ledger"
 

@@ -31,11 +31,13 @@ def test_charge_once_per_key_and_balance_matches_ledger(dbapp: Any) -> None:
     uid = make_user(session, "a@example.org")
     assert ledger.balance(session, uid) == 0
     ledger.credit(session, uid, 2000, reason="card", reference="t", idempotency_key="pay-1")
-    first = ledger.charge(session, uid, 150, reason="hour 1", reference="capsul:x",
-                          idempotency_key="compute:x:1")
+    first = ledger.charge(
+        session, uid, 150, reason="hour 1", reference="capsul:x", idempotency_key="compute:x:1"
+    )
     session.commit()
-    again = ledger.charge(session, uid, 150, reason="hour 1", reference="capsul:x",
-                          idempotency_key="compute:x:1")
+    again = ledger.charge(
+        session, uid, 150, reason="hour 1", reference="capsul:x", idempotency_key="compute:x:1"
+    )
     session.commit()
     assert again.id == first.id
     assert ledger.balance(session, uid) == 1850
@@ -139,8 +141,14 @@ def test_racing_workers_with_one_key_charge_once(server_app: Any) -> None:
     uid = make_user(session, "race@example.org")
     session.close()
 
-    results = _race(8, lambda s, i: ledger.charge(
-        s, uid, 250, reason="hour", reference="capsul:r", idempotency_key="compute:r:2026").id)
+    results = _race(
+        8,
+        lambda s, i: (
+            ledger.charge(
+                s, uid, 250, reason="hour", reference="capsul:r", idempotency_key="compute:r:2026"
+            ).id
+        ),
+    )
     assert all(isinstance(r, int) for r in results), results
     assert len(set(results)) == 1
     session = db.session()
@@ -153,8 +161,12 @@ def test_racing_workers_with_distinct_keys_all_count(server_app: Any) -> None:
     uid = make_user(session, "race2@example.org")
     session.close()
 
-    results = _race(8, lambda s, i: ledger.charge(
-        s, uid, 10 + i, reason="hour", reference="r", idempotency_key=f"k-{i}").id)
+    results = _race(
+        8,
+        lambda s, i: (
+            ledger.charge(s, uid, 10 + i, reason="hour", reference="r", idempotency_key=f"k-{i}").id
+        ),
+    )
     assert all(isinstance(r, int) for r in results), results
     session = db.session()
     assert ledger.balance(session, uid) == -sum(10 + i for i in range(8))
@@ -176,8 +188,9 @@ def test_a_worker_that_loses_the_race_gets_the_winners_entry(server_app: Any) ->
         def b() -> None:
             with Session(db.engine) as own:
                 try:
-                    box["id"] = ledger.charge(own, uid, 99, reason="x", reference="r",
-                                              idempotency_key="same").id
+                    box["id"] = ledger.charge(
+                        own, uid, 99, reason="x", reference="r", idempotency_key="same"
+                    ).id
                     own.commit()
                 except Exception as error:
                     box["error"] = error

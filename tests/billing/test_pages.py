@@ -26,12 +26,14 @@ def _uid(app: Any, email: str = "member@example.org") -> int:
         return db.session().scalar(select(User.id).where(User.email == email))
 
 
-def _book(app: Any, uid: int, cents: int, key: str, kind: str = "payment",
-          reason: str = "x") -> None:
+def _book(
+    app: Any, uid: int, cents: int, key: str, kind: str = "payment", reason: str = "x"
+) -> None:
     with app.app_context():
         session = db.session()
-        ledger.record(session, uid, cents, kind=kind, reason=reason, reference="test",
-                      idempotency_key=key)
+        ledger.record(
+            session, uid, cents, kind=kind, reason=reason, reference="test", idempotency_key=key
+        )
         session.commit()
 
 
@@ -64,8 +66,13 @@ def test_pages_need_login_and_admin_pages_need_admin(app: Any, client: Any, memb
     anonymous = app.test_client()
     assert anonymous.get("/billing/").status_code == 302
     assert anonymous.get("/billing/api/v1/balance").status_code == 401
-    for path in ("/billing/admin/", "/billing/admin/payments", "/billing/admin/adjustments",
-                 "/billing/admin/ledger.csv", "/billing/admin/invoices"):
+    for path in (
+        "/billing/admin/",
+        "/billing/admin/payments",
+        "/billing/admin/adjustments",
+        "/billing/admin/ledger.csv",
+        "/billing/admin/invoices",
+    ):
         assert member.get(path).status_code == 403, path
 
 
@@ -94,17 +101,21 @@ def _csv(response: Any) -> list[dict[str, str]]:
 def test_csv_exports_match_the_ledger(app: Any, member: Any, admin: Any) -> None:
     uid = _uid(app)
     _book(app, uid, 1999, "p1", reason="Card payment")
-    _book(app, uid, -250, "u1", kind="usage", reason="=HYPERLINK(\"x\")")
+    _book(app, uid, -250, "u1", kind="usage", reason='=HYPERLINK("x")')
     _book(app, _uid(app, "admin@example.org"), 500, "p2")
     mine = _csv(member.get("/billing/ledger.csv"))
     everything = _csv(admin.get("/billing/admin/ledger.csv"))
     with app.app_context():
         entries = db.session().scalars(select(LedgerEntry).order_by(LedgerEntry.id)).all()
-        rows = [(str(e.id), str(e.amount_cents), str(e.balance_after_cents), e.kind,
-                 e.idempotency_key) for e in entries]
+        rows = [
+            (str(e.id), str(e.amount_cents), str(e.balance_after_cents), e.kind, e.idempotency_key)
+            for e in entries
+        ]
         balance = ledger.balance(db.session(), uid)
-    assert [(r["id"], r["amount_cents"], r["balance_after_cents"], r["kind"],
-             r["idempotency_key"]) for r in everything] == rows
+    assert [
+        (r["id"], r["amount_cents"], r["balance_after_cents"], r["kind"], r["idempotency_key"])
+        for r in everything
+    ] == rows
     assert [r["id"] for r in mine] == [r[0] for r in rows if r[0] != rows[-1][0]]
     assert sum(int(r["amount_cents"]) for r in mine) == balance == 1749
     assert mine[0]["amount"] == "19.99" and mine[1]["amount"] == "-2.50"
@@ -116,14 +127,29 @@ def test_receipts_are_private(app: Any, member: Any) -> None:
     uid = _uid(app)
     with app.app_context():
         session = db.session()
-        payment = Payment(user_id=uid, provider="stripe", amount_cents=1500, currency="EUR",
-                          status="paid", external_id="cs_x", credited_cents=1500)
+        payment = Payment(
+            user_id=uid,
+            provider="stripe",
+            amount_cents=1500,
+            currency="EUR",
+            status="paid",
+            external_id="cs_x",
+            credited_cents=1500,
+        )
         session.add(payment)
         session.flush()
-        ledger.credit(session, uid, 100, reason="Unrelated credit", reference="x",
-                      idempotency_key="other")
-        ledger.credit(session, uid, 1500, reason="Card payment", reference="stripe:cs_x",
-                      idempotency_key="stripe:checkout:cs_x", payment_id=payment.id)
+        ledger.credit(
+            session, uid, 100, reason="Unrelated credit", reference="x", idempotency_key="other"
+        )
+        ledger.credit(
+            session,
+            uid,
+            1500,
+            reason="Card payment",
+            reference="stripe:cs_x",
+            idempotency_key="stripe:checkout:cs_x",
+            payment_id=payment.id,
+        )
         session.commit()
         payment_id = payment.id
     receipt = member.get(f"/billing/payments/{payment_id}").get_data(as_text=True)
@@ -137,18 +163,24 @@ def test_receipts_are_private(app: Any, member: Any) -> None:
     assert member.get("/billing/payments/doesnotexist").status_code == 404
 
 
-def test_admin_adjustments_record_who_and_refuse_bad_input(app: Any, member: Any,
-                                                           admin: Any) -> None:
+def test_admin_adjustments_record_who_and_refuse_bad_input(
+    app: Any, member: Any, admin: Any
+) -> None:
     uid = _uid(app)
     token = csrf_token(admin, "/billing/admin/adjustments")
-    form = {"email": "member@example.org", "amount": "12.50", "note": "paid by bank transfer",
-            "key": "form-key-123", "csrf_token": token}
+    form = {
+        "email": "member@example.org",
+        "amount": "12.50",
+        "note": "paid by bank transfer",
+        "key": "form-key-123",
+        "csrf_token": token,
+    }
     assert admin.post("/billing/admin/adjustments", data=form).status_code == 303
     assert admin.post("/billing/admin/adjustments", data=form).status_code == 303  # resubmitted
     debit = dict(form, amount="-2.50", note="duplicate transfer", key="form-key-456")
     assert admin.post("/billing/admin/adjustments", data=debit).status_code == 303
     for bad, field_text in (
-        (dict(form, key="k-bad-key-1", note=""), "aria-describedby=\"e-note\""),
+        (dict(form, key="k-bad-key-1", note=""), 'aria-describedby="e-note"'),
         (dict(form, key="k-bad-key-2", amount="ten"), "Enter an amount"),
         (dict(form, key="k-bad-key-3", amount="0"), "cannot be zero"),
         (dict(form, key="k-bad-key-4", email="nobody@example.org"), "No member has this address"),
@@ -170,8 +202,16 @@ def test_admin_overview_and_payments(app: Any, member: Any, admin: Any) -> None:
     _book(app, uid, -300, "u1", kind="usage")
     with app.app_context():
         session = db.session()
-        session.add(Payment(user_id=uid, provider="btcpay", amount_cents=700, currency="EUR",
-                            status="new", external_id="inv-1"))
+        session.add(
+            Payment(
+                user_id=uid,
+                provider="btcpay",
+                amount_cents=700,
+                currency="EUR",
+                status="new",
+                external_id="inv-1",
+            )
+        )
         session.commit()
     overview = admin.get("/billing/admin/").get_data(as_text=True)
     assert "member@example.org" in overview and "-€3.00" in overview
@@ -182,7 +222,8 @@ def test_admin_overview_and_payments(app: Any, member: Any, admin: Any) -> None:
     assert "inv-1" not in admin.get("/billing/admin/payments?status=paid").get_data(as_text=True)
     account = admin.get(f"/billing/admin/accounts/{uid}")
     assert account.status_code == 200 and "Ledger of member@example.org" in account.get_data(
-        as_text=True)
+        as_text=True
+    )
     assert admin.get("/billing/admin/accounts/999999").status_code == 404
     found = admin.get("/billing/admin/?q=member").get_data(as_text=True)
     assert "member@example.org" in found
@@ -192,17 +233,23 @@ def test_balance_api(app: Any, member: Any, burn_10: Any) -> None:
     _book(app, _uid(app), 1000, "p1")
     answer = member.get("/billing/api/v1/balance")
     assert answer.status_code == 200
-    assert answer.json == {"balance_cents": 1000, "currency": "EUR", "balance": "€10.00",
-                           "hourly_burn_cents": 10, "runway_seconds": 360000,
-                           "state": "LOW_WEEK"}  # 100 hours left
+    assert answer.json == {
+        "balance_cents": 1000,
+        "currency": "EUR",
+        "balance": "€10.00",
+        "hourly_burn_cents": 10,
+        "runway_seconds": 360000,
+        "state": "LOW_WEEK",
+    }  # 100 hours left
 
 
 def test_no_providers_means_no_buying(app: Any, member: Any) -> None:
     page = member.get("/billing/buy").get_data(as_text=True)
     assert "No payment method is enabled" in page
     token = csrf_token(member, "/billing/")
-    response = member.post("/billing/buy", data={"amount": "20", "provider": "stripe",
-                                                 "csrf_token": token})
+    response = member.post(
+        "/billing/buy", data={"amount": "20", "provider": "stripe", "csrf_token": token}
+    )
     assert response.status_code == 400
 
 
@@ -227,7 +274,7 @@ def test_dashboard_chart_labels_the_latest_balance_on_its_scale(app: Any, member
     with clock.moved(timedelta(days=3)):
         _book(app, uid, -3766, "u1", kind="usage", reason="capsul hours")
         html = member.get("/billing/").get_data(as_text=True)
-    svg = ET.fromstring(html[html.index("<svg"):html.index("</svg>") + 6])
+    svg = ET.fromstring(html[html.index("<svg") : html.index("</svg>") + 6])
     ns = "{http://www.w3.org/2000/svg}"
     labels = {t.text: t for t in svg.iter(f"{ns}text")}
     assert "€12.34" in labels, sorted(labels)  # the balance now, on the axis

@@ -58,8 +58,10 @@ def test_states_follow_balance_burn_and_grace(japp: Any) -> None:
     assert account_state(session, uid, BURN, empty_at) == AccountState.EMPTY
     assert account_state(session, uid, 0, empty_at) == AccountState.EMPTY  # owes money
     assert account_state(session, uid, BURN, empty_at + timedelta(hours=71)) == AccountState.EMPTY
-    assert account_state(session, uid, BURN, empty_at + timedelta(hours=72)) == \
-        AccountState.GRACE_EXPIRED
+    assert (
+        account_state(session, uid, BURN, empty_at + timedelta(hours=72))
+        == AccountState.GRACE_EXPIRED
+    )
     ledger.credit(session, uid, 5000, reason="p", reference="r", idempotency_key="p2")
     session.commit()
     assert account_state(session, uid, BURN, empty_at + timedelta(hours=100)) == AccountState.OK
@@ -72,8 +74,14 @@ def _descend(app: Any, uid: int, hours: int, start_hour: int = 0) -> list[tuple[
     for hour in range(start_hour, start_hour + hours):
         clock.travel(timedelta(hours=1))
         if ledger.balance(session, uid) > 0:  # compute stops capsuls at zero: no more usage
-            ledger.charge(session, uid, BURN, reason="hour", reference="capsul:t",
-                          idempotency_key=f"capsul:t:{hour}")
+            ledger.charge(
+                session,
+                uid,
+                BURN,
+                reason="hour",
+                reference="capsul:t",
+                idempotency_key=f"capsul:t:{hour}",
+            )
             session.commit()
         before = len(outbox_messages(app))
         if send_warnings(session, clock.utcnow()):

@@ -41,8 +41,9 @@ def app(make_app: Any, stripe_stub: StripeStub) -> Any:
 
 def _buy(client: Any, amount: str = "20.00") -> Any:
     token = csrf_token(client, "/billing/buy")
-    return client.post("/billing/buy", data={"amount": amount, "provider": "stripe",
-                                             "csrf_token": token})
+    return client.post(
+        "/billing/buy", data={"amount": amount, "provider": "stripe", "csrf_token": token}
+    )
 
 
 def _member_id(app: Any) -> int:
@@ -70,7 +71,7 @@ def test_checkout_session_is_created_and_nothing_credited_before_the_webhook(
 ) -> None:
     response = _buy(member)
     assert response.status_code == 303
-    (session_id, sent), = stripe_stub.sessions.items()
+    ((session_id, sent),) = stripe_stub.sessions.items()
     assert response.headers["Location"] == sent["url"]
     assert sent["amount_total"] == 2000 and sent["currency"] == "eur"
     payment = _payment(app)
@@ -136,13 +137,18 @@ def test_unpaid_completion_and_mismatched_amount_credit_nothing(
 ) -> None:
     _buy(member)
     session_id = next(iter(stripe_stub.sessions))
-    unpaid = stripe_stub.event("checkout.session.completed",
-                               stripe_stub.completed(session_id, paid=False))
+    unpaid = stripe_stub.event(
+        "checkout.session.completed", stripe_stub.completed(session_id, paid=False)
+    )
     assert _hook(client, stripe_stub, unpaid).json["outcome"] == "not-paid"
     forged = stripe_stub.completed(session_id)
     forged["amount_total"] = 1
-    assert _hook(client, stripe_stub, stripe_stub.event(
-        "checkout.session.completed", forged)).json["outcome"] == "amount-mismatch"
+    assert (
+        _hook(client, stripe_stub, stripe_stub.event("checkout.session.completed", forged)).json[
+            "outcome"
+        ]
+        == "amount-mismatch"
+    )
     assert _balance(app) == 0
 
 
@@ -152,20 +158,32 @@ def test_refund_before_completion_is_retried_then_booked_once(
     _buy(member)
     session_id = next(iter(stripe_stub.sessions))
     completed = stripe_stub.completed(session_id)
-    charge = {"id": "ch_1", "object": "charge", "amount": 2000, "amount_refunded": 500,
-              "payment_intent": completed["payment_intent"], "refunded": False}
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 2000,
+        "amount_refunded": 500,
+        "payment_intent": completed["payment_intent"],
+        "refunded": False,
+    }
     refund = stripe_stub.event("charge.refunded", charge, event_id="evt_refund_1")
     early = _hook(client, stripe_stub, refund)
     assert early.status_code == 409  # out of order: Stripe delivers it again later
-    assert _hook(client, stripe_stub, stripe_stub.event(
-        "checkout.session.completed", completed)).json["outcome"] == "credited"
+    assert (
+        _hook(client, stripe_stub, stripe_stub.event("checkout.session.completed", completed)).json[
+            "outcome"
+        ]
+        == "credited"
+    )
     retried = _hook(client, stripe_stub, refund)
     assert retried.status_code == 200 and retried.json["outcome"] == "refunded"
     assert _balance(app) == 1500
     assert _hook(client, stripe_stub, refund).json["outcome"] == "duplicate"
     full = dict(charge, amount_refunded=2000, refunded=True)
-    assert _hook(client, stripe_stub, stripe_stub.event("charge.refunded", full)).json[
-        "outcome"] == "refunded"
+    assert (
+        _hook(client, stripe_stub, stripe_stub.event("charge.refunded", full)).json["outcome"]
+        == "refunded"
+    )
     stale = stripe_stub.event("charge.refunded", charge)  # the 500 total again, new event id
     assert _hook(client, stripe_stub, stale).json["outcome"] == "refund-already-booked"
     assert _balance(app) == 0
@@ -179,16 +197,24 @@ def test_dispute_debits_and_a_won_dispute_restores(
     session_id = next(iter(stripe_stub.sessions))
     completed = stripe_stub.completed(session_id)
     _hook(client, stripe_stub, stripe_stub.event("checkout.session.completed", completed))
-    dispute = {"id": "dp_1", "object": "dispute", "amount": 2000, "charge": "ch_1",
-               "payment_intent": completed["payment_intent"], "status": "needs_response"}
+    dispute = {
+        "id": "dp_1",
+        "object": "dispute",
+        "amount": 2000,
+        "charge": "ch_1",
+        "payment_intent": completed["payment_intent"],
+        "status": "needs_response",
+    }
     # Out of order: the closing event arrives first and books the debit itself.
     won = stripe_stub.event("charge.dispute.closed", dict(dispute, status="won"))
     assert _hook(client, stripe_stub, won).json["outcome"] == "dispute-won"
     created = stripe_stub.event("charge.dispute.created", dispute)
     assert _hook(client, stripe_stub, created).json["outcome"] == "disputed"
     with app.app_context():
-        kinds = [(e.kind, e.amount_cents) for e in ledger.entries(
-            db.session(), ledger.EntryFilter(), newest_first=False)]
+        kinds = [
+            (e.kind, e.amount_cents)
+            for e in ledger.entries(db.session(), ledger.EntryFilter(), newest_first=False)
+        ]
     assert kinds == [("payment", 2000), ("dispute", -2000), ("dispute", 2000)]
     assert _balance(app) == 2000
 
@@ -202,8 +228,9 @@ def test_amount_limits_and_disabled_provider(app: Any, member: Any) -> None:
     odd = _buy(member, "2.345")
     assert odd.status_code == 400 and "At most 2 digits" in odd.get_data(as_text=True)
     token = csrf_token(member, "/billing/buy")
-    other = member.post("/billing/buy", data={"amount": "20", "provider": "btcpay",
-                                              "csrf_token": token})
+    other = member.post(
+        "/billing/buy", data={"amount": "20", "provider": "btcpay", "csrf_token": token}
+    )
     assert other.status_code == 400 and "not offered" in other.get_data(as_text=True)
     with app.app_context():
         assert db.session().scalars(select(Payment)).all() == []
@@ -257,7 +284,11 @@ def test_expired_checkout_is_marked_and_credits_nothing(
     _buy(member)
     session_id = next(iter(stripe_stub.sessions))
     obj = dict(stripe_stub.sessions[session_id], status="expired")
-    assert _hook(client, stripe_stub, stripe_stub.event("checkout.session.expired", obj)).json[
-        "outcome"] == "expired"
+    assert (
+        _hook(client, stripe_stub, stripe_stub.event("checkout.session.expired", obj)).json[
+            "outcome"
+        ]
+        == "expired"
+    )
     assert _payment(app).status == "expired" and _balance(app) == 0
     assert "expired" in member.get("/billing/payments").get_data(as_text=True)

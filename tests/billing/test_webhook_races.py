@@ -67,8 +67,16 @@ def _setup(app: Any, provider: str, external_id: str) -> int:
     with app.app_context():
         session = db.session()
         uid = make_user(session, f"{provider}@example.org")
-        session.add(Payment(user_id=uid, provider=provider, external_id=external_id,
-                            amount_cents=2000, currency="EUR", status="new"))
+        session.add(
+            Payment(
+                user_id=uid,
+                provider=provider,
+                external_id=external_id,
+                amount_cents=2000,
+                currency="EUR",
+                status="new",
+            )
+        )
         session.commit()
         return uid
 
@@ -78,16 +86,26 @@ def test_simultaneous_stripe_duplicates_credit_once(
 ) -> None:
     stripe_stub, _ = stubs
     uid = _setup(race_app, "stripe", "cs_test_race")
-    obj = {"id": "cs_test_race", "object": "checkout.session", "amount_total": 2000,
-           "currency": "eur", "payment_status": "paid", "status": "complete",
-           "payment_intent": "pi_race"}
+    obj = {
+        "id": "cs_test_race",
+        "object": "checkout.session",
+        "amount_total": 2000,
+        "currency": "eur",
+        "payment_status": "paid",
+        "status": "complete",
+        "payment_intent": "pi_race",
+    }
     same = stripe_stub.event("checkout.session.completed", obj, event_id="evt_same")
     other = stripe_stub.event("checkout.session.completed", obj)  # same session, new event id
     server = LiveServer(race_app)
     try:
         url = server.url + "/billing/webhooks/stripe"
-        codes = _deliver_at_once(6, lambda i: stripe_stub.post(
-            url, same if i % 2 else other, stripe_stub.sign(same if i % 2 else other)))
+        codes = _deliver_at_once(
+            6,
+            lambda i: stripe_stub.post(
+                url, same if i % 2 else other, stripe_stub.sign(same if i % 2 else other)
+            ),
+        )
     finally:
         server.stop()
     assert codes == [200] * 6
@@ -102,16 +120,21 @@ def test_simultaneous_btcpay_deliveries_credit_once(
     race_app: Any, stubs: tuple[StripeStub, BTCPayStub]
 ) -> None:
     _, btcpay_stub = stubs
-    btcpay_stub.invoices["inv-race"] = {"id": "inv-race", "status": "Processing",
-                                        "additionalStatus": "None", "storeId": btcpay_stub.store}
+    btcpay_stub.invoices["inv-race"] = {
+        "id": "inv-race",
+        "status": "Processing",
+        "additionalStatus": "None",
+        "storeId": btcpay_stub.store,
+    }
     uid = _setup(race_app, "btcpay", "inv-race")
     kinds = ("InvoiceReceivedPayment", "InvoiceProcessing", "InvoiceProcessing", "InvoiceSettled")
     bodies = [btcpay_stub.event(kind, "inv-race") for kind in kinds]
     server = LiveServer(race_app)
     try:
         url = server.url + "/billing/webhooks/btcpay"
-        codes = _deliver_at_once(4, lambda i: btcpay_stub.post(
-            url, bodies[i], btcpay_stub.sign(bodies[i])))
+        codes = _deliver_at_once(
+            4, lambda i: btcpay_stub.post(url, bodies[i], btcpay_stub.sign(bodies[i]))
+        )
     finally:
         server.stop()
     assert codes == [200] * 4

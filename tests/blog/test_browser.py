@@ -21,8 +21,9 @@ POST = "/2021/02/a-new-website/"
 
 
 def test_moderation_in_the_browser(make_app: Any, page: Any) -> None:
-    app = make_app(blog_premoderate="true", blog_min_submit_seconds=1,
-                   blog_admin_email="admin@example.org")
+    app = make_app(
+        blog_premoderate="true", blog_min_submit_seconds=1, blog_admin_email="admin@example.org"
+    )
     server = LiveServer(app)
     try:
         base = server.url
@@ -68,9 +69,10 @@ def test_embed_script_on_a_generated_page(make_app: Any, page: Any, tmp_path: Pa
     src = tmp_path / "site"
     shutil.copytree(Path(__file__).parent / "fixture_site", src)
     toml = src / "site.toml"
-    toml.write_text(toml.read_text().replace('base_url = "https://blog.example.org"',
-                                             f'base_url = "{origin}"')
-                    + f'comments_url = "{server.url}/blog"\n')
+    toml.write_text(
+        toml.read_text().replace('base_url = "https://blog.example.org"', f'base_url = "{origin}"')
+        + f'comments_url = "{server.url}/blog"\n'
+    )
     out = tmp_path / "out"
     assert build(src, out, cache_dir=tmp_path / "cache").ok
     handler = partial(SimpleHTTPRequestHandler, directory=str(out))
@@ -142,9 +144,11 @@ def test_embed_works_out_of_the_box_on_the_suites_own_origin(
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 400 and not r.url.endswith("/favicon.ico")  # the fixture site has none
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")  # the fixture site has none
+            else None
+        ),
     )
     try:
         page.goto(f"{site}{POST}")

@@ -16,16 +16,38 @@ FIXTURE = Path(__file__).parent / "fixture_site"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 EXPECTED = {
-    "index.html", "page/2/index.html", "404.html", "robots.txt", "sitemap.xml",
-    "feed.xml", "atom.xml", "humans.txt", "theme/style.css", "theme/pygments.css",
-    "2021/02/a-new-website/index.html", "2021/03/second-post-more/index.html",
-    "2020/12/christmas/index.html", "about/index.html", "2021/02/new-site.html",
-    "archives/index.html", "2020/index.html", "2021/index.html", "2020/12/index.html",
-    "2021/02/index.html", "2021/03/index.html",
-    "category/blogging/index.html", "category/blogging/feed.xml", "category/blogging/atom.xml",
-    "category/meta/index.html", "category/meta/feed.xml", "category/meta/atom.xml",
-    "category/website-design/index.html", "category/website-design/feed.xml",
-    "category/website-design/atom.xml", "tag/python/index.html", "tag/jinja/index.html",
+    "index.html",
+    "page/2/index.html",
+    "404.html",
+    "robots.txt",
+    "sitemap.xml",
+    "feed.xml",
+    "atom.xml",
+    "humans.txt",
+    "theme/style.css",
+    "theme/pygments.css",
+    "2021/02/a-new-website/index.html",
+    "2021/03/second-post-more/index.html",
+    "2020/12/christmas/index.html",
+    "about/index.html",
+    "2021/02/new-site.html",
+    "archives/index.html",
+    "2020/index.html",
+    "2021/index.html",
+    "2020/12/index.html",
+    "2021/02/index.html",
+    "2021/03/index.html",
+    "category/blogging/index.html",
+    "category/blogging/feed.xml",
+    "category/blogging/atom.xml",
+    "category/meta/index.html",
+    "category/meta/feed.xml",
+    "category/meta/atom.xml",
+    "category/website-design/index.html",
+    "category/website-design/feed.xml",
+    "category/website-design/atom.xml",
+    "tag/python/index.html",
+    "tag/jinja/index.html",
 }
 
 
@@ -55,8 +77,7 @@ def test_fixture_builds_expected_files_and_urls(site: Path, tmp_path: Path) -> N
     assert result.ok, result.errors
     assert set(files(out)) == EXPECTED
     post = (out / "2021/02/a-new-website/index.html").read_text()
-    assert ("Posted on 16 February 2021 in Blogging, Meta, Website design"
-            in text_of(post))
+    assert "Posted on 16 February 2021 in Blogging, Meta, Website design" in text_of(post)
     assert '<a href="/category/website-design/">Website design</a>' in post
     assert '<h2 id="why">' in post and 'href="#why"' in post  # anchor + TOC entry
     assert '<span class="k">def</span>' in post  # Pygments classes
@@ -133,8 +154,9 @@ def test_feeds_parse_with_dates_and_links(site: Path, tmp_path: Path) -> None:
         assert first.title == "A new website"
         published = first.published_parsed
         assert tuple(published[:5]) == (2021, 2, 16, 18, 30)
-        assert "Because" in (first.get("content") or [first])[0].get("value", first.get(
-            "description", ""))
+        assert "Because" in (first.get("content") or [first])[0].get(
+            "value", first.get("description", "")
+        )
     cat = feedparser.parse((out / "category/meta/atom.xml").read_bytes())
     assert [e.title for e in cat.entries] == ["A new website", "Christmas"]
     assert cat.feed.link == "https://blog.example.org/category/meta/"
@@ -159,7 +181,8 @@ def test_broken_posts_reported_with_file_and_line(site: Path, tmp_path: Path) ->
     (site / "posts/no-title.md").write_text("---\ndate: 2021-01-01\n---\nbody\n")
     (site / "posts/bad-date.md").write_text("---\ntitle: x\n\ndate: yesterday\n---\nbody\n")
     (site / "posts/dup.md").write_text(
-        "---\ntitle: Christmas\ndate: 2020-12-26 08:00\nslug: christmas\n---\nx\n")
+        "---\ntitle: Christmas\ndate: 2020-12-26 08:00\nslug: christmas\n---\nx\n"
+    )
     result = run(site, tmp_path / "out")
     got = {(e.path, e.line): e.reason for e in result.errors}
     assert ("posts/bad-yaml.md", 5) in got or ("posts/bad-yaml.md", 4) in got
@@ -191,12 +214,14 @@ def test_incremental_rebuild_equals_clean_build(site: Path, tmp_path: Path) -> N
 
     # more kinds of change: new post, deleted post, retitled post, template edit
     (site / "posts/new.md").write_text(
-        "---\ntitle: Brand new\ndate: 2021-04-01\ncategories: [Fresh]\n---\nHello\n")
+        "---\ntitle: Brand new\ndate: 2021-04-01\ncategories: [Fresh]\n---\nHello\n"
+    )
     (site / "posts/2021-03-01-second.md").unlink()
     p = site / "posts/2021-02-16-a-new-website.md"
     p.write_text(p.read_text().replace("title: A new website", "title: A newer website"))
     (site / "templates/404.html").write_text(
-        (site / "templates/404.html").read_text().replace("Lost?", "Gone?"))
+        (site / "templates/404.html").read_text().replace("Lost?", "Gone?")
+    )
     run(site, out)
 
     clean = tmp_path / "clean"
@@ -205,12 +230,14 @@ def test_incremental_rebuild_equals_clean_build(site: Path, tmp_path: Path) -> N
     assert not (out / "2021/03/second-post-more").exists()
 
 
-def test_parallel_build_equals_serial_build(site: Path, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_build_equals_serial_build(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for i in range(12):
         (site / f"posts/gen-{i}.md").write_text(
             f"---\ntitle: Generated {i}\ndate: 2019-01-{i + 1:02d}\ntags: [t{i % 3}]\n---\n"
-            f"Post {i}\n\n```python\nprint({i})\n```\n")
+            f"Post {i}\n\n```python\nprint({i})\n```\n"
+        )
     run(site, tmp_path / "serial", workers=1, cache_dir=tmp_path / "c1")
     monkeypatch.setattr(build_mod, "PARALLEL_THRESHOLD", 2)
     run(site, tmp_path / "parallel", workers=2, cache_dir=tmp_path / "c2")
@@ -245,8 +272,7 @@ def test_future_post_appears_once_due(site: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run(site, out)
     assert not (out / "2999/01/from-the-future/index.html").exists()
-    later = build(site, out, now=datetime(2999, 1, 2, tzinfo=UTC),
-                  cache_dir=site.parent / "cache")
+    later = build(site, out, now=datetime(2999, 1, 2, tzinfo=UTC), cache_dir=site.parent / "cache")
     assert "2999/01/from-the-future/index.html" in later.written
 
 

@@ -37,8 +37,17 @@ def test_init_makes_a_site_that_builds_with_its_first_post(tmp_path: Path) -> No
     src = tmp_path / "new site"
     runner = CliRunner()
     res = runner.invoke(
-        blog, ["init", str(src), "--title", 'Club "news"', "--author", "Ada",
-               "--comments-url", "https://club.example.org/blog"],
+        blog,
+        [
+            "init",
+            str(src),
+            "--title",
+            'Club "news"',
+            "--author",
+            "Ada",
+            "--comments-url",
+            "https://club.example.org/blog",
+        ],
     )
     assert res.exit_code == 0, res.output
     out = tmp_path / "out"

@@ -24,8 +24,12 @@ ORIGIN = "https://blog.example.org"
 
 @pytest.fixture
 def blog_app(make_app: Any) -> Any:
-    return make_app(blog_origin=ORIGIN, blog_site_url=ORIGIN, blog_admin_email="admin@example.org",
-                    blog_min_submit_seconds=2)
+    return make_app(
+        blog_origin=ORIGIN,
+        blog_site_url=ORIGIN,
+        blog_admin_email="admin@example.org",
+        blog_min_submit_seconds=2,
+    )
 
 
 @pytest.fixture
@@ -79,14 +83,14 @@ XSS_PAYLOADS = [
     "<svg/onload=alert(1)>",
     "[click](javascript:alert(1))",
     "[click](JaVaScRiPt:alert(1))",
-    "<a href=\"javascript:alert(1)\">x</a>",
-    "<iframe src=\"https://evil.example/\"></iframe>",
-    "\"><script>alert(1)</script>",
-    "<div style=\"background:url(javascript:alert(1))\">x</div>",
+    '<a href="javascript:alert(1)">x</a>',
+    '<iframe src="https://evil.example/"></iframe>',
+    '"><script>alert(1)</script>',
+    '<div style="background:url(javascript:alert(1))">x</div>',
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
-    "![x](x\" onerror=\"alert(1))",
+    '![x](x" onerror="alert(1))',
     "<details open ontoggle=alert(1)>",
-    "<a href=\"data:text/html,<script>alert(1)</script>\">d</a>",
+    '<a href="data:text/html,<script>alert(1)</script>">d</a>',
     "`<script>` in code is fine",
 ]
 
@@ -148,15 +152,17 @@ def test_rate_limit_per_ip(make_app: Any) -> None:
 
 
 def test_cors_only_for_the_blog_origin(client: Any) -> None:
-    headers = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "Content-Type"}
+    headers = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type",
+    }
     pre = client.options("/blog/api/comments", headers=headers)
     assert pre.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in pre.headers["Access-Control-Allow-Methods"]
     got = client.get(f"/blog/api/comments?path={POST}", headers={"Origin": ORIGIN})
     assert got.headers["Access-Control-Allow-Origin"] == ORIGIN
-    evil = client.get(f"/blog/api/comments?path={POST}",
-                      headers={"Origin": "https://evil.example"})
+    evil = client.get(f"/blog/api/comments?path={POST}", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in evil.headers
     page = client.get(f"/blog/comments?path={POST}", headers={"Origin": ORIGIN})
     assert "Access-Control-Allow-Origin" not in page.headers
@@ -180,8 +186,10 @@ def test_edit_and_delete_own_comment_within_window(client: Any) -> None:
     stale = client.delete(other_url, headers={"X-Edit-Token": other["edit_token"]})
     assert stale.status_code == 403
     fresh = post(client, body="delete me").get_json()
-    gone = client.delete(f"/blog/api/comments/{fresh['comment']['id']}",
-                         headers={"X-Edit-Token": fresh["edit_token"]})
+    gone = client.delete(
+        f"/blog/api/comments/{fresh['comment']['id']}",
+        headers={"X-Edit-Token": fresh["edit_token"]},
+    )
     assert gone.status_code == 204
     assert [c["html"] for c in listed(client)] == ["<p>Typo fixed</p>\n", "<p>Someone else</p>\n"]
 
@@ -191,8 +199,14 @@ def test_html_form_works_without_javascript(client: Any) -> None:
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     clock.travel(timedelta(seconds=3))
-    data = {"csrf_token": csrf, "form_token": token, "path": POST, "author": "Carol",
-            "body": "From a plain form", "homepage": ""}
+    data = {
+        "csrf_token": csrf,
+        "form_token": token,
+        "path": POST,
+        "author": "Carol",
+        "body": "From a plain form",
+        "homepage": "",
+    }
     response = client.post("/blog/comments", data=data)
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -205,8 +219,9 @@ def test_html_form_works_without_javascript(client: Any) -> None:
 
 
 def test_premoderation_admin_mail_and_moderation(make_app: Any) -> None:
-    app = make_app(blog_premoderate="true", blog_admin_email="admin@example.org",
-                   blog_site_url=ORIGIN)
+    app = make_app(
+        blog_premoderate="true", blog_admin_email="admin@example.org", blog_site_url=ORIGIN
+    )
     client = app.test_client()
     res = post(client, body="Please approve", email="dora@example.org")
     assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
@@ -237,8 +252,11 @@ def test_premoderation_admin_mail_and_moderation(make_app: Any) -> None:
 
 def confirm_reply_mails(app: Any, client: Any, address: str) -> None:
     """Follow the confirmation link mailed to ADDRESS and press its button."""
-    asked = [m for m in outbox_messages(app) if m["To"] == address
-             and m["Subject"] == "Confirm reply notifications"]
+    asked = [
+        m
+        for m in outbox_messages(app)
+        if m["To"] == address and m["Subject"] == "Confirm reply notifications"
+    ]
     assert asked, f"no confirmation mail to {address}"
     link = re.search(r"(http\S+/blog/notify/\S+)", message_text(asked[-1])).group(1)
     path = "/" + link.split("://", 1)[1].split("/", 1)[1]
@@ -251,8 +269,13 @@ def test_reply_mail_and_one_click_unsubscribe(blog_app: Any, client: Any) -> Non
     parent = post(client, email="erin@example.org", notify=True, body="Tell me").get_json()
     confirm_reply_mails(blog_app, client, "erin@example.org")
     before = len(outbox_messages(blog_app))
-    post(client, author="Frank", email="frank@example.org", body="Here you go",
-         parent=parent["comment"]["id"])
+    post(
+        client,
+        author="Frank",
+        email="frank@example.org",
+        body="Here you go",
+        parent=parent["comment"]["id"],
+    )
     mails = [m for m in outbox_messages(blog_app)[before:] if m["To"] == "erin@example.org"]
     assert len(mails) == 1
     text = message_text(mails[0])
@@ -322,10 +345,12 @@ class FakeAkismet:
 def test_akismet_check_against_local_server(make_app: Any) -> None:
     fake = FakeAkismet()
     try:
-        app = make_app(blog_akismet_key="test-key",
-                       blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
-                       blog_site_url=ORIGIN,
-                       http_allow_hosts=f"127.0.0.1:{fake.port}")
+        app = make_app(
+            blog_akismet_key="test-key",
+            blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
+            blog_site_url=ORIGIN,
+            http_allow_hosts=f"127.0.0.1:{fake.port}",
+        )
         client = app.test_client()
         ham = post(client, body="An honest opinion", ip="198.51.100.7")
         assert ham.get_json()["comment"]["status"] == "approved"
@@ -347,10 +372,12 @@ def test_akismet_check_against_local_server(make_app: Any) -> None:
 def test_akismet_wrong_key_holds_comments(make_app: Any) -> None:
     fake = FakeAkismet()
     try:
-        client = make_app(blog_akismet_key="wrong-key",
-                          blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
-                          blog_site_url=ORIGIN,
-                          http_allow_hosts=f"127.0.0.1:{fake.port}").test_client()
+        client = make_app(
+            blog_akismet_key="wrong-key",
+            blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
+            blog_site_url=ORIGIN,
+            http_allow_hosts=f"127.0.0.1:{fake.port}",
+        ).test_client()
         res = post(client, body="hello")
         assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
         assert len(fake.requests) == 1  # Akismet answered "invalid"
@@ -378,18 +405,22 @@ def test_wordpress_comments_import(blog_app: Any, client: Any, tmp_path: Path) -
         assert "<script" not in queue[0].html
     items = listed(client, "/2021/02/writing-a-generator/")
     assert [(c["author"], c["website"]) for c in items] == [
-        ("Alice", "https://alice.example.org/"), ("Giles", None)]
+        ("Alice", "https://alice.example.org/"),
+        ("Giles", None),
+    ]
     assert items[1]["parent"] == items[0]["id"]
     assert items[0]["created"].startswith("2021-02-17T09:00:00")
 
 
 def test_bad_requests_get_json_errors(client: Any) -> None:
     assert client.get("/blog/api/comments").status_code == 400
-    bad = client.post("/blog/api/comments", data="not json",
-                      headers={"Content-Type": "application/json"})
+    bad = client.post(
+        "/blog/api/comments", data="not json", headers={"Content-Type": "application/json"}
+    )
     assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_input"
-    missing = client.patch("/blog/api/comments/nope", json={"body": "x"},
-                           headers={"X-Edit-Token": "x"})
+    missing = client.patch(
+        "/blog/api/comments/nope", json={"body": "x"}, headers={"X-Edit-Token": "x"}
+    )
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
     assert client.get("/blog/embed.js").status_code == 200
 
@@ -405,9 +436,15 @@ def test_import_comments_command(blog_app: Any, client: Any, tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     assert "3 comments imported (1 awaiting moderation), 0 already there" in res.output
     assert [c["author"] for c in listed(client)] == ["Alice", "Giles"]
-    both = CliRunner().invoke(blog, ["import-wordpress", "--load-comments",
-                                     str(Path(__file__).parent / "fixture_wxr.xml"),
-                                     str(tmp_path / "site2")])
+    both = CliRunner().invoke(
+        blog,
+        [
+            "import-wordpress",
+            "--load-comments",
+            str(Path(__file__).parent / "fixture_wxr.xml"),
+            str(tmp_path / "site2"),
+        ],
+    )
     assert both.exit_code == 0, both.output
     assert "0 comments imported (0 awaiting moderation), 3 already there" in both.output
     (tmp_path / "bad.json").write_text("{nope")
@@ -434,7 +471,10 @@ def test_comments_on_each_database(make_app: Any, db_kind: str, tmp_path: Path) 
         session.commit()
     items = listed(client)
     assert [(c["author"], c["parent"] is not None) for c in items] == [
-        ("Alice", False), ("Giles", True), ("Bob", True)]  # Bob's parent is hidden now
+        ("Alice", False),
+        ("Giles", True),
+        ("Bob", True),
+    ]  # Bob's parent is hidden now
     assert first["id"] not in {c["id"] for c in items}  # clients show Bob at the top level
     assert items[0]["created"] == "2021-02-17T09:00:00+00:00"
     assert post(client, body="blocked?").status_code == 403

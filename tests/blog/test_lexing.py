@@ -21,8 +21,22 @@ SAMPLES = [
     "",
 ]
 CODE_CHARACTERS = list("abcdefxyz019 \t\n_\"'`\\#$%&()*+,-./:;<=>?@[]{}|~")
-COMMON = ["python", "javascript", "bash", "rust", "sql", "html", "css", "go", "yaml", "diff",
-          "c", "cpp", "php", "erlang"]
+COMMON = [
+    "python",
+    "javascript",
+    "bash",
+    "rust",
+    "sql",
+    "html",
+    "css",
+    "go",
+    "yaml",
+    "diff",
+    "c",
+    "cpp",
+    "php",
+    "erlang",
+]
 
 
 def tokens(lexer: Lexer, text: str) -> list[tuple[object, str]]:

@@ -7,7 +7,8 @@ def test_gfm_features_and_highlighting() -> None:
     out = render_markdown(
         "# Title\n\n## Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~ x[^n]\n\n"
         "```rust\nfn main() {}\n```\n\n```nosuchlang\n<raw>\n```\n\n[^n]: note\n",
-        want_toc=True)
+        want_toc=True,
+    )
     html = out.html
     assert '<h1 id="title">' in html and '<h2 id="title-1">' in html  # unique anchors
     assert [(t.level, t.anchor) for t in out.toc] == [(1, "title"), (2, "title-1")]
@@ -25,9 +26,11 @@ def test_more_marker_makes_excerpt() -> None:
 
 
 def test_raw_html_only_for_imported_posts_and_then_sanitised() -> None:
-    source = ('<div class="note" onclick="x()">Hi <script>alert(1)</script>'
-              '<a href="javascript:alert(2)">a</a><iframe src="//x"></iframe></div>\n\n'
-              "[l](javascript:alert(3))\n")
+    source = (
+        '<div class="note" onclick="x()">Hi <script>alert(1)</script>'
+        '<a href="javascript:alert(2)">a</a><iframe src="//x"></iframe></div>\n\n'
+        "[l](javascript:alert(3))\n"
+    )
     native = render_markdown(source).html
     assert "<div" not in native and "onclick" not in native and "javascript:" not in native
     imported = render_markdown(source, raw_html=True).html

@@ -38,7 +38,7 @@ def test_old_permalinks_kept_or_redirected(imported) -> None:
     post = out / "2021/02/writing-a-generator/index.html"
     assert post.exists()
     html = post.read_text()
-    assert "in <a href=\"/category/python/\">Python</a>, " in html
+    assert 'in <a href="/category/python/">Python</a>, ' in html
     assert '<a href="/category/til-deep-learning/">TIL: deep learning</a>' in html
     assert '<a href="/tag/gpu/" rel="tag">GPU</a>' in html
     # the renamed post lives at its new slug; its old URL redirects there
@@ -89,14 +89,17 @@ def test_comments_exported_with_threading_and_status(imported) -> None:
 def test_attachments_listed(imported) -> None:
     src, _out, result = imported
     assert result.attachments == [
-        ("diagram.png", "https://old.example.com/wp-content/uploads/2021/02/diagram.png")]
+        ("diagram.png", "https://old.example.com/wp-content/uploads/2021/02/diagram.png")
+    ]
     assert "uploads/2021/02/diagram.png\tdiagram.png" in (src / "attachments.txt").read_text()
 
 
 def test_entities_are_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.xml"
-    evil.write_text('<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-                    "\n<rss><channel><title>&x;</title></channel></rss>\n")
+    evil.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "\n<rss><channel><title>&x;</title></channel></rss>\n"
+    )
     with pytest.raises(WxrError):
         import_wordpress(evil, tmp_path / "site")
     assert not (tmp_path / "site").exists()
@@ -113,14 +116,16 @@ def test_wpautop() -> None:
     text = "one\ntwo\n\n<div>block</div>\n\nthree<!--more-->four\n\n<pre>a\n\nb</pre>"
     assert wpautop(text) == (
         "<p>one<br />\ntwo</p>\n\n<div>block</div>\n\n<p>three</p>\n\n<!--more-->\n\n"
-        "<p>four</p>\n\n<pre>a\n\nb</pre>\n")
+        "<p>four</p>\n\n<pre>a\n\nb</pre>\n"
+    )
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1"])
 def test_older_wxr_versions(tmp_path: Path, version: str) -> None:
     old = tmp_path / "old.xml"
-    old.write_text(WXR.read_text().replace("wordpress.org/export/1.2/",
-                                           f"wordpress.org/export/{version}/"))
+    old.write_text(
+        WXR.read_text().replace("wordpress.org/export/1.2/", f"wordpress.org/export/{version}/")
+    )
     result = import_wordpress(old, tmp_path / "site")
     assert (result.posts, result.pages, result.comments, result.aliases) == (4, 1, 2, 1)
     text = (tmp_path / "site/posts/2020-11-30-renamed-later.md").read_text()

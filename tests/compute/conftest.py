@@ -73,8 +73,9 @@ def test_host(libvirt_uri: str, pool_dir: Path) -> Iterator[dict[str, str]]:
     """Connection settings of the test host; everything made on it is removed at the end."""
     conf = {"uri": libvirt_uri, "pool_name": f"clubstack-{RUN}", "pool_path": str(pool_dir)}
     yield conf
-    with hvmod.Hypervisor(libvirt_uri, pool_name=conf["pool_name"],
-                          pool_path=conf["pool_path"]) as hv:
+    with hvmod.Hypervisor(
+        libvirt_uri, pool_name=conf["pool_name"], pool_path=conf["pool_path"]
+    ) as hv:
         for dom in hv.conn.listAllDomains(0):
             with contextlib.suppress(libvirt.libvirtError):
                 if str(pool_dir) in dom.XMLDesc(0):
@@ -86,8 +87,9 @@ def test_host(libvirt_uri: str, pool_dir: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def hv(test_host: dict[str, str]) -> Iterator[hvmod.Hypervisor]:
-    with hvmod.Hypervisor(test_host["uri"], pool_name=test_host["pool_name"],
-                          pool_path=test_host["pool_path"]) as conn:
+    with hvmod.Hypervisor(
+        test_host["uri"], pool_name=test_host["pool_name"], pool_path=test_host["pool_path"]
+    ) as conn:
         conn.pool()
         yield conn
 
@@ -117,8 +119,11 @@ class Ledger:
     def credit(self, user_id: int, cents: int) -> None:
         self.n += 1
         key = f"test-credit-{user_id}-{self.n}-{os.getpid()}"
-        self._write(lambda s: billing_ledger.credit(s, user_id, cents, reason="test credit",
-                                                    reference="test", idempotency_key=key))
+        self._write(
+            lambda s: billing_ledger.credit(
+                s, user_id, cents, reason="test credit", reference="test", idempotency_key=key
+            )
+        )
 
     def set_balance(self, user_id: int, cents: int) -> None:
         with Session(db.engine) as session:
@@ -126,8 +131,11 @@ class Ledger:
         if diff:
             self.n += 1
             key = f"test-adjust-{user_id}-{self.n}-{os.getpid()}"
-            self._write(lambda s: billing_ledger.adjust(s, user_id, diff, note="test",
-                                                        by_user_id=None, idempotency_key=key))
+            self._write(
+                lambda s: billing_ledger.adjust(
+                    s, user_id, diff, note="test", by_user_id=None, idempotency_key=key
+                )
+            )
 
     def balance(self, session: Any, user_id: int) -> int:
         return billing_ledger.balance(session, user_id)
@@ -136,10 +144,18 @@ class Ledger:
     def entries(self) -> list[dict[str, Any]]:
         """Usage charged by compute, oldest first."""
         with Session(db.engine) as session:
-            rows = session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "usage")
-                                   .order_by(LedgerEntry.id))
-            return [{"user": e.user_id, "amount": -e.amount_cents, "key": e.idempotency_key,
-                     "reason": e.reason} for e in rows]
+            rows = session.scalars(
+                select(LedgerEntry).where(LedgerEntry.kind == "usage").order_by(LedgerEntry.id)
+            )
+            return [
+                {
+                    "user": e.user_id,
+                    "amount": -e.amount_cents,
+                    "key": e.idempotency_key,
+                    "reason": e.reason,
+                }
+                for e in rows
+            ]
 
 
 @pytest.fixture
@@ -150,24 +166,50 @@ def ledger() -> Ledger:
 # --- an app with a host, an image (the tiny guest) and plans -------------------------------
 
 
-def setup_compute(app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
-                  domain_type: str, ledger: Ledger) -> Any:
+def setup_compute(
+    app: Any,
+    test_host: dict[str, str],
+    guest: tinyguest.TinyGuest,
+    domain_type: str,
+    ledger: Ledger,
+) -> Any:
     """The test host, the tiny guest as an image, and a few plans."""
     with app.app_context():
         session = db.session()
-        session.add(Host(name="test", uri=test_host["uri"], pool_name=test_host["pool_name"],
-                         pool_path=test_host["pool_path"], network="none",
-                         domain_type=domain_type, vcpus=2, memory_mib=4096, disk_gib=100,
-                         up=True, last_seen_at=clock.utcnow()))
-        session.add(Image(name="tiny", title="Tiny busybox guest", path=str(guest.disk),
-                          kernel=str(guest.kernel), initrd=str(guest.initrd),
-                          cmdline=guest.cmdline))
-        session.add(Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1,
-                         price_month_cents=730))  # 1 cent per hour
-        session.add(Plan(name="f1-s", vcpus=1, memory_mib=256, disk_gib=2,
-                         price_month_cents=7300))  # 10 cents per hour
-        session.add(Plan(name="huge", vcpus=1, memory_mib=1 << 19, disk_gib=1,
-                         price_month_cents=100))
+        session.add(
+            Host(
+                name="test",
+                uri=test_host["uri"],
+                pool_name=test_host["pool_name"],
+                pool_path=test_host["pool_path"],
+                network="none",
+                domain_type=domain_type,
+                vcpus=2,
+                memory_mib=4096,
+                disk_gib=100,
+                up=True,
+                last_seen_at=clock.utcnow(),
+            )
+        )
+        session.add(
+            Image(
+                name="tiny",
+                title="Tiny busybox guest",
+                path=str(guest.disk),
+                kernel=str(guest.kernel),
+                initrd=str(guest.initrd),
+                cmdline=guest.cmdline,
+            )
+        )
+        session.add(
+            Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
+        )  # 1 cent per hour
+        session.add(
+            Plan(name="f1-s", vcpus=1, memory_mib=256, disk_gib=2, price_month_cents=7300)
+        )  # 10 cents per hour
+        session.add(
+            Plan(name="huge", vcpus=1, memory_mib=1 << 19, disk_gib=1, price_month_cents=100)
+        )
         session.commit()
     if ledger is not None:
         ledger.app = app
@@ -175,16 +217,26 @@ def setup_compute(app: Any, test_host: dict[str, str], guest: tinyguest.TinyGues
 
 
 @pytest.fixture
-def compute_app(make_app: Any, test_host: dict[str, str], guest: tinyguest.TinyGuest,
-                domain_type: str, ledger: Ledger) -> Any:
+def compute_app(
+    make_app: Any,
+    test_host: dict[str, str],
+    guest: tinyguest.TinyGuest,
+    domain_type: str,
+    ledger: Ledger,
+) -> Any:
     app = make_app(compute_stop_timeout="20", compute_min_credit_hours="24")
     return setup_compute(app, test_host, guest, domain_type, ledger)
 
 
 @pytest.fixture
-def compute_app_any_db(make_app: Any, db_kind: str, test_host: dict[str, str],
-                       guest: tinyguest.TinyGuest, domain_type: str,
-                       ledger: Ledger) -> Any:
+def compute_app_any_db(
+    make_app: Any,
+    db_kind: str,
+    test_host: dict[str, str],
+    guest: tinyguest.TinyGuest,
+    domain_type: str,
+    ledger: Ledger,
+) -> Any:
     """The same, on SQLite, PostgreSQL and MariaDB."""
     app = make_app(db_kind, compute_stop_timeout="20", compute_min_credit_hours="24")
     return setup_compute(app, test_host, guest, domain_type, ledger)

@@ -15,8 +15,7 @@ from clubstack.core.db import db
 from tests.compute.conftest import user_id
 from tests.conftest import api_token, login, message_text, outbox_messages
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCp5ZydU0DFBBNlIZHwXyeqL2NdS1lC0Jx7xbpWWZEa "
-       "bob@desk")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCp5ZydU0DFBBNlIZHwXyeqL2NdS1lC0Jx7xbpWWZEa bob@desk"
 
 
 def auth(token):
@@ -34,12 +33,20 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
 
     assert api.get("/compute/api/capsuls").status_code == 401
     plans = api.get("/compute/api/plans").get_json()["plans"]
-    assert {"name": "f1-s", "vcpus": 1, "memory_mib": 256, "disk_gib": 2,
-            "price_month_cents": 7300, "price_hour_cents": 10} in plans
+    assert {
+        "name": "f1-s",
+        "vcpus": 1,
+        "memory_mib": 256,
+        "disk_gib": 2,
+        "price_month_cents": 7300,
+        "price_hour_cents": 10,
+    } in plans
 
-    response = api.post("/compute/api/capsuls", headers=auth(token),
-                        json={"name": "api1", "plan": "f1-s", "image": "tiny",
-                              "ssh_keys": [KEY]})
+    response = api.post(
+        "/compute/api/capsuls",
+        headers=auth(token),
+        json={"name": "api1", "plan": "f1-s", "image": "tiny", "ssh_keys": [KEY]},
+    )
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
     capsul_id = body["id"]
@@ -56,8 +63,9 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
     assert KEY in hv.read_volume_text(h.seed_volume(name), limit=8 << 20)
 
     def action(name_):
-        r = api.post(f"/compute/api/capsuls/{capsul_id}/actions", headers=auth(token),
-                     json={"action": name_})
+        r = api.post(
+            f"/compute/api/capsuls/{capsul_id}/actions", headers=auth(token), json={"action": name_}
+        )
         return r.status_code, r.get_json()
 
     hv.wait_for_console(name, "CLUBSTACK-GUEST ready", 90)
@@ -69,8 +77,12 @@ def test_api_create_act_then_credit_runs_out(compute_app, hv, ledger):
     assert got.status_code == 200 and "console" in got.get_json()
     got = api.get(f"/compute/api/capsuls/{capsul_id}/stats?range=day", headers=auth(token))
     assert got.status_code == 200 and got.get_json()["range"] == "day"
-    assert api.get(f"/compute/api/capsuls/{capsul_id}/stats?range=year",
-                   headers=auth(token)).status_code == 400
+    assert (
+        api.get(
+            f"/compute/api/capsuls/{capsul_id}/stats?range=year", headers=auth(token)
+        ).status_code
+        == 400
+    )
 
     # metering eats the credit: 30 hours later it is gone, and the capsul stops
     with app.app_context():
@@ -120,11 +132,17 @@ def test_metering_over_a_moved_clock_charges_once_per_period(compute_app_any_db,
         session.add(user)
         session.commit()
         plan = session.scalar(select(Plan).where(Plan.name == "f1-s"))
-        capsul = Capsul(user_id=user.id, plan_id=plan.id,
-                        host_id=session.scalar(select(Host.id)),
-                        image_id=session.scalar(select(Image.id)), name="m1",
-                        domain_name="capsul-meter1", uuid="00000000-0000-4000-8000-000000000001",
-                        status="active", billed_until=clock.utcnow())
+        capsul = Capsul(
+            user_id=user.id,
+            plan_id=plan.id,
+            host_id=session.scalar(select(Host.id)),
+            image_id=session.scalar(select(Image.id)),
+            name="m1",
+            domain_name="capsul-meter1",
+            uuid="00000000-0000-4000-8000-000000000001",
+            status="active",
+            billed_until=clock.utcnow(),
+        )
         session.add(capsul)
         session.commit()
         ledger.credit(user.id, 10_000)

@@ -8,8 +8,7 @@ import pytest
 from tests.compute.conftest import user_id
 from tests.conftest import LiveServer, login
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 
 
 @pytest.mark.browser
@@ -18,12 +17,12 @@ def test_phone_without_javascript(compute_app, browser, ledger, hv):
     login(client, compute_app, "ann@example.org", nickname="ann")
     ledger.credit(user_id(compute_app, "ann@example.org"), 10_000)
     server = LiveServer(compute_app)
-    context = browser.new_context(java_script_enabled=False,
-                                  viewport={"width": 360, "height": 740})
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 740})
     try:
         cookie = client.get_cookie(compute_app.config["SESSION_COOKIE_NAME"])
-        context.add_cookies([{"name": cookie.key, "value": cookie.value, "domain": "127.0.0.1",
-                              "path": "/"}])
+        context.add_cookies(
+            [{"name": cookie.key, "value": cookie.value, "domain": "127.0.0.1", "path": "/"}]
+        )
         page = context.new_page()
         page.set_default_timeout(30_000)
         page.goto(f"{server.url}/compute/create")

@@ -11,8 +11,7 @@ from clubstack.compute.models import Capsul, Host, Plan
 from clubstack.core.db import db
 from tests.compute.conftest import make_user
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 BAD_URI = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
 
 
@@ -21,40 +20,83 @@ def run(*args):
     return result.exit_code, result.output
 
 
-def test_cli_hosts_plans_images_create_destroy(compute_app, test_host, guest, hv, ledger,
-                                               tmp_path):
+def test_cli_hosts_plans_images_create_destroy(compute_app, test_host, guest, hv, ledger, tmp_path):
     code, out = run("host", "add", "gone", BAD_URI)
     assert code == 1 and "cannot connect" in out
-    code, out = run("host", "add", "local2", test_host["uri"], "--pool-name",
-                    test_host["pool_name"], "--pool-path", test_host["pool_path"],
-                    "--network", "none", "--probe-kernel", str(guest.kernel),
-                    "--probe-initrd", str(guest.initrd))
+    code, out = run(
+        "host",
+        "add",
+        "local2",
+        test_host["uri"],
+        "--pool-name",
+        test_host["pool_name"],
+        "--pool-path",
+        test_host["pool_path"],
+        "--network",
+        "none",
+        "--probe-kernel",
+        str(guest.kernel),
+        "--probe-initrd",
+        str(guest.initrd),
+    )
     assert code == 0, out
     assert "host local2 added" in out and "domain type" in out
     code, out = run("host", "list")
     assert code == 0 and "local2" in out and "test" in out and " up " in out
 
-    code, out = run("plan", "add", "p1", "--vcpus", "1", "--memory", "128", "--disk", "1",
-                    "--price", "1460")
+    code, out = run(
+        "plan", "add", "p1", "--vcpus", "1", "--memory", "128", "--disk", "1", "--price", "1460"
+    )
     assert code == 0 and "2 cents per hour" in out
-    code, out = run("plan", "add", "p1", "--vcpus", "0", "--memory", "128", "--disk", "1",
-                    "--price", "1")
+    code, out = run(
+        "plan", "add", "p1", "--vcpus", "0", "--memory", "128", "--disk", "1", "--price", "1"
+    )
     assert code == 1 and "vCPUs" in out
     code, out = run("plan", "list")
     assert "p1" in out and "14.60" in out and "0.02" in out
-    code, out = run("image", "add", "tiny2", str(guest.disk), "--kernel", str(guest.kernel),
-                    "--initrd", str(guest.initrd), "--cmdline", guest.cmdline)
+    code, out = run(
+        "image",
+        "add",
+        "tiny2",
+        str(guest.disk),
+        "--kernel",
+        str(guest.kernel),
+        "--initrd",
+        str(guest.initrd),
+        "--cmdline",
+        guest.cmdline,
+    )
     assert code == 0, out
 
     owner = make_user(compute_app, "op@example.org")
     ledger.credit(owner, 10_000)
     keyfile = tmp_path / "key.pub"
     keyfile.write_text(KEY + "\n")
-    code, out = run("create", "--owner", "nobody@example.org", "--plan", "p1", "--image",
-                    "tiny2", "--ssh-key", str(keyfile))
+    code, out = run(
+        "create",
+        "--owner",
+        "nobody@example.org",
+        "--plan",
+        "p1",
+        "--image",
+        "tiny2",
+        "--ssh-key",
+        str(keyfile),
+    )
     assert code == 1 and "no member" in out
-    code, out = run("create", "--owner", "op@example.org", "--plan", "p1", "--image", "tiny2",
-                    "--name", "cli1", "--ssh-key", str(keyfile))
+    code, out = run(
+        "create",
+        "--owner",
+        "op@example.org",
+        "--plan",
+        "p1",
+        "--image",
+        "tiny2",
+        "--name",
+        "cli1",
+        "--ssh-key",
+        str(keyfile),
+    )
     assert code == 0, out
     assert "is running" in out
     with compute_app.app_context():
@@ -84,8 +126,17 @@ def test_placement_and_host_down(compute_app):
     with compute_app.app_context():
         session = db.session()
         small = session.scalar(select(Plan).where(Plan.name == "f1-s"))
-        session.add(Host(name="big", uri=BAD_URI, pool_path="/x", vcpus=8, memory_mib=65536,
-                         disk_gib=1000, up=True))
+        session.add(
+            Host(
+                name="big",
+                uri=BAD_URI,
+                pool_path="/x",
+                vcpus=8,
+                memory_mib=65536,
+                disk_gib=1000,
+                up=True,
+            )
+        )
         session.flush()
         assert hosts.place(session, small).name == "big"  # most free room
         listed = hosts.check_hosts(session)

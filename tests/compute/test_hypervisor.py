@@ -17,9 +17,18 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXJrZXkxMjM0NTY3ODkwYWJjZGVmZ2hpa
 
 
 def spec(**over: object) -> h.DomainSpec:
-    base = dict(name="capsul-abc", uuid=str(uuid.uuid4()), capsul_id="cid", owner_id="7",
-                vcpus=1, memory_mib=128, disk_path="/p/d.qcow2", seed_path="/p/s.iso",
-                console_log="/p/c.log", domain_type="qemu")
+    base = dict(
+        name="capsul-abc",
+        uuid=str(uuid.uuid4()),
+        capsul_id="cid",
+        owner_id="7",
+        vcpus=1,
+        memory_mib=128,
+        disk_path="/p/d.qcow2",
+        seed_path="/p/s.iso",
+        console_log="/p/c.log",
+        domain_type="qemu",
+    )
     base.update(over)
     return h.DomainSpec(**base)  # type: ignore[arg-type]
 
@@ -44,8 +53,12 @@ def test_domain_xml_refuses_bad_names(name):
 def test_domain_xml_refuses_unknown_network():
     with pytest.raises(HypervisorError):
         h.domain_xml(spec(network="bridge:"))
-    assert ET.fromstring(h.domain_xml(spec(network="bridge:br0"))).find(
-        "devices/interface/source").get("bridge") == "br0"
+    assert (
+        ET.fromstring(h.domain_xml(spec(network="bridge:br0")))
+        .find("devices/interface/source")
+        .get("bridge")
+        == "br0"
+    )
 
 
 def test_foreign_domain_has_no_metadata():
@@ -58,8 +71,10 @@ def test_cloud_config_carries_keys_and_hostname():
     data = yaml.safe_load(text)
     assert data["hostname"] == "web1"
     assert data["ssh_authorized_keys"] == [KEY, "ssh-rsa AAAAB3Nza x"]
-    assert yaml.safe_load(h.meta_data("i-1", "web1")) == {"instance-id": "i-1",
-                                                          "local-hostname": "web1"}
+    assert yaml.safe_load(h.meta_data("i-1", "web1")) == {
+        "instance-id": "i-1",
+        "local-hostname": "web1",
+    }
 
 
 def test_host_key_fingerprints_from_cloud_init_console():
@@ -72,17 +87,33 @@ def test_host_key_fingerprints_from_cloud_init_console():
         "ci-info: -----END SSH HOST KEY FINGERPRINTS-----\n"
     )
     assert h.host_key_fingerprints(console) == [
-        "256 SHA256:abc root@web1 (ECDSA)", "256 SHA256:def root@web1 (ED25519)"]
+        "256 SHA256:abc root@web1 (ECDSA)",
+        "256 SHA256:def root@web1 (ED25519)",
+    ]
     assert h.host_key_fingerprints("nothing") == []
 
 
 def test_counters_are_summed_per_device():
-    stats = {"cpu.time": 5, "balloon.rss": 1000, "block.count": 2, "block.0.rd.bytes": 3,
-             "block.1.rd.bytes": 4, "block.0.wr.bytes": 1, "net.count": 1, "net.0.rx.bytes": 9,
-             "net.0.tx.bytes": 8}
+    stats = {
+        "cpu.time": 5,
+        "balloon.rss": 1000,
+        "block.count": 2,
+        "block.0.rd.bytes": 3,
+        "block.1.rd.bytes": 4,
+        "block.0.wr.bytes": 1,
+        "net.count": 1,
+        "net.0.rx.bytes": 9,
+        "net.0.tx.bytes": 8,
+    }
     c = h.summarize_counters(stats)
     assert (c["cpu_ns"], c["mem_kib"], c["disk_rd"], c["disk_wr"], c["net_rx"], c["net_tx"]) == (
-        5, 1000, 7, 1, 9, 8)
+        5,
+        1000,
+        7,
+        1,
+        9,
+        8,
+    )
 
 
 def test_unreachable_host_says_why():
@@ -104,11 +135,21 @@ def test_detected_domain_type_really_boots_and_full_lifecycle(hv, guest, domain_
     name = "capsul-hvtest"
     disk = hv.create_overlay(h.disk_volume(name), str(guest.disk), 1)
     assert hv.create_overlay(h.disk_volume(name), str(guest.disk), 1) == disk  # idempotent
-    seed = hv.create_seed(h.seed_volume(name), instance_id="i-hv", hostname="hvtest",
-                          ssh_keys=[KEY])
-    hv.define(spec(name=name, disk_path=disk, seed_path=seed, domain_type=domain_type,
-                   console_log=f"{hv.pool_path}/{h.console_volume(name)}",
-                   kernel=str(guest.kernel), initrd=str(guest.initrd), cmdline=guest.cmdline))
+    seed = hv.create_seed(
+        h.seed_volume(name), instance_id="i-hv", hostname="hvtest", ssh_keys=[KEY]
+    )
+    hv.define(
+        spec(
+            name=name,
+            disk_path=disk,
+            seed_path=seed,
+            domain_type=domain_type,
+            console_log=f"{hv.pool_path}/{h.console_volume(name)}",
+            kernel=str(guest.kernel),
+            initrd=str(guest.initrd),
+            cmdline=guest.cmdline,
+        )
+    )
     try:
         hv.start(name)
         assert hv.state(name) == "running"

@@ -13,21 +13,28 @@ from clubstack.core.db import db
 from tests.compute.conftest import make_user, wait_until
 from tests.conftest import api_token, login
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 
 
 def test_failed_creation_is_finished_by_a_retry_and_retries_do_nothing_twice(
-        compute_app, hv, ledger, guest):
+    compute_app, hv, ledger, guest
+):
     owner = make_user(compute_app, "fay@example.org")
     ledger.credit(owner, 10_000)
     with compute_app.app_context():
         session = db.session()
         image = session.scalar(select(Image).where(Image.name == "tiny"))
         image.path = "/nonexistent/base.qcow2"  # the base image is missing on the host
-        capsul = capsuls.request_capsul(session, owner, plan="f1-xs", image="tiny",
-                                        name="retry1", keys=[KEY], min_credit_hours=1,
-                                        max_capsuls=5)
+        capsul = capsuls.request_capsul(
+            session,
+            owner,
+            plan="f1-xs",
+            image="tiny",
+            name="retry1",
+            keys=[KEY],
+            min_credit_hours=1,
+            max_capsuls=5,
+        )
         session.commit()
         with pytest.raises(HypervisorError):
             capsuls.provision(session, capsul.id)
@@ -72,8 +79,10 @@ def test_api_create_that_fails_on_the_host_reports_it(compute_app, ledger):
 
     ledger.credit(user_id(compute_app, "gus@example.org"), 10_000)
     response = compute_app.test_client().post(
-        "/compute/api/capsuls", headers={"Authorization": f"Bearer {token}"},
-        json={"name": "bad", "plan": "f1-xs", "image": "tiny", "ssh_keys": [KEY]})
+        "/compute/api/capsuls",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": "bad", "plan": "f1-xs", "image": "tiny", "ssh_keys": [KEY]},
+    )
     assert response.status_code == 202
     body = response.get_json()
     assert body["status"] == "failed" and "cannot create disk" in body["error"]

@@ -13,8 +13,7 @@ from clubstack.core.accounts.models import User
 from clubstack.core.db import db
 from tests.conftest import login, make_admin, message_text, outbox_messages
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 
 
 def foreign_xml(name: str) -> str:
@@ -40,12 +39,26 @@ def test_reconcile_finds_vanished_and_foreign_vms(compute_app, hv, ledger):
             session.add(user)
             session.commit()
             ledger.credit(user.id, 10_000)
-            kept = capsuls.request_capsul(session, user.id, plan="f1-xs", image="tiny",
-                                          name="kept", keys=[KEY], min_credit_hours=1,
-                                          max_capsuls=5)
-            lost = capsuls.request_capsul(session, user.id, plan="f1-xs", image="tiny",
-                                          name="lost", keys=[KEY], min_credit_hours=1,
-                                          max_capsuls=5)
+            kept = capsuls.request_capsul(
+                session,
+                user.id,
+                plan="f1-xs",
+                image="tiny",
+                name="kept",
+                keys=[KEY],
+                min_credit_hours=1,
+                max_capsuls=5,
+            )
+            lost = capsuls.request_capsul(
+                session,
+                user.id,
+                plan="f1-xs",
+                image="tiny",
+                name="lost",
+                keys=[KEY],
+                min_credit_hours=1,
+                max_capsuls=5,
+            )
             session.commit()
             ours = {kept.domain_name, lost.domain_name, "someone-elses-vm"}
             for c in (kept, lost):
@@ -61,8 +74,9 @@ def test_reconcile_finds_vanished_and_foreign_vms(compute_app, hv, ledger):
             report = reconcile.reconcile(session)
             session.commit()
             # only what this test made: the shared libvirtd may hold other checkouts' VMs
-            kinds = report.kinds() & {(k, n) for k in ("vanished", "foreign", "drift", "orphan")
-                                      for n in ours}
+            kinds = report.kinds() & {
+                (k, n) for k in ("vanished", "foreign", "drift", "orphan") for n in ours
+            }
             assert ("vanished", lost.domain_name) in kinds
             assert ("foreign", "someone-elses-vm") in kinds
             assert ("drift", kept.domain_name) in kinds
@@ -71,15 +85,17 @@ def test_reconcile_finds_vanished_and_foreign_vms(compute_app, hv, ledger):
             lost_id, kept_id = lost.id, kept.id
 
             # findings are not mailed twice
-            mails = [m for m in outbox_messages(app) if m["To"] == "root@example.org"
-                     and m["Subject"].startswith("Compute")]
-            assert len(mails) == 1, [(m['Subject'], message_text(m)) for m in mails]
+            mails = [
+                m
+                for m in outbox_messages(app)
+                if m["To"] == "root@example.org" and m["Subject"].startswith("Compute")
+            ]
+            assert len(mails) == 1, [(m["Subject"], message_text(m)) for m in mails]
             text = message_text(mails[0])
             assert lost.domain_name in text and "someone-elses-vm" in text
             reconcile.reconcile(session)
             session.commit()
-            assert len([m for m in outbox_messages(app)
-                        if m["Subject"].startswith("Compute")]) == 1
+            assert len([m for m in outbox_messages(app) if m["Subject"].startswith("Compute")]) == 1
 
         # the admin page shows them
         html = admin.get("/compute/admin").get_data(as_text=True)

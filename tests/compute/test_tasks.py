@@ -12,8 +12,7 @@ from clubstack.core import clock
 from clubstack.core.db import db
 from tests.compute.conftest import make_user
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 
 
 def test_periodic_jobs(compute_app, hv, ledger):
@@ -21,9 +20,16 @@ def test_periodic_jobs(compute_app, hv, ledger):
     ledger.credit(owner, 10_000)
     with compute_app.app_context():
         session = db.session()
-        capsul = capsuls.request_capsul(session, owner, plan="f1-xs", image="tiny",
-                                        name="periodic", keys=[KEY], min_credit_hours=1,
-                                        max_capsuls=5)
+        capsul = capsuls.request_capsul(
+            session,
+            owner,
+            plan="f1-xs",
+            image="tiny",
+            name="periodic",
+            keys=[KEY],
+            min_credit_hours=1,
+            max_capsuls=5,
+        )
         session.commit()
         cid = capsul.id
         tasks.provision_capsul.call_local(cid)

@@ -13,8 +13,7 @@ from clubstack.core.db import db
 from tests.compute.conftest import user_id, wait_until
 from tests.conftest import csrf_token, login
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
-       "ann@laptop")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 
 
 def test_create_from_the_web_runs_with_my_key_then_act_and_destroy(compute_app, hv, ledger):
@@ -25,9 +24,16 @@ def test_create_from_the_web_runs_with_my_key_then_act_and_destroy(compute_app, 
 
     page = client.get("/compute/create").get_data(as_text=True)
     assert "f1-xs" in page and "0.01/hour" in page
-    response = client.post("/compute/create", data={
-        "csrf_token": csrf_token(client, "/compute/create"), "name": "web1", "plan": "f1-xs",
-        "image": "tiny", "new_key": KEY})
+    response = client.post(
+        "/compute/create",
+        data={
+            "csrf_token": csrf_token(client, "/compute/create"),
+            "name": "web1",
+            "plan": "f1-xs",
+            "image": "tiny",
+            "new_key": KEY,
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     capsul_path = response.headers["Location"]
     capsul_id = capsul_path.rsplit("/", 1)[1]
@@ -67,8 +73,10 @@ def test_create_from_the_web_runs_with_my_key_then_act_and_destroy(compute_app, 
     assert client.get(f"{capsul_path}?range=week").status_code == 200
 
     def act(action):
-        response = client.post(f"{capsul_path}/action", data={
-            "csrf_token": csrf_token(client, capsul_path), "action": action})
+        response = client.post(
+            f"{capsul_path}/action",
+            data={"csrf_token": csrf_token(client, capsul_path), "action": action},
+        )
         assert response.status_code == 302
         return client.get(capsul_path).get_data(as_text=True)
 
@@ -90,11 +98,13 @@ def test_create_from_the_web_runs_with_my_key_then_act_and_destroy(compute_app, 
 
     # destroy asks for confirmation; a wrong answer changes nothing
     destroy = f"{capsul_path}/destroy"
-    response = client.post(destroy, data={"csrf_token": csrf_token(client, destroy),
-                                          "confirm": "nope"})
+    response = client.post(
+        destroy, data={"csrf_token": csrf_token(client, destroy), "confirm": "nope"}
+    )
     assert response.status_code == 400 and hv.state(name) == "stopped"
-    response = client.post(destroy, data={"csrf_token": csrf_token(client, destroy),
-                                          "confirm": "web1"})
+    response = client.post(
+        destroy, data={"csrf_token": csrf_token(client, destroy), "confirm": "web1"}
+    )
     assert response.status_code == 302
     assert hv.state(name) == "missing"
     hv.pool().refresh(0)
@@ -111,4 +121,3 @@ def test_create_page_needs_login(compute_app):
     client = compute_app.test_client()
     assert client.get("/compute/create").status_code == 302
     assert client.get("/compute/").status_code == 200
-

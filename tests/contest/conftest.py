@@ -17,8 +17,10 @@ def sandbox_ready() -> None:
     for tool in ("bwrap", "gcc"):
         if shutil.which(tool) is None:
             backend_missing(tool, "not installed (apt-get install bubblewrap gcc libgmp-dev)")
-    if not any(Path(p).exists() for p in ("/usr/lib/x86_64-linux-gnu/libgmp.a",
-                                          "/usr/lib/aarch64-linux-gnu/libgmp.a")):
+    if not any(
+        Path(p).exists()
+        for p in ("/usr/lib/x86_64-linux-gnu/libgmp.a", "/usr/lib/aarch64-linux-gnu/libgmp.a")
+    ):
         backend_missing("libgmp-dev", "static GMP library missing (apt-get install libgmp-dev)")
 
 

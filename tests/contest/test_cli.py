@@ -19,9 +19,21 @@ AES_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 
 def test_judge_aes_sample_json(monkeypatch, tmp_path):
     monkeypatch.setenv("CLUBSTACK_INSTANCE", str(tmp_path))
-    result = CliRunner().invoke(main, ["contest", "judge", str(SAMPLES / "aes_sample.c"),
-                                       "--kind", "aes", "--key", AES_KEY, "--vectors", "20",
-                                       "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "contest",
+            "judge",
+            str(SAMPLES / "aes_sample.c"),
+            "--kind",
+            "aes",
+            "--key",
+            AES_KEY,
+            "--vectors",
+            "20",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.output)
     assert verdict["accepted"] and verdict["vectors"] == 23 and verdict["performance"] > 1
@@ -33,15 +45,53 @@ def test_judge_ecdsa_text_and_rejections(monkeypatch, tmp_path):
     pub = p256.encode_point(p256.public_key(d)).hex()
     proof = p256.schnorr_prove(d).hex()
     runner = CliRunner()
-    ok = runner.invoke(main, ["contest", "judge", str(SAMPLES / "ecdsa_sample.c"), "--kind",
-                              "ecdsa", "--pubkey", pub, "--proof", proof, "--vectors", "5"])
+    ok = runner.invoke(
+        main,
+        [
+            "contest",
+            "judge",
+            str(SAMPLES / "ecdsa_sample.c"),
+            "--kind",
+            "ecdsa",
+            "--pubkey",
+            pub,
+            "--proof",
+            proof,
+            "--vectors",
+            "5",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "ACCEPTED" in ok.output and "performance" in ok.output
-    bad_proof = runner.invoke(main, ["contest", "judge", str(SAMPLES / "ecdsa_sample.c"),
-                                     "--kind", "ecdsa", "--pubkey", pub, "--proof", "00" * 64])
+    bad_proof = runner.invoke(
+        main,
+        [
+            "contest",
+            "judge",
+            str(SAMPLES / "ecdsa_sample.c"),
+            "--kind",
+            "ecdsa",
+            "--pubkey",
+            pub,
+            "--proof",
+            "00" * 64,
+        ],
+    )
     assert bad_proof.exit_code == 2 and "proof" in bad_proof.output
-    wrong_kind = runner.invoke(main, ["contest", "judge", str(SAMPLES / "ecdsa_sample.c"),
-                                      "--kind", "aes", "--key", AES_KEY, "--vectors", "5"])
+    wrong_kind = runner.invoke(
+        main,
+        [
+            "contest",
+            "judge",
+            str(SAMPLES / "ecdsa_sample.c"),
+            "--kind",
+            "aes",
+            "--key",
+            AES_KEY,
+            "--vectors",
+            "5",
+        ],
+    )
     assert wrong_kind.exit_code == 1 and "REJECTED (filtered)" in wrong_kind.output
 
 

@@ -17,14 +17,16 @@ from clubstack.contest.sandbox.cgroups import detect_version
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
 
 PY = "/usr/bin/python3"
-FAST = Limits(cpu_seconds=1, wall_seconds=3, memory_bytes=64 * 2**20, max_processes=16,
-              output_bytes=64 * 1024)
+FAST = Limits(
+    cpu_seconds=1, wall_seconds=3, memory_bytes=64 * 2**20, max_processes=16, output_bytes=64 * 1024
+)
 
 
 def sandbox_pids() -> set[int]:
     """Live (non-zombie) processes of the sandbox uid."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,uid=,stat="], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,uid=,stat="], capture_output=True, text=True
+    ).stdout
     rows = (line.split() for line in out.splitlines())
     return {int(p) for p, u, st in rows if int(u) == 65534 and not st.startswith("Z")}
 
@@ -45,8 +47,12 @@ def test_runs_as_unprivileged_user_with_empty_root():
 
 
 def test_files_in_and_out_and_exit_code():
-    res = run(["/bin/sh", "-c", "cat in.txt > out.txt; echo done; exit 3"],
-              {"in.txt": b"hello"}, limits=FAST, collect=["out.txt", "missing"])
+    res = run(
+        ["/bin/sh", "-c", "cat in.txt > out.txt; echo done; exit 3"],
+        {"in.txt": b"hello"},
+        limits=FAST,
+        collect=["out.txt", "missing"],
+    )
     assert res.verdict is Verdict.OK and res.exit_code == 3
     assert res.stdout == b"done\n"
     assert res.files == {"out.txt": b"hello"}
@@ -58,8 +64,11 @@ def test_collect_refuses_symlinks():
 
 
 def test_stdin_is_delivered():
-    res = run([PY, "-c", "import sys; print(len(sys.stdin.buffer.read()))"],
-              stdin=b"x" * 200_000, limits=FAST)
+    res = run(
+        [PY, "-c", "import sys; print(len(sys.stdin.buffer.read()))"],
+        stdin=b"x" * 200_000,
+        limits=FAST,
+    )
     assert res.stdout.strip() == b"200000"
 
 
@@ -144,8 +153,10 @@ def test_output_flood_is_capped():
 
 
 def test_big_file_hits_file_size_limit():
-    res = run(["/bin/sh", "-c", "head -c 5000000 /dev/zero > big"],
-              limits=Limits(file_bytes=2**20, cpu_seconds=2, wall_seconds=4))
+    res = run(
+        ["/bin/sh", "-c", "head -c 5000000 /dev/zero > big"],
+        limits=Limits(file_bytes=2**20, cpu_seconds=2, wall_seconds=4),
+    )
     assert res.verdict is Verdict.OUTPUT_LIMIT or res.exit_code != 0
 
 
@@ -158,23 +169,40 @@ def test_fork_bomb_is_contained_and_fully_killed():
 
 
 def test_seccomp_startup_profile_kills_forbidden_calls(static_program):
-    binary = static_program("int socket(int, int, int);\n"
-                            "int main(void) { return socket(2, 1, 0) < 0 ? 1 : 0; }\n")
-    res = run(["/work/p"], {"p": InputFile(binary, 0o755)}, toolchain=False,
-              seccomp_profile=STARTUP, limits=FAST)
+    binary = static_program(
+        "int socket(int, int, int);\nint main(void) { return socket(2, 1, 0) < 0 ? 1 : 0; }\n"
+    )
+    res = run(
+        ["/work/p"],
+        {"p": InputFile(binary, 0o755)},
+        toolchain=False,
+        seccomp_profile=STARTUP,
+        limits=FAST,
+    )
     assert res.verdict is Verdict.KILLED and "system call" in res.reason
     ok = static_program("int main(void) { return 7; }\n")
-    res = run(["/work/p"], {"p": InputFile(ok, 0o755)}, toolchain=False,
-              seccomp_profile=STARTUP, limits=FAST)
+    res = run(
+        ["/work/p"],
+        {"p": InputFile(ok, 0o755)},
+        toolchain=False,
+        seccomp_profile=STARTUP,
+        limits=FAST,
+    )
     assert res.verdict is Verdict.OK and res.exit_code == 7
 
 
 def test_seccomp_refuses_executable_memory(static_program):
     binary = static_program(
         "void *mmap(void *, unsigned long, int, int, int, long);\n"
-        "int main(void) { return mmap(0, 4096, 1 | 4, 0x22, -1, 0) ? 0 : 1; }\n")
-    res = run(["/work/p"], {"p": InputFile(binary, 0o755)}, toolchain=False,
-              seccomp_profile=STARTUP, limits=FAST)
+        "int main(void) { return mmap(0, 4096, 1 | 4, 0x22, -1, 0) ? 0 : 1; }\n"
+    )
+    res = run(
+        ["/work/p"],
+        {"p": InputFile(binary, 0o755)},
+        toolchain=False,
+        seccomp_profile=STARTUP,
+        limits=FAST,
+    )
     assert res.verdict is Verdict.KILLED
 
 
@@ -188,7 +216,8 @@ def test_python_fallback_when_the_launcher_cannot_be_built(monkeypatch):
 
 def test_a_broken_sandbox_is_an_error_not_a_verdict(monkeypatch):
     # a toolchain directory that does not exist makes bubblewrap itself fail
-    monkeypatch.setattr(runner, "toolchain_binds",
-                        lambda: ["--ro-bind", "/nonexistent-toolchain", "/usr"])
+    monkeypatch.setattr(
+        runner, "toolchain_binds", lambda: ["--ro-bind", "/nonexistent-toolchain", "/usr"]
+    )
     with pytest.raises(runner.SandboxError, match="bwrap"):
         run(["/bin/true"], limits=FAST)

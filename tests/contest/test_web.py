@@ -72,21 +72,25 @@ def test_aes_submission_is_judged_published_and_broken(make_app, database):
 
     # own challenge refused
     token = csrf_token(owner, f"/contest/challenges/{name}")
-    refused = owner.post(f"/contest/challenges/{name}/break",
-                         data={"key": AES_KEY, "csrf_token": token})
+    refused = owner.post(
+        f"/contest/challenges/{name}/break", data={"key": AES_KEY, "csrf_token": token}
+    )
     assert refused.status_code == 403 and "own challenge" in refused.get_data(as_text=True)
 
     attacker = second_user(aes_app)
     token = csrf_token(attacker, f"/contest/challenges/{name}")
-    wrong = attacker.post(f"/contest/challenges/{name}/break",
-                          data={"key": "00" * 16, "csrf_token": token})
+    wrong = attacker.post(
+        f"/contest/challenges/{name}/break", data={"key": "00" * 16, "csrf_token": token}
+    )
     assert wrong.status_code == 422 and "not the key" in wrong.get_data(as_text=True)
     with clock.moved(timedelta(days=1)):
-        right = attacker.post(f"/contest/challenges/{name}/break",
-                              data={"key": AES_KEY.upper(), "csrf_token": token})
+        right = attacker.post(
+            f"/contest/challenges/{name}/break", data={"key": AES_KEY.upper(), "csrf_token": token}
+        )
     assert right.status_code == 302
-    again = attacker.post(f"/contest/challenges/{name}/break",
-                          data={"key": AES_KEY, "csrf_token": token})
+    again = attacker.post(
+        f"/contest/challenges/{name}/break", data={"key": AES_KEY, "csrf_token": token}
+    )
     assert again.status_code == 409
 
     bananas = anon.get("/contest/bananas").get_data(as_text=True)
@@ -144,11 +148,15 @@ def test_ecdsa_api_submit_status_and_break(make_app, database):
     headers = {"Authorization": f"Bearer {token}"}
     api = app.test_client()
     public = p256.encode_point(p256.public_key(ECDSA_D)).hex()
-    body = {"source": (SAMPLES / "ecdsa_sample.c").read_text(), "public_key": public,
-            "proof": p256.schnorr_prove(ECDSA_D).hex()}
+    body = {
+        "source": (SAMPLES / "ecdsa_sample.c").read_text(),
+        "public_key": public,
+        "proof": p256.schnorr_prove(ECDSA_D).hex(),
+    }
 
-    bad = api.post("/contest/api/submit", json=dict(body, proof=p256.schnorr_prove(5).hex()),
-                   headers=headers)
+    bad = api.post(
+        "/contest/api/submit", json=dict(body, proof=p256.schnorr_prove(5).hex()), headers=headers
+    )
     assert bad.status_code == 422 and bad.json["error"] == "invalid_key"
 
     made = api.post("/contest/api/submit", json=body, headers=headers)
@@ -170,26 +178,35 @@ def test_ecdsa_api_submit_status_and_break(make_app, database):
     attacker = second_user(app)
     attacker_headers = {"Authorization": f"Bearer {api_token(attacker)}"}
     name = made.json["name"]
-    wrong = api.post(f"/contest/api/challenges/{name}/break", json={"key": "01" * 32},
-                     headers=attacker_headers)
+    wrong = api.post(
+        f"/contest/api/challenges/{name}/break", json={"key": "01" * 32}, headers=attacker_headers
+    )
     assert wrong.status_code == 422
-    right = api.post(f"/contest/api/challenges/{name}/break",
-                     json={"key": f"{ECDSA_D:064x}"}, headers=attacker_headers)
+    right = api.post(
+        f"/contest/api/challenges/{name}/break",
+        json={"key": f"{ECDSA_D:064x}"},
+        headers=attacker_headers,
+    )
     assert right.status_code == 201 and right.json["broken"] is True
-    own = api.post(f"/contest/api/challenges/{name}/break", json={"key": f"{ECDSA_D:064x}"},
-                   headers=headers)
+    own = api.post(
+        f"/contest/api/challenges/{name}/break", json={"key": f"{ECDSA_D:064x}"}, headers=headers
+    )
     assert own.status_code == 403
 
 
 def test_break_after_final_deadline_and_submit_after_posting_deadline(make_app):
     now = datetime.now(UTC)
-    app = make_app(contest_kind="aes", contest_final_deadline=(now + timedelta(days=2))
-                   .isoformat(), contest_posting_deadline=(now + timedelta(days=1)).isoformat(),
-                   **FAST)
+    app = make_app(
+        contest_kind="aes",
+        contest_final_deadline=(now + timedelta(days=2)).isoformat(),
+        contest_posting_deadline=(now + timedelta(days=1)).isoformat(),
+        **FAST,
+    )
     owner = app.test_client()
     login(owner, app, "designer@example.org", nickname="designer")
-    assert submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(),
-                       key=AES_KEY).status_code == 302
+    assert (
+        submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY).status_code == 302
+    )
     with app.app_context():
         name = db.session().scalar(select(Challenge.name))
     attacker = second_user(app)
@@ -198,8 +215,9 @@ def test_break_after_final_deadline_and_submit_after_posting_deadline(make_app):
     late = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
     assert late.status_code == 403 and "posting deadline" in late.get_data(as_text=True)
     clock.travel(timedelta(days=1))
-    refused = attacker.post(f"/contest/challenges/{name}/break",
-                            data={"key": AES_KEY, "csrf_token": token})
+    refused = attacker.post(
+        f"/contest/challenges/{name}/break", data={"key": AES_KEY, "csrf_token": token}
+    )
     assert refused.status_code == 403 and "contest is over" in refused.get_data(as_text=True)
     with app.app_context():
         session = db.session()
@@ -228,21 +246,26 @@ def test_lost_job_is_retried_once_then_failed(aes_app):
         from clubstack.core.accounts.models import User
 
         user = session.scalar(select(User))
-        c = challenges.submit(session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(),
-                              key=AES_KEY)
+        c = challenges.submit(
+            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
+        )
         session.commit()  # stored and queued, but no worker ever answers
         requeued: list[str] = []
         now = clock.utcnow()
         # waiting in a long queue is not being lost
-        assert challenges.reap_lost_jobs(session, conf, requeued.append,
-                                         now=now + 3 * timeout) == (0, 0)
+        assert challenges.reap_lost_jobs(session, conf, requeued.append, now=now + 3 * timeout) == (
+            0,
+            0,
+        )
         challenges.record_progress(session, c.id, "started", now=now)  # a worker took it
-        assert challenges.reap_lost_jobs(session, conf, lambda ch: requeued.append(ch.name),
-                                         now=now + timeout) == (1, 0)
+        assert challenges.reap_lost_jobs(
+            session, conf, lambda ch: requeued.append(ch.name), now=now + timeout
+        ) == (1, 0)
         assert requeued == [c.name] and c.attempts == 2 and c.status == "filtered"
         challenges.record_progress(session, c.id, "started", now=now + timeout)
-        assert challenges.reap_lost_jobs(session, conf, requeued.append,
-                                         now=now + 2 * timeout + timedelta(minutes=1)) == (0, 1)
+        assert challenges.reap_lost_jobs(
+            session, conf, requeued.append, now=now + 2 * timeout + timedelta(minutes=1)
+        ) == (0, 1)
         assert c.status == "failed" and "retried once" in c.failure
 
 
@@ -254,10 +277,12 @@ def test_queue_position_and_maintenance_job(aes_app):
         from clubstack.core.accounts.models import User
 
         user = session.scalar(select(User))
-        first = challenges.submit(session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(),
-                                  key=AES_KEY)
-        second = challenges.submit(session, user, conf,
-                                   (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+        first = challenges.submit(
+            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
+        )
+        second = challenges.submit(
+            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
+        )
         session.commit()
         assert challenges.queue_position(session, first) == 1
         assert challenges.queue_position(session, second) == 2
@@ -272,8 +297,9 @@ def test_queue_position_and_maintenance_job(aes_app):
 
 
 def test_rules_page_follows_settings(make_app):
-    app = make_app(contest_kind="ecdsa", contest_run_memory_bytes=12_345_678,
-                   contest_title="Test edition")
+    app = make_app(
+        contest_kind="ecdsa", contest_run_memory_bytes=12_345_678, contest_title="Test edition"
+    )
     page = app.test_client().get("/contest/rules").get_data(as_text=True)
     assert "Test edition" in page and "12345678 bytes of RAM" in page
     assert "ECDSA_256_sign" in page and "gmp.h" in page
@@ -337,8 +363,15 @@ def test_the_sandbox_queues_carry_checked_json_only(make_app, monkeypatch, store
     answers = answers_queue()
     from clubstack.contest.tasks import execute
 
-    execute(7, {"kind": "aes", "source": "int x;", "inputs": ["00" * 16],
-                "limits": dataclasses.asdict(ContestLimits())})
+    execute(
+        7,
+        {
+            "kind": "aes",
+            "source": "int x;",
+            "inputs": ["00" * 16],
+            "limits": dataclasses.asdict(ContestLimits()),
+        },
+    )
     raw = queue.storage.dequeue()
     assert raw.startswith(b"{") and b"contest.execute" in raw
     assert json.loads(raw)["message"]["args"][0] == 7
@@ -348,11 +381,20 @@ def test_the_sandbox_queues_carry_checked_json_only(make_app, monkeypatch, store
         def __reduce__(self):
             return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
 
-    for bad in (pickle.dumps(Boom()), b'{"message": {"id": "x", "name": "core.anything",'
-                b' "args": [], "kwargs": {}}}',
-                json.dumps({"message": {"id": "y", "name": "contest.conclude",
-                                        "args": [1, {"stage": "tested", "cpu_ns": "1"}],
-                                        "kwargs": {}}}).encode()):
+    for bad in (
+        pickle.dumps(Boom()),
+        b'{"message": {"id": "x", "name": "core.anything", "args": [], "kwargs": {}}}',
+        json.dumps(
+            {
+                "message": {
+                    "id": "y",
+                    "name": "contest.conclude",
+                    "args": [1, {"stage": "tested", "cpu_ns": "1"}],
+                    "kwargs": {},
+                }
+            }
+        ).encode(),
+    ):
         answers.storage.enqueue(bad, 0)
         with pytest.raises(InvalidMessage):
             answers.dequeue()
@@ -390,9 +432,12 @@ def test_one_member_cannot_starve_the_others(make_app, monkeypatch):
     with app.app_context():
         session = db.session()
         first = session.get(Challenge, queued[0])
-        challenges.record_answer(session, first.id, {"stage": "compile_failed",
-                                                     "message": "x"}, service_settings(
-            ContestSettings))
+        challenges.record_answer(
+            session,
+            first.id,
+            {"stage": "compile_failed", "message": "x"},
+            service_settings(ContestSettings),
+        )
         following = challenges.release_next(session, first.owner_id)
         assert following is not None and owners[following.id] == "busy"
         assert challenges.release_next(session, first.owner_id) is None
@@ -406,8 +451,9 @@ def test_submissions_wait_for_the_start(make_app):
     early = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
     assert early.status_code == 403 and "submissions open on" in early.get_data(as_text=True)
     clock.travel(timedelta(hours=3))
-    assert submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(),
-                       key=AES_KEY).status_code == 302
+    assert (
+        submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY).status_code == 302
+    )
 
 
 def test_the_site_worker_drains_the_answers_queue_in_its_own_thread(make_app, monkeypatch):
@@ -451,8 +497,13 @@ def test_a_lying_submission_is_published_with_the_kernel_measured_score(make_app
     with app.app_context():
         honest, liar = db.session().scalars(select(Challenge).order_by(Challenge.id)).all()
         assert liar.mean_cpu_ns > 1000 and liar.mean_ram_bytes > 16 * 1024
-        kernel = scoring.performance(liar.object_size, conf.object_bytes, liar.mean_ram_bytes,
-                                     conf.run_memory_bytes, liar.mean_cpu_ns / 1e9,
-                                     conf.call_cpu_seconds)
+        kernel = scoring.performance(
+            liar.object_size,
+            conf.object_bytes,
+            liar.mean_ram_bytes,
+            conf.run_memory_bytes,
+            liar.mean_cpu_ns / 1e9,
+            conf.call_cpu_seconds,
+        )
         assert liar.performance == pytest.approx(kernel, abs=1e-3)  # stored as int ns, bytes
         assert liar.performance < honest.performance + 1.5  # not twice the honest score

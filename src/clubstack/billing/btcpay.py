@@ -69,8 +69,9 @@ class GreenfieldClient:
             raise ProviderError()
         return data
 
-    def create_invoice(self, amount: str, currency: str, *, order_id: str, buyer_email: str,
-                       redirect_url: str) -> dict[str, Any]:
+    def create_invoice(
+        self, amount: str, currency: str, *, order_id: str, buyer_email: str, redirect_url: str
+    ) -> dict[str, Any]:
         body = {
             "amount": amount,
             "currency": currency,
@@ -91,12 +92,16 @@ class GreenfieldClient:
         return self._answer(response)
 
 
-def start_invoice(session: Session, user_id: int, email: str, amount_cents: int, *,
-                  redirect_url: str) -> Payment:
+def start_invoice(
+    session: Session, user_id: int, email: str, amount_cents: int, *, redirect_url: str
+) -> Payment:
     """Create the payment and its invoice; the member is sent to `payment.checkout_url`."""
     payment = new_payment(session, user_id, PROVIDER, amount_cents)
     invoice = GreenfieldClient().create_invoice(
-        plain_amount(amount_cents), payment.currency, order_id=payment.id, buyer_email=email,
+        plain_amount(amount_cents),
+        payment.currency,
+        order_id=payment.id,
+        buyer_email=email,
         redirect_url=redirect_url.replace("{PAYMENT_ID}", payment.id),
     )
     if not invoice.get("id") or not invoice.get("checkoutLink"):
@@ -162,7 +167,9 @@ def apply_invoice(session: Session, payment: Payment, invoice: dict[str, Any]) -
     if status in CREDIT_STATUSES:
         if payment.credited_cents == 0:
             ledger.credit(
-                session, payment.user_id, payment.amount_cents,
+                session,
+                payment.user_id,
+                payment.amount_cents,
                 reason=f"Bitcoin payment {format_money(payment.amount_cents)}",
                 reference=f"btcpay:{payment.external_id}",
                 idempotency_key=f"btcpay:credit:{payment.external_id}:{payment.rewinds}",
@@ -190,7 +197,10 @@ def rewind_credit(session: Session, payment: Payment) -> None:
     """A double-spent (Invalid) invoice: take the credit back and tell the member."""
     amount = payment.credited_cents
     ledger.record(
-        session, payment.user_id, -amount, kind="rewind",
+        session,
+        payment.user_id,
+        -amount,
+        kind="rewind",
         reason=f"Bitcoin payment {format_money(amount)} was invalid (double-spend); "
         "credit taken back",
         reference=f"btcpay:{payment.external_id}",
@@ -223,17 +233,25 @@ def poll_unresolved(session: Session, older_than: timedelta = timedelta(minutes=
     if not billing_settings().btcpay_enabled:
         return 0
     cutoff = utcnow() - older_than
-    ids = list(session.scalars(
-        select(Payment.id).where(
-            Payment.provider == PROVIDER, Payment.status.in_(UNRESOLVED),
-            Payment.external_id.is_not(None), Payment.created_at <= cutoff,
-        ).order_by(Payment.created_at)
-    ))
+    ids = list(
+        session.scalars(
+            select(Payment.id)
+            .where(
+                Payment.provider == PROVIDER,
+                Payment.status.in_(UNRESOLVED),
+                Payment.external_id.is_not(None),
+                Payment.created_at <= cutoff,
+            )
+            .order_by(Payment.created_at)
+        )
+    )
     client = GreenfieldClient()
     changed = 0
     for payment_id in ids:
         payment = session.scalar(
-            select(Payment).where(Payment.id == payment_id).with_for_update()
+            select(Payment)
+            .where(Payment.id == payment_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         if payment is None or payment.status not in UNRESOLVED or payment.external_id is None:
@@ -258,8 +276,11 @@ def clean_expired(session: Session) -> int:
     cutoff = utcnow() - timedelta(days=days)
     result = session.execute(
         delete(Payment).where(
-            Payment.provider == PROVIDER, Payment.status == "expired",
-            Payment.credited_cents == 0, Payment.rewinds == 0, Payment.updated_at <= cutoff,
+            Payment.provider == PROVIDER,
+            Payment.status == "expired",
+            Payment.credited_cents == 0,
+            Payment.rewinds == 0,
+            Payment.updated_at <= cutoff,
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

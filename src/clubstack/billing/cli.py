@@ -60,14 +60,18 @@ def balance_cmd(email: str) -> None:
 
 
 @billing_cli.command(
-    "credit", context_settings={"ignore_unknown_options": True},
+    "credit",
+    context_settings={"ignore_unknown_options": True},
     short_help="Credit (or, negative, debit) an amount with a note.",
 )
 @click.argument("email")
 @click.argument("amount")
 @click.option("--note", required=True, help="Why (shown to the member in the ledger).")
-@click.option("--key", default=None,
-              help="Idempotency key; running the command again with it books nothing twice.")
+@click.option(
+    "--key",
+    default=None,
+    help="Idempotency key; running the command again with it books nothing twice.",
+)
 def credit_cmd(email: str, amount: str, note: str, key: str | None) -> None:
     """Credit AMOUNT (e.g. 20.00; negative such as -5.00 for a debit) to the member EMAIL."""
     _open()
@@ -83,8 +87,14 @@ def credit_cmd(email: str, amount: str, note: str, key: str | None) -> None:
     try:
         with session_scope() as session:
             user = _member(session, email)
-            entry = ledger.adjust(session, user.id, cents, note=note, by_user_id=None,  # type: ignore[attr-defined]
-                                  idempotency_key=f"cli:{key or random_id()}")
+            entry = ledger.adjust(
+                session,
+                user.id,
+                cents,
+                note=note,
+                by_user_id=None,  # type: ignore[attr-defined]
+                idempotency_key=f"cli:{key or random_id()}",
+            )
             after = entry.balance_after_cents
     except ClubError as error:
         details = "; ".join(getattr(error, "fields", {}).values()) or error.message
@@ -113,9 +123,11 @@ def ledger_cmd(email: str, as_csv: bool) -> None:
                 writer.writerow([reports._safe_cell(c) for c in row])
             return
         for e in iter_entries(session, flt):
-            click.echo(f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} "
-                       f"{format_money(e.amount_cents):>14} "
-                       f"{format_money(e.balance_after_cents):>14}  {e.reason}")
+            click.echo(
+                f"{e.created_at:%Y-%m-%d %H:%M} {e.kind:<10} "
+                f"{format_money(e.amount_cents):>14} "
+                f"{format_money(e.balance_after_cents):>14}  {e.reason}"
+            )
 
 
 @billing_cli.command("check")

@@ -36,8 +36,16 @@ from clubstack.core.clock import utcnow
 from clubstack.core.errors import InputError
 
 __all__ = [
-    "LedgerEntry", "adjust", "balance", "charge", "check_balances", "credit", "entries",
-    "rebuild_balance", "record", "runway",
+    "LedgerEntry",
+    "adjust",
+    "balance",
+    "charge",
+    "check_balances",
+    "credit",
+    "entries",
+    "rebuild_balance",
+    "record",
+    "runway",
 ]
 
 
@@ -72,7 +80,12 @@ def charge(
     if not isinstance(amount_cents, int) or amount_cents < 0:
         raise InputError(fields={"amount_cents": "A charge is a whole number of cents, >= 0."})
     return record(
-        session, user_id, -amount_cents, kind="usage", reason=reason, reference=reference,
+        session,
+        user_id,
+        -amount_cents,
+        kind="usage",
+        reason=reason,
+        reference=reference,
         idempotency_key=idempotency_key,
     )
 
@@ -91,8 +104,14 @@ def credit(
     if amount_cents <= 0:
         raise InputError(fields={"amount_cents": "A payment adds a positive amount."})
     return record(
-        session, user_id, amount_cents, kind="payment", reason=reason, reference=reference,
-        idempotency_key=idempotency_key, payment_id=payment_id,
+        session,
+        user_id,
+        amount_cents,
+        kind="payment",
+        reason=reason,
+        reference=reference,
+        idempotency_key=idempotency_key,
+        payment_id=payment_id,
     )
 
 
@@ -112,9 +131,14 @@ def adjust(
     if amount_cents == 0:
         raise InputError(fields={"amount": "The amount cannot be zero."})
     return record(
-        session, user_id, amount_cents, kind="adjustment", reason=note,
+        session,
+        user_id,
+        amount_cents,
+        kind="adjustment",
+        reason=note,
         reference=f"admin:{by_user_id}" if by_user_id is not None else "admin:cli",
-        idempotency_key=idempotency_key, created_by_id=by_user_id,
+        idempotency_key=idempotency_key,
+        created_by_id=by_user_id,
     )
 
 
@@ -165,9 +189,16 @@ def record(
     now = utcnow()
     after = account.balance_cents + amount_cents
     entry = LedgerEntry(
-        user_id=user_id, amount_cents=amount_cents, balance_after_cents=after, kind=kind,
-        reason=reason, reference=reference, idempotency_key=key, payment_id=payment_id,
-        created_by_id=created_by_id, created_at=now,
+        user_id=user_id,
+        amount_cents=amount_cents,
+        balance_after_cents=after,
+        kind=kind,
+        reason=reason,
+        reference=reference,
+        idempotency_key=key,
+        payment_id=payment_id,
+        created_by_id=created_by_id,
+        created_at=now,
     )
     session.add(entry)
     try:
@@ -209,7 +240,10 @@ def _ensure_account(session: Session, user_id: int) -> None:
     shared-then-exclusive lock upgrade that deadlocks three racing inserts.
     """
     values = {
-        "user_id": user_id, "balance_cents": 0, "entry_count": 0, "notified_state": "OK",
+        "user_id": user_id,
+        "balance_cents": 0,
+        "entry_count": 0,
+        "notified_state": "OK",
         "updated_at": utcnow(),
     }
     table = cast(Table, BillingAccount.__table__)
@@ -221,8 +255,8 @@ def _ensure_account(session: Session, user_id: int) -> None:
         upsert = mysql_insert(table).values(**values)
         stmt = upsert.on_duplicate_key_update(user_id=upsert.inserted.user_id)
     else:
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(
-            index_elements=["user_id"]
+        stmt = (
+            sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=["user_id"])
         )
     session.execute(stmt)
 
@@ -261,7 +295,11 @@ def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa:
 
 
 def entries(
-    session: Session, flt: EntryFilter, *, limit: int | None = 100, offset: int = 0,
+    session: Session,
+    flt: EntryFilter,
+    *,
+    limit: int | None = 100,
+    offset: int = 0,
     newest_first: bool = True,
 ) -> list[LedgerEntry]:
     query = _filtered(select(LedgerEntry), flt)
@@ -280,10 +318,14 @@ def iter_entries(session: Session, flt: EntryFilter, batch: int = 1000) -> Itera
     """Every matching entry, oldest first, in batches (exports of large ledgers)."""
     last = 0
     while True:
-        chunk = list(session.scalars(
-            _filtered(select(LedgerEntry), flt).where(LedgerEntry.id > last)
-            .order_by(LedgerEntry.id).limit(batch)
-        ))
+        chunk = list(
+            session.scalars(
+                _filtered(select(LedgerEntry), flt)
+                .where(LedgerEntry.id > last)
+                .order_by(LedgerEntry.id)
+                .limit(batch)
+            )
+        )
         if not chunk:
             return
         yield from chunk
@@ -302,14 +344,16 @@ def ledger_sum(session: Session, user_id: int) -> int:
 
 def check_balances(session: Session) -> list[tuple[int, int, int]]:
     """(user_id, cached, ledger) for every account whose cached balance disagrees."""
-    sums = dict(session.execute(
-        select(LedgerEntry.user_id, func.sum(LedgerEntry.amount_cents)).group_by(
-            LedgerEntry.user_id
-        )
-    ).all())
-    cached = dict(session.execute(
-        select(BillingAccount.user_id, BillingAccount.balance_cents)
-    ).all())
+    sums = dict(
+        session.execute(
+            select(LedgerEntry.user_id, func.sum(LedgerEntry.amount_cents)).group_by(
+                LedgerEntry.user_id
+            )
+        ).all()
+    )
+    cached = dict(
+        session.execute(select(BillingAccount.user_id, BillingAccount.balance_cents)).all()
+    )
     wrong = []
     for user_id in sorted(set(sums) | set(cached)):
         real = int(sums.get(user_id) or 0)
@@ -323,9 +367,7 @@ def rebuild_balance(session: Session, user_id: int) -> int:
     """Set the cached balance from the ledger (after `check_balances` found a difference)."""
     _ensure_account(session, user_id)
     real = ledger_sum(session, user_id)
-    count = session.scalar(
-        select(func.count(LedgerEntry.id)).where(LedgerEntry.user_id == user_id)
-    )
+    count = session.scalar(select(func.count(LedgerEntry.id)).where(LedgerEntry.user_id == user_id))
     session.execute(
         update(BillingAccount)
         .where(BillingAccount.user_id == user_id)

@@ -17,8 +17,15 @@ EntryId = BigInteger().with_variant(Integer, "sqlite")
 
 KINDS = ("payment", "usage", "refund", "dispute", "rewind", "adjustment")
 PAYMENT_STATUSES = (
-    "new", "processing", "paid", "expired", "invalid", "refunded", "partially_refunded",
-    "disputed", "failed",
+    "new",
+    "processing",
+    "paid",
+    "expired",
+    "invalid",
+    "refunded",
+    "partially_refunded",
+    "disputed",
+    "failed",
 )
 UNRESOLVED = ("new", "processing")
 
@@ -58,9 +65,7 @@ class LedgerEntry(Base):
     reason: Mapped[str] = mapped_column(String(255))
     reference: Mapped[str] = mapped_column(String(128), default="")
     idempotency_key: Mapped[str] = mapped_column(String(191), unique=True)
-    payment_id: Mapped[str | None] = mapped_column(
-        ForeignKey("billing_payments.id"), index=True
-    )
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("billing_payments.id"), index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -42,8 +42,11 @@ def check_purchase(provider: str, amount_cents: int) -> None:
 def new_payment(session: Session, user_id: int, provider: str, amount_cents: int) -> Payment:
     check_purchase(provider, amount_cents)
     payment = Payment(
-        user_id=user_id, provider=provider, amount_cents=amount_cents,
-        currency=billing_settings().currency, status="new",
+        user_id=user_id,
+        provider=provider,
+        amount_cents=amount_cents,
+        currency=billing_settings().currency,
+        status="new",
     )
     session.add(payment)
     session.flush()
@@ -82,8 +85,13 @@ def first_delivery(session: Session, provider: str, event_id: str, event_type: s
     The record commits with whatever the event changes, so an event whose handling failed
     (and rolled back) is handled again when the provider retries it.
     """
-    values = {"provider": provider, "event_id": event_id[:128], "event_type": event_type[:64],
-              "outcome": "", "received_at": utcnow()}
+    values = {
+        "provider": provider,
+        "event_id": event_id[:128],
+        "event_type": event_type[:64],
+        "outcome": "",
+        "received_at": utcnow(),
+    }
     table = cast(Table, WebhookEvent.__table__)
     dialect = session.get_bind().dialect.name
     stmt: Insert
@@ -98,7 +106,10 @@ def first_delivery(session: Session, provider: str, event_id: str, event_type: s
 
 
 def set_outcome(session: Session, provider: str, event_id: str, outcome: str) -> None:
-    event = session.scalar(select(WebhookEvent).where(
-        WebhookEvent.provider == provider, WebhookEvent.event_id == event_id[:128]))
+    event = session.scalar(
+        select(WebhookEvent).where(
+            WebhookEvent.provider == provider, WebhookEvent.event_id == event_id[:128]
+        )
+    )
     if event is not None:
         event.outcome = outcome[:64]

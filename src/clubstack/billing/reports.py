@@ -17,8 +17,18 @@ from clubstack.billing.money import plain_amount
 from clubstack.core.accounts.models import User
 
 CSV_COLUMNS = [
-    "id", "created_at", "email", "kind", "amount", "amount_cents", "balance_after_cents",
-    "reason", "reference", "idempotency_key", "payment_id", "made_by",
+    "id",
+    "created_at",
+    "email",
+    "kind",
+    "amount",
+    "amount_cents",
+    "balance_after_cents",
+    "reason",
+    "reference",
+    "idempotency_key",
+    "payment_id",
+    "made_by",
 ]
 
 
@@ -49,19 +59,36 @@ SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-def overview(session: Session, *, sort: str = "balance", page: int = 1, per_page: int = 100,
-             search: str | None = None) -> Overview:
+def overview(
+    session: Session,
+    *,
+    sort: str = "balance",
+    page: int = 1,
+    per_page: int = 100,
+    search: str | None = None,
+) -> Overview:
     """Totals over all accounts and one page of accounts with their cached balances."""
-    totals = session.execute(select(
-        func.count(BillingAccount.user_id),
-        func.coalesce(func.sum(BillingAccount.balance_cents), 0),
-        func.coalesce(func.sum(case((BillingAccount.balance_cents < 0,
-                                     BillingAccount.balance_cents), else_=0)), 0),
-        func.coalesce(func.sum(case((BillingAccount.balance_cents < 0, 1), else_=0)), 0),
-    )).one()
+    totals = session.execute(
+        select(
+            func.count(BillingAccount.user_id),
+            func.coalesce(func.sum(BillingAccount.balance_cents), 0),
+            func.coalesce(
+                func.sum(
+                    case((BillingAccount.balance_cents < 0, BillingAccount.balance_cents), else_=0)
+                ),
+                0,
+            ),
+            func.coalesce(func.sum(case((BillingAccount.balance_cents < 0, 1), else_=0)), 0),
+        )
+    ).one()
     query = select(
-        BillingAccount.user_id, User.email, User.nickname, BillingAccount.balance_cents,
-        BillingAccount.entry_count, BillingAccount.empty_since, BillingAccount.notified_state,
+        BillingAccount.user_id,
+        User.email,
+        User.nickname,
+        BillingAccount.balance_cents,
+        BillingAccount.entry_count,
+        BillingAccount.empty_since,
+        BillingAccount.notified_state,
     ).join(User, User.id == BillingAccount.user_id)
     if search:
         like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -77,8 +104,15 @@ def overview(session: Session, *, sort: str = "balance", page: int = 1, per_page
     return Overview(int(totals[0]), int(totals[1]), -int(totals[2]), int(totals[3]), rows)
 
 
-def payments(session: Session, *, provider: str | None = None, status: str | None = None,
-             unresolved: bool = False, page: int = 1, per_page: int = 100) -> list[Payment]:
+def payments(
+    session: Session,
+    *,
+    provider: str | None = None,
+    status: str | None = None,
+    unresolved: bool = False,
+    page: int = 1,
+    per_page: int = 100,
+) -> list[Payment]:
     query = select(Payment).options(selectinload(Payment.user))
     if provider:
         query = query.where(Payment.provider == provider)
@@ -93,9 +127,14 @@ def payments(session: Session, *, provider: str | None = None, status: str | Non
 def payment_summary(session: Session) -> list[tuple[str, str, int, int]]:
     """(provider, status, count, cents) over all payments."""
     rows = session.execute(
-        select(Payment.provider, Payment.status, func.count(Payment.id),
-               func.coalesce(func.sum(Payment.amount_cents), 0))
-        .group_by(Payment.provider, Payment.status).order_by(Payment.provider, Payment.status)
+        select(
+            Payment.provider,
+            Payment.status,
+            func.count(Payment.id),
+            func.coalesce(func.sum(Payment.amount_cents), 0),
+        )
+        .group_by(Payment.provider, Payment.status)
+        .order_by(Payment.provider, Payment.status)
     )
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
@@ -108,7 +147,8 @@ def adjustments(session: Session, limit: int = 200) -> list[tuple[LedgerEntry, s
         .join(User, User.id == LedgerEntry.user_id)
         .outerjoin(maker, maker.c.id == LedgerEntry.created_by_id)
         .where(LedgerEntry.kind == "adjustment")
-        .order_by(LedgerEntry.id.desc()).limit(limit)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
     )
     return [(r[0], r[1], r[2] or "cli") for r in rows]
 
@@ -131,9 +171,17 @@ def csv_rows(session: Session, flt: EntryFilter) -> Iterator[list[str]]:
         emails.update(_emails(session, missing - set(emails)))
         for e in batch:
             yield [
-                str(e.id), e.created_at.isoformat(), emails.get(e.user_id, ""), e.kind,
-                plain_amount(e.amount_cents), str(e.amount_cents), str(e.balance_after_cents),
-                e.reason, e.reference, e.idempotency_key, e.payment_id or "",
+                str(e.id),
+                e.created_at.isoformat(),
+                emails.get(e.user_id, ""),
+                e.kind,
+                plain_amount(e.amount_cents),
+                str(e.amount_cents),
+                str(e.balance_after_cents),
+                e.reason,
+                e.reference,
+                e.idempotency_key,
+                e.payment_id or "",
                 emails.get(e.created_by_id, "") if e.created_by_id else "",
             ]
         batch.clear()

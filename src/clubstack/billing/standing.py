@@ -144,9 +144,9 @@ def send_warnings(session: Session, now: datetime) -> int:
     two workers running the job at once send it once; a failed mail un-claims it for a retry.
     """
     sent = 0
-    user_ids = list(session.scalars(
-        select(BillingAccount.user_id).order_by(BillingAccount.user_id)
-    ))
+    user_ids = list(
+        session.scalars(select(BillingAccount.user_id).order_by(BillingAccount.user_id))
+    )
     for user_id in user_ids:
         account = session.get(BillingAccount, user_id, populate_existing=True)
         if account is None:
@@ -157,8 +157,9 @@ def send_warnings(session: Session, now: datetime) -> int:
             # Credit came in (or burn went down): later descents are announced again.
             session.execute(
                 update(BillingAccount)
-                .where(BillingAccount.user_id == user_id,
-                       BillingAccount.notified_state == before.value)
+                .where(
+                    BillingAccount.user_id == user_id, BillingAccount.notified_state == before.value
+                )
                 .values(notified_state=info.state.value)
             )
             session.commit()
@@ -167,8 +168,7 @@ def send_warnings(session: Session, now: datetime) -> int:
             continue  # nothing new, or nothing running that the announcement would be about
         claimed = session.execute(
             update(BillingAccount)
-            .where(BillingAccount.user_id == user_id,
-                   BillingAccount.notified_state == before.value)
+            .where(BillingAccount.user_id == user_id, BillingAccount.notified_state == before.value)
             .values(notified_state=info.state.value, notified_at=now)
         )
         session.commit()

@@ -51,7 +51,12 @@ def client() -> stripe.StripeClient:
 
 
 def start_checkout(
-    session: Session, user_id: int, email: str, amount_cents: int, *, success_url: str,
+    session: Session,
+    user_id: int,
+    email: str,
+    amount_cents: int,
+    *,
+    success_url: str,
     cancel_url: str,
 ) -> Payment:
     """Create the payment and its Checkout Session; the member is sent to `payment.checkout_url`.
@@ -64,14 +69,16 @@ def start_checkout(
         checkout = client().v1.checkout.sessions.create(
             params={
                 "mode": "payment",
-                "line_items": [{
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": payment.currency.lower(),
-                        "unit_amount": amount_cents,
-                        "product_data": {"name": f"{site} credit {format_money(amount_cents)}"},
-                    },
-                }],
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": payment.currency.lower(),
+                            "unit_amount": amount_cents,
+                            "product_data": {"name": f"{site} credit {format_money(amount_cents)}"},
+                        },
+                    }
+                ],
                 "success_url": success_url.replace("{PAYMENT_ID}", payment.id),
                 "cancel_url": cancel_url.replace("{PAYMENT_ID}", payment.id),
                 "client_reference_id": payment.id,
@@ -100,7 +107,9 @@ def verify(payload: bytes, signature: str | None) -> Any:
         raise WebhookRejected("Stripe webhooks are not configured.")
     try:
         return stripe.Webhook.construct_event(
-            payload, signature or "", settings.stripe_webhook_secret.get_secret_value(),
+            payload,
+            signature or "",
+            settings.stripe_webhook_secret.get_secret_value(),
             tolerance=settings.stripe_webhook_tolerance,
         )
     except stripe.SignatureVerificationError as error:
@@ -129,14 +138,17 @@ def _completed(session: Session, obj: dict[str, Any]) -> str:
         return "unknown-session"
     if obj.get("payment_status") != "paid":
         return "not-paid"
-    if obj.get("amount_total") != payment.amount_cents or str(
-        obj.get("currency", "")
-    ).upper() != payment.currency:
+    if (
+        obj.get("amount_total") != payment.amount_cents
+        or str(obj.get("currency", "")).upper() != payment.currency
+    ):
         log.error("stripe session %s amount does not match payment %s", obj.get("id"), payment.id)
         payment.status = "failed"
         return "amount-mismatch"
     ledger.credit(
-        session, payment.user_id, payment.amount_cents,
+        session,
+        payment.user_id,
+        payment.amount_cents,
         reason=f"Card payment {format_money(payment.amount_cents)}",
         reference=f"stripe:{payment.external_id}",
         idempotency_key=f"stripe:checkout:{obj.get('id')}",
@@ -178,7 +190,10 @@ def _refunded(session: Session, obj: Any) -> str:
     if delta <= 0:
         return "refund-already-booked"  # an older, smaller cumulative total arrived late
     ledger.record(
-        session, payment.user_id, -delta, kind="refund",
+        session,
+        payment.user_id,
+        -delta,
+        kind="refund",
         reason=f"Card payment refunded {format_money(delta)}",
         reference=f"stripe:{obj.get('id')}",
         idempotency_key=f"stripe:refund:{obj.get('id')}:{total}",
@@ -200,9 +215,13 @@ def _disputed_cents(payment: Payment, obj: Any) -> int:
 def _dispute_debit(session: Session, payment: Payment, obj: Any) -> None:
     cents = _disputed_cents(payment, obj)
     ledger.record(
-        session, payment.user_id, -cents, kind="dispute",
+        session,
+        payment.user_id,
+        -cents,
+        kind="dispute",
         reason=f"Card payment disputed {format_money(cents)}",
-        reference=f"stripe:{obj.get('id')}", idempotency_key=f"stripe:dispute:{obj.get('id')}",
+        reference=f"stripe:{obj.get('id')}",
+        idempotency_key=f"stripe:dispute:{obj.get('id')}",
         payment_id=payment.id,
     )
 
@@ -221,9 +240,13 @@ def _dispute_closed(session: Session, obj: Any) -> str:
     if obj.get("status") != "won":
         return "dispute-lost"
     ledger.record(
-        session, payment.user_id, _disputed_cents(payment, obj), kind="dispute",
+        session,
+        payment.user_id,
+        _disputed_cents(payment, obj),
+        kind="dispute",
         reason="Dispute won, amount restored",
-        reference=f"stripe:{obj.get('id')}", idempotency_key=f"stripe:dispute-won:{obj.get('id')}",
+        reference=f"stripe:{obj.get('id')}",
+        idempotency_key=f"stripe:dispute-won:{obj.get('id')}",
         payment_id=payment.id,
     )
     payment.status = "paid"

@@ -29,8 +29,13 @@ from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import csrf, limiter
 from clubstack.settings import get_settings
 
-bp = Blueprint("billing", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint(
+    "billing",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 PER_PAGE = 50
 
 
@@ -70,8 +75,13 @@ class LedgerQuery(BaseModel):
                 return None
             return datetime.combine(day, time(), UTC) + timedelta(days=plus)
 
-        return EntryFilter(user_id=user_id, kind=self.kind, since=at(self.since),
-                           until=at(self.until, 1), text=(self.q or "").strip() or None)
+        return EntryFilter(
+            user_id=user_id,
+            kind=self.kind,
+            since=at(self.since),
+            until=at(self.until, 1),
+            text=(self.q or "").strip() or None,
+        )
 
 
 def _ledger_query() -> tuple[LedgerQuery, dict[str, str]]:
@@ -100,15 +110,20 @@ def dashboard() -> str:
     before = session.scalar(
         select(LedgerEntry.balance_after_cents)
         .where(LedgerEntry.user_id == user.id, LedgerEntry.created_at < start)
-        .order_by(LedgerEntry.id.desc()).limit(1)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
     )
     if before is None and changes:
         start = min(changes[0][0], end - timedelta(days=1))  # a new member: from the first entry
     chart = balance_svg(balance_points(int(before or 0), list(changes), start, end))
     recent = ledger.entries(session, EntryFilter(user_id=user.id), limit=10)
     return render_template(
-        "billing/dashboard.html", info=info, chart=chart, recent=recent,
-        providers=enabled_providers(), currency=billing_settings().currency,
+        "billing/dashboard.html",
+        info=info,
+        chart=chart,
+        recent=recent,
+        providers=enabled_providers(),
+        currency=billing_settings().currency,
         grace_hours=billing_settings().grace_period_hours,
     )
 
@@ -123,9 +138,16 @@ def ledger_page() -> tuple[str, int]:
     rows = ledger.entries(session, flt, limit=PER_PAGE, offset=(query.page - 1) * PER_PAGE)
     total = ledger.count_entries(session, flt)
     return render_template(
-        "billing/ledger.html", rows=rows, total=total, query=query, errors=errors, kinds=KINDS,
-        args={k: v for k, v in request.args.items() if k != "page"}, per_page=PER_PAGE,
-        balance=ledger.balance(session, user.id), admin_view=None,
+        "billing/ledger.html",
+        rows=rows,
+        total=total,
+        query=query,
+        errors=errors,
+        kinds=KINDS,
+        args={k: v for k, v in request.args.items() if k != "page"},
+        per_page=PER_PAGE,
+        balance=ledger.balance(session, user.id),
+        admin_view=None,
     ), 400 if errors else 200
 
 
@@ -143,8 +165,9 @@ def ledger_csv() -> Response:
     query, errors = _ledger_query()
     if errors:
         raise InputError(fields=errors)
-    return _csv_response(reports.csv_text(db.session(), query.entry_filter(user.id)),
-                         f"ledger-{utcnow():%Y%m%d}.csv")
+    return _csv_response(
+        reports.csv_text(db.session(), query.entry_filter(user.id)), f"ledger-{utcnow():%Y%m%d}.csv"
+    )
 
 
 class BuyForm(BaseModel):
@@ -159,8 +182,10 @@ def buy() -> str | BaseResponse | tuple[str, int]:
     settings = billing_settings()
     providers = enabled_providers()
     context = {
-        "providers": providers, "min_cents": settings.min_payment_cents,
-        "max_cents": settings.max_payment_cents, "step": 10 ** -precision() if precision() else 1,
+        "providers": providers,
+        "min_cents": settings.min_payment_cents,
+        "max_cents": settings.max_payment_cents,
+        "step": 10 ** -precision() if precision() else 1,
     }
     if request.method == "GET":
         return render_template("billing/buy.html", errors={}, form={}, **context)
@@ -177,20 +202,29 @@ def buy() -> str | BaseResponse | tuple[str, int]:
         back = back.removesuffix("X") + "{PAYMENT_ID}"
         if data.provider == "stripe":
             payment = stripe_gateway.start_checkout(
-                session, user.id, user.email, cents, success_url=back + "?returned=1",
+                session,
+                user.id,
+                user.email,
+                cents,
+                success_url=back + "?returned=1",
                 cancel_url=back + "?cancelled=1",
             )
         else:
-            payment = btcpay.start_invoice(session, user.id, user.email, cents,
-                                           redirect_url=back + "?returned=1")
+            payment = btcpay.start_invoice(
+                session, user.id, user.email, cents, redirect_url=back + "?returned=1"
+            )
         session.commit()
     except InputError as error:
         session.rollback()
         return render_template("billing/buy.html", errors=error.fields, form=form, **context), 400
     except ProviderDisabled:
         session.rollback()
-        return render_template("billing/buy.html", form=form, **context,
-                               errors={"provider": "That payment method is not offered."}), 400
+        return render_template(
+            "billing/buy.html",
+            form=form,
+            **context,
+            errors={"provider": "That payment method is not offered."},
+        ), 400
     except ClubError:
         session.rollback()
         raise
@@ -204,22 +238,31 @@ def payment(payment_id: str) -> str:
     user = _user()
     session = db.session()
     item = member_payment(session, user.id, payment_id[:32])
-    linked = ledger.entries(session, EntryFilter(user_id=user.id, payment_id=item.id),
-                            limit=None, newest_first=False)
-    return render_template("billing/payment.html", payment=item, entries=linked,
-                           provider_title=PROVIDERS.get(item.provider, item.provider),
-                           returned="returned" in request.args,
-                           cancelled="cancelled" in request.args)
+    linked = ledger.entries(
+        session, EntryFilter(user_id=user.id, payment_id=item.id), limit=None, newest_first=False
+    )
+    return render_template(
+        "billing/payment.html",
+        payment=item,
+        entries=linked,
+        provider_title=PROVIDERS.get(item.provider, item.provider),
+        returned="returned" in request.args,
+        cancelled="cancelled" in request.args,
+    )
 
 
 @bp.get("/payments")
 @login_required
 def payments() -> str:
     user = _user()
-    rows = list(db.session().scalars(
-        select(Payment).where(Payment.user_id == user.id).order_by(Payment.created_at.desc())
-        .limit(200)
-    ))
+    rows = list(
+        db.session().scalars(
+            select(Payment)
+            .where(Payment.user_id == user.id)
+            .order_by(Payment.created_at.desc())
+            .limit(200)
+        )
+    )
     return render_template("billing/payments.html", rows=rows, providers=PROVIDERS)
 
 
@@ -230,8 +273,10 @@ def api_balance() -> Response:
     session = db.session()
     info = standing(session, user.id, hourly_burn(session, user.id), utcnow())
     return jsonify(
-        balance_cents=info.balance_cents, currency=billing_settings().currency,
-        balance=format_money(info.balance_cents), hourly_burn_cents=info.burn_cents,
+        balance_cents=info.balance_cents,
+        currency=billing_settings().currency,
+        balance=format_money(info.balance_cents),
+        hourly_burn_cents=info.burn_cents,
         runway_seconds=None if info.runway is None else int(info.runway.total_seconds()),
         state=info.state.value,
     )
@@ -275,8 +320,14 @@ def admin_overview() -> str:
     sort = request.args.get("sort", "balance")
     search = (request.args.get("q") or "").strip()[:100] or None
     data = reports.overview(db.session(), sort=sort, page=page, search=search)
-    return render_template("billing/admin_overview.html", data=data, page=page, sort=sort,
-                           q=search or "", summary=reports.payment_summary(db.session()))
+    return render_template(
+        "billing/admin_overview.html",
+        data=data,
+        page=page,
+        sort=sort,
+        q=search or "",
+        summary=reports.payment_summary(db.session()),
+    )
 
 
 @bp.get("/admin/accounts/<int:user_id>")
@@ -290,9 +341,16 @@ def admin_account(user_id: int) -> tuple[str, int]:
     flt = query.entry_filter(user_id)
     rows = ledger.entries(session, flt, limit=PER_PAGE, offset=(query.page - 1) * PER_PAGE)
     return render_template(
-        "billing/ledger.html", rows=rows, total=ledger.count_entries(session, flt), query=query,
-        errors=errors, kinds=KINDS, args={k: v for k, v in request.args.items() if k != "page"},
-        per_page=PER_PAGE, balance=ledger.balance(session, user_id), admin_view=member,
+        "billing/ledger.html",
+        rows=rows,
+        total=ledger.count_entries(session, flt),
+        query=query,
+        errors=errors,
+        kinds=KINDS,
+        args={k: v for k, v in request.args.items() if k != "page"},
+        per_page=PER_PAGE,
+        balance=ledger.balance(session, user_id),
+        admin_view=member,
     ), 400 if errors else 200
 
 
@@ -302,12 +360,24 @@ def admin_payments() -> str:
     provider = request.args.get("provider") or None
     status = request.args.get("status") or None
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    rows = reports.payments(db.session(), provider=provider if provider in PROVIDERS else None,
-                            status=status if status in PAYMENT_STATUSES else None, page=page)
-    return render_template("billing/admin_payments.html", rows=rows, providers=PROVIDERS,
-                           statuses=PAYMENT_STATUSES, provider=provider, status=status,
-                           page=page, summary=reports.payment_summary(db.session()),
-                           title="Payments", unresolved=False)
+    rows = reports.payments(
+        db.session(),
+        provider=provider if provider in PROVIDERS else None,
+        status=status if status in PAYMENT_STATUSES else None,
+        page=page,
+    )
+    return render_template(
+        "billing/admin_payments.html",
+        rows=rows,
+        providers=PROVIDERS,
+        statuses=PAYMENT_STATUSES,
+        provider=provider,
+        status=status,
+        page=page,
+        summary=reports.payment_summary(db.session()),
+        title="Payments",
+        unresolved=False,
+    )
 
 
 @bp.route("/admin/invoices", methods=["GET", "POST"])
@@ -320,10 +390,19 @@ def admin_invoices() -> str | BaseResponse:
         flash(f"Asked BTCPay Server about open invoices: {changed} changed.", "success")
         return redirect(url_for("billing.admin_invoices"), code=303)
     rows = reports.payments(db.session(), unresolved=True)
-    return render_template("billing/admin_payments.html", rows=rows, providers=PROVIDERS,
-                           statuses=PAYMENT_STATUSES, provider=None, status=None, page=1,
-                           summary=None, title="Unresolved payments", unresolved=True,
-                           btcpay_enabled=billing_settings().btcpay_enabled)
+    return render_template(
+        "billing/admin_payments.html",
+        rows=rows,
+        providers=PROVIDERS,
+        statuses=PAYMENT_STATUSES,
+        provider=None,
+        status=None,
+        page=1,
+        summary=None,
+        title="Unresolved payments",
+        unresolved=True,
+        btcpay_enabled=billing_settings().btcpay_enabled,
+    )
 
 
 class AdjustForm(BaseModel):
@@ -347,8 +426,14 @@ def admin_adjustments() -> str | BaseResponse | tuple[str, int]:
             member = session.scalar(select(User).where(User.email == data.email.strip().lower()))
             if member is None:
                 raise InputError(fields={"email": "No member has this address."})
-            ledger.adjust(session, member.id, cents, note=data.note, by_user_id=_user().id,
-                          idempotency_key=f"admin:{data.key}")
+            ledger.adjust(
+                session,
+                member.id,
+                cents,
+                note=data.note,
+                by_user_id=_user().id,
+                idempotency_key=f"admin:{data.key}",
+            )
             session.commit()
         except InputError as error:
             session.rollback()
@@ -357,8 +442,11 @@ def admin_adjustments() -> str | BaseResponse | tuple[str, int]:
             flash(f"{format_money(cents)} booked for {member.email}.", "success")
             return redirect(url_for("billing.admin_adjustments"), code=303)
     return render_template(
-        "billing/admin_adjustments.html", rows=reports.adjustments(session), errors=errors,
-        form=form, key=random_id(),
+        "billing/admin_adjustments.html",
+        rows=reports.adjustments(session),
+        errors=errors,
+        form=form,
+        key=random_id(),
     ), 400 if errors else 200
 
 
@@ -369,5 +457,7 @@ def admin_ledger_csv() -> Response:
     if errors:
         raise InputError(fields=errors)
     user_id = request.args.get("user", type=int)
-    return _csv_response(reports.csv_text(db.session(), query.entry_filter(user_id)),
-                         f"ledger-all-{utcnow():%Y%m%d}.csv")
+    return _csv_response(
+        reports.csv_text(db.session(), query.entry_filter(user_id)),
+        f"ledger-all-{utcnow():%Y%m%d}.csv",
+    )

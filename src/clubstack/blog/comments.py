@@ -27,8 +27,21 @@ from clubstack.core.db import random_id
 from clubstack.core.errors import ClubError, Forbidden, InputError, NotFound
 from clubstack.core.validation import email_address
 
-ALLOWED_TAGS = {"p", "br", "a", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
-                "del", "hr"}
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "a",
+    "em",
+    "strong",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "del",
+    "hr",
+}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 LINK_REL = "nofollow ugc noopener"
 
@@ -106,13 +119,21 @@ def render_comment(body: str) -> str:
     """Markdown (cmark's safe mode: no raw HTML) then nh3 with a short allow-list; links get
     rel="nofollow ugc noopener" and only http(s)/mailto schemes survive."""
     html = cmarkgfm.markdown_to_html_with_extensions(
-        body, options=Options.CMARK_OPT_DEFAULT,
-        extensions=["autolink", "strikethrough", "tagfilter"])
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"}, link_rel=LINK_REL)
+        body,
+        options=Options.CMARK_OPT_DEFAULT,
+        extensions=["autolink", "strikethrough", "tagfilter"],
+    )
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel=LINK_REL,
+    )
 
 
 # ---------------------------------------------------------------- signed tokens
+
 
 def _signer(secret: str, purpose: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt=f"clubstack-blog-{purpose}")
@@ -126,11 +147,13 @@ def form_token(secret: str, now: datetime | None = None) -> str:
     when it was loaded (for the minimum time to submit) and carries a random nonce, so that
     it posts one comment only (spend_form_token)."""
     return _signer(secret, "form").dumps(
-        {"t": int((now or utcnow()).timestamp()), "n": random_id()})
+        {"t": int((now or utcnow()).timestamp()), "n": random_id()}
+    )
 
 
-def check_form_token(secret: str, token: str, settings: BlogSettings,
-                     now: datetime | None = None) -> str:
+def check_form_token(
+    secret: str, token: str, settings: BlogSettings, now: datetime | None = None
+) -> str:
     """Check signature and age; return the token's nonce."""
     try:
         data = _signer(secret, "form").loads(token)
@@ -151,8 +174,11 @@ def spend_form_token(session: Session, nonce: str, now: datetime) -> None:
     refused = SpamSuspectedError("This form was already sent; reload the page to post again.")
     if session.get(UsedFormToken, nonce) is not None:
         raise refused
-    session.execute(delete(UsedFormToken).where(
-        UsedFormToken.used_at < now - timedelta(seconds=FORM_TOKEN_SECONDS + 60)))
+    session.execute(
+        delete(UsedFormToken).where(
+            UsedFormToken.used_at < now - timedelta(seconds=FORM_TOKEN_SECONDS + 60)
+        )
+    )
     session.add(UsedFormToken(nonce=nonce, used_at=now))
     try:
         session.flush()
@@ -181,7 +207,8 @@ def email_from_unsubscribe_token(session: Session, secret: str, token: str) -> s
     if "e" in data:  # links mailed before subscribers had ids still work
         return str(data["e"])
     subscriber = session.scalar(
-        select(Subscriber).where(Subscriber.public_id == str(data.get("s"))))
+        select(Subscriber).where(Subscriber.public_id == str(data.get("s")))
+    )
     if subscriber is None:
         raise invalid
     return subscriber.email
@@ -225,17 +252,22 @@ def confirm_subscription(session: Session, token: str, now: datetime | None = No
     """Follow a confirmation link; returns the confirmed address."""
     now = now or utcnow()
     subscriber = session.scalar(
-        select(Subscriber).where(Subscriber.confirm_hash == hash_token(token)))
-    if (subscriber is None or subscriber.confirm_sent_at is None
-            or now - subscriber.confirm_sent_at > CONFIRM_VALID):
+        select(Subscriber).where(Subscriber.confirm_hash == hash_token(token))
+    )
+    if (
+        subscriber is None
+        or subscriber.confirm_sent_at is None
+        or now - subscriber.confirm_sent_at > CONFIRM_VALID
+    ):
         raise NotFound("This confirmation link is not valid (or has expired).")
     subscriber.confirmed_at, subscriber.confirm_hash = now, None
     return subscriber.email
 
 
 def confirmed_subscriber(session: Session, email: str) -> Subscriber | None:
-    return session.scalar(select(Subscriber).where(
-        Subscriber.email == email, Subscriber.confirmed_at.is_not(None)))
+    return session.scalar(
+        select(Subscriber).where(Subscriber.email == email, Subscriber.confirmed_at.is_not(None))
+    )
 
 
 # ---------------------------------------------------------------- posting and reading
@@ -253,15 +285,25 @@ class Posted:
 def is_blocked(session: Session, ip: str, email: str) -> bool:
     wanted = [("ip", ip)] + ([("email", email)] if email else [])
     for kind, value in wanted:
-        if session.scalar(select(BlockedAddress.id).where(
-                BlockedAddress.kind == kind, BlockedAddress.value == value)):
+        if session.scalar(
+            select(BlockedAddress.id).where(
+                BlockedAddress.kind == kind, BlockedAddress.value == value
+            )
+        ):
             return True
     return False
 
 
-def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
-                 settings: BlogSettings, spam_check: SpamCheck | None = None,
-                 now: datetime | None = None) -> Posted:
+def post_comment(
+    session: Session,
+    data: CommentIn,
+    *,
+    ip: str,
+    secret: str,
+    settings: BlogSettings,
+    spam_check: SpamCheck | None = None,
+    now: datetime | None = None,
+) -> Posted:
     now = now or utcnow()
     if data.homepage:
         raise SpamSuspectedError()
@@ -283,9 +325,18 @@ def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
         except SpamCheckUnavailableError:
             status = "pending"
     comment = Comment(
-        post_path=data.path, parent=parent, author=data.author, email=data.email,
-        website=data.website, ip=ip, body=data.body, html=render_comment(data.body),
-        status=status, notify=bool(data.notify and data.email), created_at=now)
+        post_path=data.path,
+        parent=parent,
+        author=data.author,
+        email=data.email,
+        website=data.website,
+        ip=ip,
+        body=data.body,
+        html=render_comment(data.body),
+        status=status,
+        notify=bool(data.notify and data.email),
+        created_at=now,
+    )
     spend_form_token(session, nonce, now)
     session.add(comment)
     session.flush()
@@ -294,8 +345,9 @@ def post_comment(session: Session, data: CommentIn, *, ip: str, secret: str,
     return Posted(comment, edit_token(secret, comment), due.id if due else None)
 
 
-def approved_comments(session: Session, path: str | None = None, limit: int | None = None,
-                      newest_first: bool = False) -> list[Comment]:
+def approved_comments(
+    session: Session, path: str | None = None, limit: int | None = None, newest_first: bool = False
+) -> list[Comment]:
     query = select(Comment).where(Comment.status == "approved")
     if path is not None:
         query = query.where(Comment.post_path == path)
@@ -331,14 +383,16 @@ def to_json(comment: Comment, settings: BlogSettings) -> dict[str, Any]:
         "html": comment.html,
         "created": comment.created_at.isoformat(),
         "edited": comment.edited_at.isoformat() if comment.edited_at else None,
-        "editable_until": (comment.created_at + timedelta(minutes=settings.edit_minutes))
-        .isoformat(),
+        "editable_until": (
+            comment.created_at + timedelta(minutes=settings.edit_minutes)
+        ).isoformat(),
         "status": comment.status,
     }
 
 
-def _own_comment(session: Session, public_id: str, token: str, secret: str,
-                 settings: BlogSettings, now: datetime) -> Comment:
+def _own_comment(
+    session: Session, public_id: str, token: str, secret: str, settings: BlogSettings, now: datetime
+) -> Comment:
     comment = session.scalar(select(Comment).where(Comment.public_id == public_id))
     if comment is None or comment.status in ("deleted", "spam"):
         raise NotFound("No such comment.")
@@ -353,8 +407,16 @@ def _own_comment(session: Session, public_id: str, token: str, secret: str,
     return comment
 
 
-def edit_comment(session: Session, public_id: str, token: str, body: str, *, secret: str,
-                 settings: BlogSettings, now: datetime | None = None) -> Comment:
+def edit_comment(
+    session: Session,
+    public_id: str,
+    token: str,
+    body: str,
+    *,
+    secret: str,
+    settings: BlogSettings,
+    now: datetime | None = None,
+) -> Comment:
     now = now or utcnow()
     comment = _own_comment(session, public_id, token, secret, settings, now)
     body = body.strip()
@@ -366,8 +428,15 @@ def edit_comment(session: Session, public_id: str, token: str, body: str, *, sec
     return comment
 
 
-def delete_own_comment(session: Session, public_id: str, token: str, *, secret: str,
-                       settings: BlogSettings, now: datetime | None = None) -> None:
+def delete_own_comment(
+    session: Session,
+    public_id: str,
+    token: str,
+    *,
+    secret: str,
+    settings: BlogSettings,
+    now: datetime | None = None,
+) -> None:
     comment = _own_comment(session, public_id, token, secret, settings, now or utcnow())
     comment.status = "deleted"
 
@@ -378,15 +447,25 @@ ACTIONS = ("approve", "delete", "spam", "block")
 
 
 def moderation_queue(session: Session, limit: int = 200) -> list[Comment]:
-    return list(session.scalars(
-        select(Comment).where(Comment.status.in_(("pending", "spam")))
-        .order_by(Comment.created_at.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(Comment)
+            .where(Comment.status.in_(("pending", "spam")))
+            .order_by(Comment.created_at.desc())
+            .limit(limit)
+        )
+    )
 
 
 def recent_comments(session: Session, limit: int = 50) -> list[Comment]:
-    return list(session.scalars(
-        select(Comment).where(Comment.status == "approved")
-        .order_by(Comment.created_at.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(Comment)
+            .where(Comment.status == "approved")
+            .order_by(Comment.created_at.desc())
+            .limit(limit)
+        )
+    )
 
 
 def moderate(session: Session, public_id: str, action: str) -> Comment:
@@ -401,8 +480,11 @@ def moderate(session: Session, public_id: str, action: str) -> Comment:
         comment.status = "spam"
     elif action == "block":
         for kind, value in (("ip", comment.ip), ("email", comment.email)):
-            if value and not session.scalar(select(BlockedAddress.id).where(
-                    BlockedAddress.kind == kind, BlockedAddress.value == value)):
+            if value and not session.scalar(
+                select(BlockedAddress.id).where(
+                    BlockedAddress.kind == kind, BlockedAddress.value == value
+                )
+            ):
                 session.add(BlockedAddress(kind=kind, value=value))
         comment.status = "spam"
     else:
@@ -412,8 +494,9 @@ def moderate(session: Session, public_id: str, action: str) -> Comment:
 
 def unsubscribe(session: Session, email: str) -> int:
     """No more reply mails to EMAIL; a later request for them needs a new confirmation."""
-    comments = list(session.scalars(
-        select(Comment).where(Comment.email == email, Comment.notify.is_(True))))
+    comments = list(
+        session.scalars(select(Comment).where(Comment.email == email, Comment.notify.is_(True)))
+    )
     for c in comments:
         c.notify = False
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
@@ -423,6 +506,7 @@ def unsubscribe(session: Session, email: str) -> int:
 
 
 # ---------------------------------------------------------------- WordPress comments
+
 
 @dataclass
 class CommentImport:
@@ -452,10 +536,17 @@ def import_wordpress_comments(session: Session, data: dict[str, Any]) -> Comment
         # WordPress stored comment HTML; treat it as Markdown-with-no-HTML plus sanitising
         body = str(item.get("content") or "")
         comment = Comment(
-            post_path=item["post_path"], author=(item.get("author") or "Anonymous")[:80],
-            email=(item.get("email") or "")[:254], website=website,
-            ip=(item.get("ip") or "")[:45], body=body, html=_render_imported(body),
-            status=status, notify=False, created_at=when, wordpress_id=wp_id,
+            post_path=item["post_path"],
+            author=(item.get("author") or "Anonymous")[:80],
+            email=(item.get("email") or "")[:254],
+            website=website,
+            ip=(item.get("ip") or "")[:45],
+            body=body,
+            html=_render_imported(body),
+            status=status,
+            notify=False,
+            created_at=when,
+            wordpress_id=wp_id,
             parent=by_wp.get(int(item.get("parent_wordpress_id") or 0)),
         )
         session.add(comment)
@@ -470,9 +561,13 @@ def _render_imported(body: str) -> str:
     """WordPress comments are HTML with blank-line paragraphs: wrap, then sanitise."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", body.replace("\r\n", "\n")) if p.strip()]
     wrapped = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return nh3.clean(wrapped.replace("\n", "<br>"), tags=ALLOWED_TAGS,
-                     attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
-                     link_rel=LINK_REL)
+    return nh3.clean(
+        wrapped.replace("\n", "<br>"),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel=LINK_REL,
+    )
 
 
 ANONYMOUS = "anonymous"

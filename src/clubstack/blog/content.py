@@ -20,8 +20,21 @@ import yaml
 
 DEFAULT_PERMALINK = "/{year}/{month}/{slug}/"
 FRONT_MATTER_KEYS = {
-    "title", "date", "slug", "categories", "tags", "draft", "summary", "aliases", "updated",
-    "toc", "raw_html", "status", "author", "comments", "wordpress_id",
+    "title",
+    "date",
+    "slug",
+    "categories",
+    "tags",
+    "draft",
+    "summary",
+    "aliases",
+    "updated",
+    "toc",
+    "raw_html",
+    "status",
+    "author",
+    "comments",
+    "wordpress_id",
 }
 
 
@@ -137,7 +150,9 @@ class Entry:
             return f"{config.root_path}{self.slug}/"
         local = self.date.astimezone(config.tz)
         path = config.permalink.format(
-            year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}",
+            year=f"{local.year:04d}",
+            month=f"{local.month:02d}",
+            day=f"{local.day:02d}",
             slug=self.slug,
         )
         return config.root_path.rstrip("/") + "/" + path.lstrip("/")
@@ -170,7 +185,7 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
     if not isinstance(meta, dict):
         raise ContentError(path, 2, "front matter must be a mapping of keys to values")
     body_line = text.count("\n", 0, match.end()) + 1
-    return meta, text[match.end():], body_line
+    return meta, text[match.end() :], body_line
 
 
 def _find_line(text: str, key: str) -> int:
@@ -255,10 +270,23 @@ def parse_entry(text: str, source: str, kind: str, config: SiteConfig) -> Entry:
     summary = str(meta.get("summary") or "")
     extra = {k: v for k, v in meta.items() if k not in FRONT_MATTER_KEYS}
     return Entry(
-        source=source, kind=kind, title=title, slug=slug, date=when, updated=updated,
-        categories=taxa["categories"], tags=taxa["tags"], draft=draft, summary=summary,
-        aliases=aliases, toc=bool(meta.get("toc", False)), raw_html=bool(meta.get("raw_html")),
-        body=body, body_line=body_line, sha=sha, comments=bool(meta.get("comments", True)),
+        source=source,
+        kind=kind,
+        title=title,
+        slug=slug,
+        date=when,
+        updated=updated,
+        categories=taxa["categories"],
+        tags=taxa["tags"],
+        draft=draft,
+        summary=summary,
+        aliases=aliases,
+        toc=bool(meta.get("toc", False)),
+        raw_html=bool(meta.get("raw_html")),
+        body=body,
+        body_line=body_line,
+        sha=sha,
+        comments=bool(meta.get("comments", True)),
         extra=extra,
     )
 
@@ -293,15 +321,22 @@ comments_url = {comments_url}
 """
 
 
-def init_site(src: Path, title: str, base_url: str, author: str, comments_url: str,
-              now: datetime) -> Path:
+def init_site(
+    src: Path, title: str, base_url: str, author: str, comments_url: str, now: datetime
+) -> Path:
     """Write a working site.toml and a first (published) post into SRC; returns the post."""
     if (src / "site.toml").exists():
         raise ContentError(src / "site.toml", 1, "this folder holds a site already")
     src.mkdir(parents=True, exist_ok=True)
-    quoted = {key: json.dumps(value) for key, value in
-              {"title": title, "base_url": base_url, "author": author,
-               "comments_url": comments_url}.items()}
+    quoted = {
+        key: json.dumps(value)
+        for key, value in {
+            "title": title,
+            "base_url": base_url,
+            "author": author,
+            "comments_url": comments_url,
+        }.items()
+    }
     (src / "site.toml").write_text(SITE_TOML.format(**quoted), encoding="utf-8")
     (src / "pages").mkdir(exist_ok=True)
     (src / "static").mkdir(exist_ok=True)
@@ -315,7 +350,8 @@ def init_site(src: Path, title: str, base_url: str, author: str, comments_url: s
 def new_post(src: Path, title: str, now: datetime) -> Path:
     if not (src / "site.toml").exists():
         raise ContentError(
-            src / "site.toml", 1,
+            src / "site.toml",
+            1,
             f"no site here; make one with `clubstack blog init {src}`, or pass --src SITE",
         )
     config = load_site_config(src)

@@ -13,8 +13,9 @@ from clubstack.blog.content import SiteConfig
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def build_feed(config: SiteConfig, fmt: str, title: str, page_url: str, feed_url: str,
-               posts: list[Any]) -> bytes:
+def build_feed(
+    config: SiteConfig, fmt: str, title: str, page_url: str, feed_url: str, posts: list[Any]
+) -> bytes:
     """posts: objects with title, url, absolute_url, date, updated, categories, body."""
     fg = FeedGenerator()
     page_abs, feed_abs = config.absolute(page_url), config.absolute(feed_url)

@@ -17,8 +17,9 @@ from watchfiles import watch
 
 from clubstack.blog.build import BuildResult, build
 
-RELOAD_SCRIPT = (b'<script>new EventSource("/__reload").onmessage = function () '
-                 b"{ location.reload(); };</script>")
+RELOAD_SCRIPT = (
+    b'<script>new EventSource("/__reload").onmessage = function () { location.reload(); };</script>'
+)
 
 
 class _State:
@@ -56,8 +57,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Missing pages get the site's own 404.html, as a web server set up for it would."""
         page = Path(self.directory) / "404.html"
         if code != 404 or not page.is_file():
@@ -92,8 +92,9 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class PreviewServer:
-    def __init__(self, src: Path, out: Path, host: str = "127.0.0.1", port: int = 8000,
-                 drafts: bool = True) -> None:
+    def __init__(
+        self, src: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, drafts: bool = True
+    ) -> None:
         self.src, self.out, self.drafts = Path(src), Path(out), drafts
         self.state = _State()
         handler = type("Handler", (_Handler,), {"state": self.state})
@@ -111,8 +112,14 @@ class PreviewServer:
             p = Path(path).resolve()
             return not (p.is_relative_to(cache) or p.is_relative_to(out))
 
-        for _changes in watch(self.src, watch_filter=relevant, stop_event=self.state.stopping,
-                              debounce=200, rust_timeout=500, yield_on_timeout=False):
+        for _changes in watch(
+            self.src,
+            watch_filter=relevant,
+            stop_event=self.state.stopping,
+            debounce=200,
+            rust_timeout=500,
+            yield_on_timeout=False,
+        ):
             self.rebuild()
 
     def rebuild(self) -> BuildResult:

@@ -92,8 +92,11 @@ def _markdown(text: str, raw_html: bool) -> str:
     if not raw_html:
         return out.replace("<!-- raw HTML omitted -->", "")
     return nh3.clean(
-        out, tags=_SANITISE_TAGS, attributes=_SANITISE_ATTRS,
-        url_schemes={"http", "https", "mailto"}, link_rel=None,
+        out,
+        tags=_SANITISE_TAGS,
+        attributes=_SANITISE_ATTRS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel=None,
     )
 
 
@@ -110,9 +113,11 @@ def _add_anchors(out: str, toc: list[TocItem] | None) -> str:
         if toc is not None:
             toc.append(TocItem(level, ident, text))
         # ident is a slug ([a-z0-9-]), inner is HTML that cmark/nh3 already produced.
-        return (f'<h{level} id="{ident}">{inner}'
-                f' <a class="anchor" href="#{ident}" aria-label="Link to this section">#</a>'
-                f"</h{level}>")
+        return (
+            f'<h{level} id="{ident}">{inner}'
+            f' <a class="anchor" href="#{ident}" aria-label="Link to this section">#</a>'
+            f"</h{level}>"
+        )
 
     return _HEADING_RE.sub(anchor, out)
 
@@ -136,5 +141,7 @@ def pygments_css() -> str:
     light = HtmlFormatter(style=LIGHT_STYLE).get_style_defs(".highlight")
     dark = HtmlFormatter(style=DARK_STYLE).get_style_defs(".highlight")
     dark = "\n".join("  " + line for line in dark.splitlines())
-    return (f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
-            f":root[data-theme=dark] .highlight {{ color-scheme: dark; }}\n")
+    return (
+        f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+        f":root[data-theme=dark] .highlight {{ color-scheme: dark; }}\n"
+    )

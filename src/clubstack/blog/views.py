@@ -52,9 +52,13 @@ def _spam_check() -> logic.SpamCheck | None:
     from clubstack.blog.spam import AkismetCheck
 
     core = get_settings()
-    return AkismetCheck(settings.akismet_key.get_secret_value(),
-                        settings.site_url or core.base_url, settings.akismet_api_url,
-                        core.http_allow_hosts, core.http_timeout)
+    return AkismetCheck(
+        settings.akismet_key.get_secret_value(),
+        settings.site_url or core.base_url,
+        settings.akismet_api_url,
+        core.http_allow_hosts,
+        core.http_timeout,
+    )
 
 
 def _after_post(posted: logic.Posted) -> None:
@@ -70,8 +74,14 @@ def _after_post(posted: logic.Posted) -> None:
 
 def _create(data: dict[str, Any]) -> logic.Posted:
     comment_in = validate(logic.CommentIn, data)
-    return logic.post_comment(db.session(), comment_in, ip=client_ip(), secret=_secret(),
-                              settings=_settings(), spam_check=_spam_check())
+    return logic.post_comment(
+        db.session(),
+        comment_in,
+        ip=client_ip(),
+        secret=_secret(),
+        settings=_settings(),
+        spam_check=_spam_check(),
+    )
 
 
 def blueprint() -> Blueprint:
@@ -101,13 +111,15 @@ def blueprint() -> Blueprint:
             raise InputError(fields={"path": "must be the post's URL path"})
         settings = _settings()
         items = logic.approved_comments(db.session(), path)
-        return jsonify({
-            "path": path,
-            "comments": [logic.to_json(c, settings) for c in items],
-            "form_token": logic.form_token(_secret()),
-            "max_length": settings.max_length,
-            "premoderate": settings.premoderate,
-        })
+        return jsonify(
+            {
+                "path": path,
+                "comments": [logic.to_json(c, settings) for c in items],
+                "form_token": logic.form_token(_secret()),
+                "max_length": settings.max_length,
+                "premoderate": settings.premoderate,
+            }
+        )
 
     @bp.post("/api/comments")
     @csrf.exempt
@@ -121,8 +133,13 @@ def blueprint() -> Blueprint:
         payload = logic.to_json(posted.comment, _settings())
         _after_post(posted)
         # the token just sent is spent; the embed posts its next comment with this one
-        return jsonify({"comment": payload, "edit_token": posted.token,
-                        "form_token": logic.form_token(_secret())}), 201
+        return jsonify(
+            {
+                "comment": payload,
+                "edit_token": posted.token,
+                "form_token": logic.form_token(_secret()),
+            }
+        ), 201
 
     @bp.route("/api/comments/<public_id>", methods=["PATCH", "DELETE"])
     @csrf.exempt
@@ -131,13 +148,15 @@ def blueprint() -> Blueprint:
         set_csp(API_CSP)
         token = request.headers.get("X-Edit-Token", "")
         if request.method == "DELETE":
-            logic.delete_own_comment(db.session(), public_id, token, secret=_secret(),
-                                     settings=_settings())
+            logic.delete_own_comment(
+                db.session(), public_id, token, secret=_secret(), settings=_settings()
+            )
             db.session.commit()
             return "", 204
         change = validate(logic.CommentEdit, request.get_json(silent=True))
-        comment = logic.edit_comment(db.session(), public_id, token, change.body,
-                                     secret=_secret(), settings=_settings())
+        comment = logic.edit_comment(
+            db.session(), public_id, token, change.body, secret=_secret(), settings=_settings()
+        )
         db.session.commit()
         return jsonify({"comment": logic.to_json(comment, _settings())})
 
@@ -170,8 +189,7 @@ def blueprint() -> Blueprint:
 
     @bp.get("/embed.js")
     def embed() -> Response:
-        response = send_from_directory(STATIC, "embed.js", mimetype="text/javascript",
-                                       max_age=300)
+        response = send_from_directory(STATIC, "embed.js", mimetype="text/javascript", max_age=300)
         response.headers["Access-Control-Allow-Origin"] = "*"  # a public script
         return response
 
@@ -180,20 +198,31 @@ def blueprint() -> Blueprint:
     @bp.get("/")
     def home() -> str:
         settings = _settings()
-        return render_template("blog/home.html", settings=settings,
-                               recent=logic.recent_comments(db.session(), 20))
+        return render_template(
+            "blog/home.html", settings=settings, recent=logic.recent_comments(db.session(), 20)
+        )
 
-    def _page(path: str, status: int = 200, errors: dict[str, str] | None = None,
-              form: dict[str, Any] | None = None) -> tuple[str, int]:
+    def _page(
+        path: str,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        form: dict[str, Any] | None = None,
+    ) -> tuple[str, int]:
         if not path.startswith("/"):
             abort(404)
         settings = _settings()
         items = logic.approved_comments(db.session(), path)
         reply_to = request.args.get("reply") or (form or {}).get("parent")
         return render_template(
-            "blog/comments.html", path=path, threads=logic.thread(items), count=len(items),
-            settings=settings, form_token=logic.form_token(_secret()), errors=errors or {},
-            form=form or {}, reply_to=reply_to,
+            "blog/comments.html",
+            path=path,
+            threads=logic.thread(items),
+            count=len(items),
+            settings=settings,
+            form_token=logic.form_token(_secret()),
+            errors=errors or {},
+            form=form or {},
+            reply_to=reply_to,
             post_url=(settings.site_url.rstrip("/") + path) if settings.site_url else None,
         ), status
 
@@ -260,9 +289,11 @@ def blueprint() -> Blueprint:
     @admin_required
     def admin_queue() -> str:
         session = db.session()
-        return render_template("blog/admin_comments.html",
-                               queue=logic.moderation_queue(session),
-                               recent=logic.recent_comments(session))
+        return render_template(
+            "blog/admin_comments.html",
+            queue=logic.moderation_queue(session),
+            recent=logic.recent_comments(session),
+        )
 
     @bp.post("/admin/comments/<public_id>/<action>")
     @admin_required
@@ -275,8 +306,12 @@ def blueprint() -> Blueprint:
             from clubstack.blog import tasks
 
             tasks.notify_reply(comment.id)
-        verbs = {"approve": "approved", "delete": "deleted", "spam": "marked as spam",
-                 "block": "marked as spam and its addresses blocked"}
+        verbs = {
+            "approve": "approved",
+            "delete": "deleted",
+            "spam": "marked as spam",
+            "block": "marked as spam and its addresses blocked",
+        }
         flash(f"Comment by {comment.author} {verbs[action]}.", "success")
         return redirect(url_for("blog.admin_queue"))
 

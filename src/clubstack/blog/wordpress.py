@@ -28,8 +28,13 @@ from clubstack.blog.content import SiteConfig, parse_entry, slugify
 
 NS_CONTENT = "http://purl.org/rss/1.0/modules/content/"
 NS_DC = "http://purl.org/dc/elements/1.1/"
-PATTERNS = ["/{year}/{month}/{day}/{slug}/", "/{year}/{month}/{slug}/", "/{year}/{slug}/",
-            "/{slug}/", "/archives/{slug}/"]
+PATTERNS = [
+    "/{year}/{month}/{day}/{slug}/",
+    "/{year}/{month}/{slug}/",
+    "/{year}/{slug}/",
+    "/{slug}/",
+    "/archives/{slug}/",
+]
 BLOCK_TAGS = (
     "table|thead|tfoot|caption|col|colgroup|tbody|tr|td|th|div|dl|dd|dt|ul|ol|li|pre|form|"
     "map|area|blockquote|address|math|style|p|h[1-6]|hr|fieldset|legend|section|article|"
@@ -39,7 +44,9 @@ BLOCK_TAGS = (
 _BLOCK_START = re.compile(rf"^<(?:/?(?:{BLOCK_TAGS})\b|!--)", re.I)
 _SHORTCODE = re.compile(
     r"\[(code|sourcecode)((?:\s+[a-z]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\]]+))*)\s*\]"
-    r"(.*?)\[/\1\]", re.S | re.I)
+    r"(.*?)\[/\1\]",
+    re.S | re.I,
+)
 _ATTR = re.compile(r"([a-z]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\]]+))", re.I)
 _PRE = re.compile(r"<pre\b.*?</pre>", re.S | re.I)
 _MORE = re.compile(r"<!--more(.*?)-->", re.I)
@@ -76,8 +83,10 @@ def wpautop(html: str) -> str:
         return f"\n\n\x00{len(saved) - 1}\x00\n\n"
 
     def code(match: re.Match[str]) -> str:
-        attrs = {m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None)
-                 for m in _ATTR.finditer(match.group(2))}
+        attrs = {
+            m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None)
+            for m in _ATTR.finditer(match.group(2))
+        }
         lang = attrs.get("language") or attrs.get("lang") or ""
         body = match.group(3).strip("\n")
         fence = "```"
@@ -133,7 +142,7 @@ def _path_of(link: str, base_path: str) -> str | None:
         return None  # ?p=123 style links cannot be served by a static site
     path = parts.path
     if base_path != "/" and path.startswith(base_path):
-        path = "/" + path[len(base_path):]
+        path = "/" + path[len(base_path) :]
     return path if path.endswith("/") or "." in path.rsplit("/", 1)[-1] else path + "/"
 
 
@@ -145,8 +154,14 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
     channel = tree.getroot().find("channel")
     if channel is None:
         raise WxrError(f"{export}: no <channel> element: not a WordPress export")
-    wp = next((el.tag[1:].split("}")[0] for el in channel.iter()
-               if re.match(r"\{http://wordpress\.org/export/1\.[0-2]/\}", el.tag)), None)
+    wp = next(
+        (
+            el.tag[1:].split("}")[0]
+            for el in channel.iter()
+            if re.match(r"\{http://wordpress\.org/export/1\.[0-2]/\}", el.tag)
+        ),
+        None,
+    )
     if wp is None:
         raise WxrError(f"{export}: no WordPress (wp:) elements: not a WXR export")
     ns = {"wp": wp, "content": NS_CONTENT, "dc": NS_DC, "excerpt": wp + "excerpt/"}
@@ -166,9 +181,11 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
         if local and gmt:
             offsets[local - gmt] += 1
     config = SiteConfig(
-        title=get(channel, "title").strip() or "Imported blog", base_url=base,
+        title=get(channel, "title").strip() or "Imported blog",
+        base_url=base,
         description=get(channel, "description").strip(),
-        language=get(channel, "language").strip() or "en", timezone=_zone_for(offsets),
+        language=get(channel, "language").strip() or "en",
+        timezone=_zone_for(offsets),
     )
     result = ImportResult(site=config)
 
@@ -205,11 +222,20 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
                 cats.append(name)
             elif name and cat.get("domain") == "post_tag":
                 tags.append(name)
-        posts.append({
-            "item": item, "type": ptype, "status": status, "date": when, "title": title,
-            "slug": slug, "old_path": old_path, "categories": cats, "tags": tags,
-            "protected": bool(get(item, "wp:post_password")),
-        })
+        posts.append(
+            {
+                "item": item,
+                "type": ptype,
+                "status": status,
+                "date": when,
+                "title": title,
+                "slug": slug,
+                "old_path": old_path,
+                "categories": cats,
+                "tags": tags,
+                "protected": bool(get(item, "wp:post_password")),
+            }
+        )
 
     def local_parts(when: datetime) -> dict[str, str]:
         d = when.astimezone(config.tz)
@@ -265,7 +291,7 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
 
         entry = parse_entry(render(), name, p["type"], config)
         new_url = entry.url(config)
-        new_path = "/" + new_url[len(config.root_path):]
+        new_path = "/" + new_url[len(config.root_path) :]
         if p["old_path"] and p["old_path"] != new_path:
             meta["aliases"] = [p["old_path"]]
             result.aliases += 1
@@ -279,25 +305,37 @@ def import_wordpress(export: Path, dest: Path) -> ImportResult:
         result.drafts += draft
         comments.extend(_comments(item, ns, new_url, result))
 
-    (dest / "site.toml").write_text(tomli_w.dumps({
-        "title": config.title, "base_url": config.base_url, "author": config.author,
-        "description": config.description, "language": config.language,
-        "permalink": config.permalink, "posts_per_page": config.posts_per_page,
-        "timezone": config.timezone,
-    }), encoding="utf-8")
+    (dest / "site.toml").write_text(
+        tomli_w.dumps(
+            {
+                "title": config.title,
+                "base_url": config.base_url,
+                "author": config.author,
+                "description": config.description,
+                "language": config.language,
+                "permalink": config.permalink,
+                "posts_per_page": config.posts_per_page,
+                "timezone": config.timezone,
+            }
+        ),
+        encoding="utf-8",
+    )
     (dest / "comments.json").write_text(
         json.dumps({"source": "wordpress", "comments": comments}, indent=1, ensure_ascii=False),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     if result.attachments:
         lines = [f"{url}\t{title}" for title, url in result.attachments]
         (dest / "attachments.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return result
 
 
-def _comments(item: ET.Element, ns: dict[str, str], post_url: str,
-              result: ImportResult) -> list[dict[str, Any]]:
+def _comments(
+    item: ET.Element, ns: dict[str, str], post_url: str, result: ImportResult
+) -> list[dict[str, Any]]:
     out = []
     for c in item.findall("wp:comment", ns):
+
         def get(name: str, c: ET.Element = c) -> str:
             return _text(c.find(f"wp:{name}", ns))
 
@@ -306,19 +344,21 @@ def _comments(item: ET.Element, ns: dict[str, str], post_url: str,
             result.dropped_comments += 1
             continue
         when = _wp_date(get("comment_date_gmt"))
-        out.append({
-            "wordpress_id": int(get("comment_id") or 0),
-            "parent_wordpress_id": int(get("comment_parent") or 0) or None,
-            "post_path": post_url,
-            "author": get("comment_author").strip(),
-            "email": get("comment_author_email").strip(),
-            "url": get("comment_author_url").strip(),
-            "ip": get("comment_author_IP").strip(),
-            "date": (when.replace(tzinfo=UTC).isoformat() if when else None),
-            "content": get("comment_content"),
-            "status": "approved" if approved == "1" else "pending",
-            "type": get("comment_type").strip() or "comment",
-        })
+        out.append(
+            {
+                "wordpress_id": int(get("comment_id") or 0),
+                "parent_wordpress_id": int(get("comment_parent") or 0) or None,
+                "post_path": post_url,
+                "author": get("comment_author").strip(),
+                "email": get("comment_author_email").strip(),
+                "url": get("comment_author_url").strip(),
+                "ip": get("comment_author_IP").strip(),
+                "date": (when.replace(tzinfo=UTC).isoformat() if when else None),
+                "content": get("comment_content"),
+                "status": "approved" if approved == "1" else "pending",
+                "type": get("comment_type").strip() or "comment",
+            }
+        )
         if approved == "1":
             result.comments += 1
         else:

@@ -30,8 +30,9 @@ def _billing() -> tuple[Any, Any]:
     try:
         from clubstack.billing import ledger, standing
     except ModuleNotFoundError as exc:
-        raise Unavailable("The billing service is not installed; capsuls cannot be billed.") \
-            from exc
+        raise Unavailable(
+            "The billing service is not installed; capsuls cannot be billed."
+        ) from exc
     return ledger, standing
 
 
@@ -40,11 +41,24 @@ def balance(session: Session, user_id: int) -> int:
     return int(ledger.balance(session, user_id))
 
 
-def charge(session: Session, user_id: int, amount_cents: int, *, reason: str, reference: str,
-           idempotency_key: str) -> object:
+def charge(
+    session: Session,
+    user_id: int,
+    amount_cents: int,
+    *,
+    reason: str,
+    reference: str,
+    idempotency_key: str,
+) -> object:
     ledger, _ = _billing()
-    return ledger.charge(session, user_id, amount_cents, reason=reason, reference=reference,
-                         idempotency_key=idempotency_key)
+    return ledger.charge(
+        session,
+        user_id,
+        amount_cents,
+        reason=reason,
+        reference=reference,
+        idempotency_key=idempotency_key,
+    )
 
 
 def runway(session: Session, user_id: int, hourly_burn_cents: int) -> timedelta | None:
@@ -52,8 +66,9 @@ def runway(session: Session, user_id: int, hourly_burn_cents: int) -> timedelta 
     return ledger.runway(session, user_id, hourly_burn_cents)
 
 
-def account_state(session: Session, user_id: int, hourly_burn_cents: int,
-                  now: datetime) -> AccountState:
+def account_state(
+    session: Session, user_id: int, hourly_burn_cents: int, now: datetime
+) -> AccountState:
     _, standing = _billing()
     state = standing.account_state(session, user_id, hourly_burn_cents, now)
     return AccountState(getattr(state, "name", str(state)))

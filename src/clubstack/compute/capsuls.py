@@ -48,9 +48,15 @@ from clubstack.core.clock import utcnow
 from clubstack.core.errors import NotFound
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-             "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
-             "sk-ecdsa-sha2-nistp256@openssh.com")
+KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 MAX_KEY_LENGTH = 8192
 ACTIONS = ("start", "stop", "reboot", "force-off")
 
@@ -78,7 +84,7 @@ def parse_ssh_key(text: str) -> ParsedKey:
     try:
         blob = base64.b64decode(parts[1], validate=True)
         (length,) = struct.unpack(">I", blob[:4])
-        inner = blob[4:4 + length].decode("ascii")
+        inner = blob[4 : 4 + length].decode("ascii")
     except (binascii.Error, struct.error, UnicodeDecodeError):
         raise InputError(fields={"public_key": "The key data is not valid base64."}) from None
     if inner != parts[0]:
@@ -96,19 +102,20 @@ def add_ssh_key(session: Session, user_id: int, name: str, public_key: str) -> S
     name = (name or "").strip() or parsed.line.split(None, 2)[-1][:64] or parsed.kind
     if len(name) > 64:
         raise InputError(fields={"name": "At most 64 characters."})
-    if session.scalar(select(SshKey).where(SshKey.user_id == user_id,
-                                           SshKey.fingerprint == parsed.fingerprint)):
+    if session.scalar(
+        select(SshKey).where(SshKey.user_id == user_id, SshKey.fingerprint == parsed.fingerprint)
+    ):
         raise InputError(fields={"public_key": "You added this key already."})
-    key = SshKey(user_id=user_id, name=name, public_key=parsed.line,
-                 fingerprint=parsed.fingerprint)
+    key = SshKey(user_id=user_id, name=name, public_key=parsed.line, fingerprint=parsed.fingerprint)
     session.add(key)
     session.flush()
     return key
 
 
 def ssh_keys(session: Session, user_id: int) -> list[SshKey]:
-    return list(session.scalars(select(SshKey).where(SshKey.user_id == user_id)
-                                .order_by(SshKey.id)))
+    return list(
+        session.scalars(select(SshKey).where(SshKey.user_id == user_id).order_by(SshKey.id))
+    )
 
 
 def delete_ssh_key(session: Session, user_id: int, key_id: int) -> None:
@@ -139,23 +146,32 @@ def image_by_name(session: Session, name: str) -> Image:
 def get_capsul(session: Session, capsul_id: str, user_id: int | None = None) -> Capsul:
     """A live capsul; with user_id, only one of that member's (others' look nonexistent)."""
     capsul = session.get(Capsul, str(capsul_id)[:32]) if capsul_id else None
-    if capsul is None or capsul.status == DESTROYED or (
-            user_id is not None and capsul.user_id != user_id):
+    if (
+        capsul is None
+        or capsul.status == DESTROYED
+        or (user_id is not None and capsul.user_id != user_id)
+    ):
         raise CapsulNotFound()
     return capsul
 
 
 def member_capsuls(session: Session, user_id: int) -> list[Capsul]:
-    return list(session.scalars(
-        select(Capsul).where(Capsul.user_id == user_id, Capsul.status != DESTROYED)
-        .order_by(Capsul.created_at, Capsul.id)))
+    return list(
+        session.scalars(
+            select(Capsul)
+            .where(Capsul.user_id == user_id, Capsul.status != DESTROYED)
+            .order_by(Capsul.created_at, Capsul.id)
+        )
+    )
 
 
 def hourly_burn(session: Session, user_id: int) -> int:
     """Cents per hour the member's billed capsuls cost (suspended and failed ones are not)."""
     prices = session.scalars(
-        select(Plan.price_month_cents).join(Capsul, Capsul.plan_id == Plan.id)
-        .where(Capsul.user_id == user_id, Capsul.status.in_((CREATING, ACTIVE))))
+        select(Plan.price_month_cents)
+        .join(Capsul, Capsul.plan_id == Plan.id)
+        .where(Capsul.user_id == user_id, Capsul.status.in_((CREATING, ACTIVE)))
+    )
     return sum(-(-p // HOURS_PER_MONTH) for p in prices)
 
 
@@ -173,8 +189,17 @@ def check_hostname(name: str) -> str:
     return name
 
 
-def request_capsul(session: Session, user_id: int, *, plan: str, image: str, name: str,
-                   keys: Iterable[str], min_credit_hours: int, max_capsuls: int) -> Capsul:
+def request_capsul(
+    session: Session,
+    user_id: int,
+    *,
+    plan: str,
+    image: str,
+    name: str,
+    keys: Iterable[str],
+    min_credit_hours: int,
+    max_capsuls: int,
+) -> Capsul:
     """Check everything and place the capsul; the caller enqueues provision() after commit.
 
     Refuses unknown plans/images, bad names and keys, too little credit and full hosts.
@@ -204,8 +229,11 @@ def request_capsul(session: Session, user_id: int, *, plan: str, image: str, nam
     if problems:
         raise InputError(fields=problems)
     assert chosen_plan is not None and chosen_image is not None
-    live = session.scalar(select(func.count()).select_from(Capsul).where(
-        Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES)))
+    live = session.scalar(
+        select(func.count())
+        .select_from(Capsul)
+        .where(Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES))
+    )
     if live >= max_capsuls:
         raise WrongState(f"You have {live} capsuls, the most one member may have.")
     burn = hourly_burn(session, user_id) + chosen_plan.price_hour_cents
@@ -214,20 +242,30 @@ def request_capsul(session: Session, user_id: int, *, plan: str, image: str, nam
     if have < needed:
         raise InsufficientCredit(
             f"Your credit ({have / 100:.2f}) does not cover {min_credit_hours} hours of your "
-            f"capsuls with this one ({needed / 100:.2f}); add credit first.")
+            f"capsuls with this one ({needed / 100:.2f}); add credit first."
+        )
     host = place(session, chosen_plan)
-    capsul = Capsul(user_id=user_id, host_id=host.id, plan_id=chosen_plan.id,
-                    image_id=chosen_image.id, name=name,
-                    domain_name=f"capsul-{secrets.token_hex(5)}", uuid=str(uuid.uuid4()),
-                    status=CREATING, progress="queued", ssh_keys="\n".join(lines))
+    capsul = Capsul(
+        user_id=user_id,
+        host_id=host.id,
+        plan_id=chosen_plan.id,
+        image_id=chosen_image.id,
+        name=name,
+        domain_name=f"capsul-{secrets.token_hex(5)}",
+        uuid=str(uuid.uuid4()),
+        status=CREATING,
+        progress="queued",
+        ssh_keys="\n".join(lines),
+    )
     capsul.billed_until = capsul.created_at = utcnow()
     session.add(capsul)
     session.flush()
     return capsul
 
 
-def _progress(session: Session, capsul: Capsul, text: str,
-              commit: Callable[[], None] | None) -> None:
+def _progress(
+    session: Session, capsul: Capsul, text: str, commit: Callable[[], None] | None
+) -> None:
     capsul.progress = text
     session.flush()
     if commit:
@@ -248,26 +286,44 @@ class SshForwarding:
         return cls(int(low), int(high), address)
 
 
-def domain_spec(capsul: Capsul, hv: hypervisor.Hypervisor, disk: str, seed: str,
-                forwarding: SshForwarding | None = None) -> hypervisor.DomainSpec:
+def domain_spec(
+    capsul: Capsul,
+    hv: hypervisor.Hypervisor,
+    disk: str,
+    seed: str,
+    forwarding: SshForwarding | None = None,
+) -> hypervisor.DomainSpec:
     assert capsul.host is not None
     ssh_port = None
     forwarding = forwarding or SshForwarding()
     if capsul.host.network == "user":
         ssh_port = hv.free_forward_port(forwarding.low, forwarding.high)
     return hypervisor.DomainSpec(
-        ssh_port=ssh_port, ssh_address=forwarding.address,
-        name=capsul.domain_name, uuid=capsul.uuid, capsul_id=capsul.id,
-        owner_id=str(capsul.user_id), vcpus=capsul.plan.vcpus,
-        memory_mib=capsul.plan.memory_mib, disk_path=disk, seed_path=seed,
+        ssh_port=ssh_port,
+        ssh_address=forwarding.address,
+        name=capsul.domain_name,
+        uuid=capsul.uuid,
+        capsul_id=capsul.id,
+        owner_id=str(capsul.user_id),
+        vcpus=capsul.plan.vcpus,
+        memory_mib=capsul.plan.memory_mib,
+        disk_path=disk,
+        seed_path=seed,
         console_log=f"{hv.pool_path}/{hypervisor.console_volume(capsul.domain_name)}",
-        domain_type=capsul.host.domain_type, network=capsul.host.network,
-        kernel=capsul.image.kernel, initrd=capsul.image.initrd, cmdline=capsul.image.cmdline)
+        domain_type=capsul.host.domain_type,
+        network=capsul.host.network,
+        kernel=capsul.image.kernel,
+        initrd=capsul.image.initrd,
+        cmdline=capsul.image.cmdline,
+    )
 
 
-def provision(session: Session, capsul_id: str,
-              commit: Callable[[], None] | None = None,
-              forwarding: SshForwarding | None = None) -> Capsul:
+def provision(
+    session: Session,
+    capsul_id: str,
+    commit: Callable[[], None] | None = None,
+    forwarding: SshForwarding | None = None,
+) -> Capsul:
     """Create the disk and seed, define and start the domain. Safe to run again.
 
     Every step checks what exists first, so a retried job (worker killed, host hiccup)
@@ -282,11 +338,16 @@ def provision(session: Session, capsul_id: str,
     try:
         with open_host(capsul.host) as hv:
             _progress(session, capsul, "creating the disk", commit)
-            disk = hv.create_overlay(hypervisor.disk_volume(name), capsul.image.path,
-                                     capsul.plan.disk_gib)
+            disk = hv.create_overlay(
+                hypervisor.disk_volume(name), capsul.image.path, capsul.plan.disk_gib
+            )
             _progress(session, capsul, "writing the cloud-init seed", commit)
-            seed = hv.create_seed(hypervisor.seed_volume(name), instance_id=capsul.id,
-                                  hostname=capsul.name, ssh_keys=capsul.key_list)
+            seed = hv.create_seed(
+                hypervisor.seed_volume(name),
+                instance_id=capsul.id,
+                hostname=capsul.name,
+                ssh_keys=capsul.key_list,
+            )
             _progress(session, capsul, "defining the virtual machine", commit)
             if hv.lookup(name) is None:
                 hv.define(domain_spec(capsul, hv, disk, seed, forwarding))
@@ -326,8 +387,9 @@ def act(session: Session, capsul: Capsul, action: str, *, stop_timeout: float = 
     with open_host(capsul.host) as hv:
         name = capsul.domain_name
         if hv.lookup(name) is None:
-            raise WrongState("The virtual machine is missing on its host; an administrator "
-                             "has been told.")
+            raise WrongState(
+                "The virtual machine is missing on its host; an administrator has been told."
+            )
         if action == "start":
             hv.start(name)
             capsul.started_at = utcnow()
@@ -352,8 +414,9 @@ def request_stop(session: Session, capsul: Capsul) -> None:
     assert capsul.host is not None
     with open_host(capsul.host) as hv:
         if hv.lookup(capsul.domain_name) is None:
-            raise WrongState("The virtual machine is missing on its host; an administrator "
-                             "has been told.")
+            raise WrongState(
+                "The virtual machine is missing on its host; an administrator has been told."
+            )
         hv.request_shutdown(capsul.domain_name)
         capsul.state = hv.state(capsul.domain_name)
     session.flush()

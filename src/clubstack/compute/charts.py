@@ -32,8 +32,9 @@ def human(value: float, unit: str) -> str:
     return f"{value:.1f} {unit}"  # pragma: no cover - loop always returns
 
 
-def _bucket(points: Sequence[tuple[datetime, float]], start: datetime, end: datetime,
-            buckets: int) -> list[tuple[float, float]]:
+def _bucket(
+    points: Sequence[tuple[datetime, float]], start: datetime, end: datetime, buckets: int
+) -> list[tuple[float, float]]:
     """Average values per time bucket, as (x fraction, value); fewer points, same shape."""
     span = (end - start).total_seconds() or 1.0
     sums: dict[int, list[float]] = {}
@@ -44,11 +45,25 @@ def _bucket(points: Sequence[tuple[datetime, float]], start: datetime, end: date
     return [((i + 0.5) / buckets, sum(v) / len(v)) for i, v in sorted(sums.items())]
 
 
-def line_chart(title: str, series: dict[str, Sequence[tuple[datetime, float]]], unit: str,
-               start: datetime, end: datetime, *, fixed_max: float | None = None) -> str:
-    svg = ET.Element("svg", {
-        "xmlns": "http://www.w3.org/2000/svg", "viewBox": f"0 0 {WIDTH} {HEIGHT}",
-        "role": "img", "class": "chart capsul-graph", "preserveAspectRatio": "xMidYMid meet"})
+def line_chart(
+    title: str,
+    series: dict[str, Sequence[tuple[datetime, float]]],
+    unit: str,
+    start: datetime,
+    end: datetime,
+    *,
+    fixed_max: float | None = None,
+) -> str:
+    svg = ET.Element(
+        "svg",
+        {
+            "xmlns": "http://www.w3.org/2000/svg",
+            "viewBox": f"0 0 {WIDTH} {HEIGHT}",
+            "role": "img",
+            "class": "chart capsul-graph",
+            "preserveAspectRatio": "xMidYMid meet",
+        },
+    )
     lines = {name: _bucket(points, start, end, MAX_POINTS) for name, points in series.items()}
     values = [v for pts in lines.values() for _, v in pts]
     top = fixed_max if fixed_max is not None else max([*values, 0.0]) * 1.1 or 1.0
@@ -58,44 +73,76 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[datetime, float]]], 
     ET.SubElement(svg, "title").text = title
     ET.SubElement(svg, "desc").text = (
         f"{title} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; "
-        + (f"latest: {latest}; peak {human(max(values), unit)}." if values else "no data yet."))
+        + (f"latest: {latest}; peak {human(max(values), unit)}." if values else "no data yet.")
+    )
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    ET.SubElement(svg, "rect", x=str(LEFT), y=str(TOP), width=str(plot_w), height=str(plot_h),
-                  fill="none", stroke="#8886")
+    ET.SubElement(
+        svg,
+        "rect",
+        x=str(LEFT),
+        y=str(TOP),
+        width=str(plot_w),
+        height=str(plot_h),
+        fill="none",
+        stroke="#8886",
+    )
     for frac in (0.0, 0.5, 1.0):
         y = TOP + plot_h * (1 - frac)
-        label = ET.SubElement(svg, "text", x=str(LEFT - 4), y=f"{y + 6:.1f}",
-                              **{"text-anchor": "end", "font-size": str(FONT),
-                                 "fill": "currentColor"})
+        label = ET.SubElement(
+            svg,
+            "text",
+            x=str(LEFT - 4),
+            y=f"{y + 6:.1f}",
+            **{"text-anchor": "end", "font-size": str(FONT), "fill": "currentColor"},
+        )
         label.text = human(top * frac, unit)
     for x, anchor, when in ((LEFT, "start", start), (WIDTH - RIGHT, "end", end)):
-        label = ET.SubElement(svg, "text", x=str(x), y=str(HEIGHT - 8),
-                              **{"text-anchor": anchor, "font-size": str(FONT),
-                                 "fill": "currentColor"})
+        label = ET.SubElement(
+            svg,
+            "text",
+            x=str(x),
+            y=str(HEIGHT - 8),
+            **{"text-anchor": anchor, "font-size": str(FONT), "fill": "currentColor"},
+        )
         label.text = f"{when:%m-%d %H:%M}"
-    heading = ET.SubElement(svg, "text", x=str(LEFT), y="20",
-                            **{"font-size": str(FONT), "font-weight": "bold",
-                               "fill": "currentColor"})
+    heading = ET.SubElement(
+        svg,
+        "text",
+        x=str(LEFT),
+        y="20",
+        **{"font-size": str(FONT), "font-weight": "bold", "fill": "currentColor"},
+    )
     heading.text = title
     legend_x = WIDTH - RIGHT
     for i, (name, pts) in enumerate(reversed(list(lines.items()))):
         index = (len(lines) - 1 - i) % len(COLOURS)
         colour = COLOURS[index]
         # the class carries the colour too: the site's `svg.chart text` rule beats `fill`
-        legend = ET.SubElement(svg, "text", x=str(legend_x), y="20", fill=colour,
-                               **{"class": f"series-{index}", "text-anchor": "end",
-                                  "font-size": str(FONT)})
+        legend = ET.SubElement(
+            svg,
+            "text",
+            x=str(legend_x),
+            y="20",
+            fill=colour,
+            **{"class": f"series-{index}", "text-anchor": "end", "font-size": str(FONT)},
+        )
         legend.text = name
         legend_x -= 10 * len(name) + 20
         if not pts:
             continue
-        coords = " ".join(f"{LEFT + x * plot_w:.1f},{TOP + plot_h * (1 - min(v / top, 1)):.1f}"
-                          for x, v in pts)
-        ET.SubElement(svg, "polyline", points=coords, fill="none", stroke=colour,
-                      **{"stroke-width": "1.5"})
+        coords = " ".join(
+            f"{LEFT + x * plot_w:.1f},{TOP + plot_h * (1 - min(v / top, 1)):.1f}" for x, v in pts
+        )
+        ET.SubElement(
+            svg, "polyline", points=coords, fill="none", stroke=colour, **{"stroke-width": "1.5"}
+        )
     if not values:
-        empty = ET.SubElement(svg, "text", x=str(LEFT + plot_w / 2), y=str(TOP + plot_h / 2),
-                              **{"text-anchor": "middle", "font-size": str(FONT),
-                                 "fill": "currentColor"})
+        empty = ET.SubElement(
+            svg,
+            "text",
+            x=str(LEFT + plot_w / 2),
+            y=str(TOP + plot_h / 2),
+            **{"text-anchor": "middle", "font-size": str(FONT), "fill": "currentColor"},
+        )
         empty.text = "no data yet"
     return ET.tostring(svg, encoding="unicode")

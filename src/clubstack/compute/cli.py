@@ -63,15 +63,25 @@ def host_group() -> None:
 @click.argument("uri")
 @click.option("--pool-path", default=None, help="Folder for capsul disks on the host.")
 @click.option("--pool-name", default="clubstack", show_default=True)
-@click.option("--network", default=None,
-              help="none, user, network:NAME or bridge:NAME (default: the default_network "
-                   "setting, network:default). A libvirt network must be active (virsh "
-                   "net-start NAME); 'user' (QEMU's user networking, SSH through a forwarded "
-                   "port) needs nothing and suits a single machine.")
+@click.option(
+    "--network",
+    default=None,
+    help="none, user, network:NAME or bridge:NAME (default: the default_network "
+    "setting, network:default). A libvirt network must be active (virsh "
+    "net-start NAME); 'user' (QEMU's user networking, SSH through a forwarded "
+    "port) needs nothing and suits a single machine.",
+)
 @click.option("--probe-kernel", default=None, help="Kernel on the host used to test KVM.")
 @click.option("--probe-initrd", default=None)
-def host_add(name: str, uri: str, pool_path: str | None, pool_name: str, network: str | None,
-             probe_kernel: str | None, probe_initrd: str | None) -> None:
+def host_add(
+    name: str,
+    uri: str,
+    pool_path: str | None,
+    pool_name: str,
+    network: str | None,
+    probe_kernel: str | None,
+    probe_initrd: str | None,
+) -> None:
     """Add host NAME at libvirt URI (refused, saying why, if it cannot be reached or its
     network is not active).
 
@@ -83,11 +93,20 @@ def host_add(name: str, uri: str, pool_path: str | None, pool_name: str, network
 
     settings = _settings()
     with _session() as session:
-        host = hosts.add_host(session, name, uri, pool_path=pool_path or settings.default_pool_path,
-                              pool_name=pool_name, network=network or settings.default_network,
-                              kernel=probe_kernel or settings.probe_kernel, initrd=probe_initrd)
-        click.echo(f"host {host.name} added: {host.vcpus} vCPUs, {host.memory_mib} MiB, "
-                   f"{host.disk_gib} GiB, domain type {host.domain_type}")
+        host = hosts.add_host(
+            session,
+            name,
+            uri,
+            pool_path=pool_path or settings.default_pool_path,
+            pool_name=pool_name,
+            network=network or settings.default_network,
+            kernel=probe_kernel or settings.probe_kernel,
+            initrd=probe_initrd,
+        )
+        click.echo(
+            f"host {host.name} added: {host.vcpus} vCPUs, {host.memory_mib} MiB, "
+            f"{host.disk_gib} GiB, domain type {host.domain_type}"
+        )
 
 
 @host_group.command("list")
@@ -98,15 +117,20 @@ def host_list() -> None:
     with _session() as session:
         rooms = hosts.room(session)
         if not rooms:
-            click.echo("no hosts yet; add one with: clubstack compute host add NAME "
-                       "qemu:///system --network user")
+            click.echo(
+                "no hosts yet; add one with: clubstack compute host add NAME "
+                "qemu:///system --network user"
+            )
             return
-        click.echo(f"{'NAME':16} {'STATUS':6} {'TYPE':5} {'vCPU':>9} {'MiB free':>10} "
-                   f"{'GiB free':>9}  URI")
+        click.echo(
+            f"{'NAME':16} {'STATUS':6} {'TYPE':5} {'vCPU':>9} {'MiB free':>10} {'GiB free':>9}  URI"
+        )
         for r in rooms:
             h = r.host
-            click.echo(f"{h.name:16} {'up' if h.up else 'DOWN':6} {h.domain_type:5} "
-                       f"{r.vcpus:>4}/{h.vcpus * 4:<4} {r.memory_mib:>10} {r.disk_gib:>9}  {h.uri}")
+            click.echo(
+                f"{h.name:16} {'up' if h.up else 'DOWN':6} {h.domain_type:5} "
+                f"{r.vcpus:>4}/{h.vcpus * 4:<4} {r.memory_mib:>10} {r.disk_gib:>9}  {h.uri}"
+            )
 
 
 @host_group.command("remove")
@@ -132,14 +156,16 @@ def image_group() -> None:
 @click.option("--kernel", default=None, help="Direct kernel boot: kernel path on the hosts.")
 @click.option("--initrd", default=None)
 @click.option("--cmdline", default=None)
-def image_add(name: str, path: str, title: str, kernel: str | None, initrd: str | None,
-              cmdline: str | None) -> None:
+def image_add(
+    name: str, path: str, title: str, kernel: str | None, initrd: str | None, cmdline: str | None
+) -> None:
     """Register the qcow2 base image PATH (same path on every host) as NAME."""
     from clubstack.compute import hosts
 
     with _session() as session:
-        hosts.add_image(session, name, path, title=title, kernel=kernel, initrd=initrd,
-                        cmdline=cmdline)
+        hosts.add_image(
+            session, name, path, title=title, kernel=kernel, initrd=initrd, cmdline=cmdline
+        )
     click.echo(f"image {name} added")
 
 
@@ -162,8 +188,10 @@ def image_add_demo(name: str) -> None:
         image, plan = hosts.add_demo(session, guest, name=name)
         click.echo(f"image {image.name}: {image.title} ({image.path})")
         if plan is not None:
-            click.echo(f"plan {plan.name} added: {plan.vcpus} vCPU, {plan.memory_mib} MiB, "
-                       f"{plan.disk_gib} GiB")
+            click.echo(
+                f"plan {plan.name} added: {plan.vcpus} vCPU, {plan.memory_mib} MiB, "
+                f"{plan.disk_gib} GiB"
+            )
 
 
 @image_group.command("list")
@@ -174,8 +202,10 @@ def image_list() -> None:
     with _session() as session:
         images = list(session.scalars(select(Image).order_by(Image.name)))
         if not images:
-            click.echo("no images yet; add one with: clubstack compute image add NAME "
-                       "/path/to/base.qcow2, or try: clubstack compute image add-demo")
+            click.echo(
+                "no images yet; add one with: clubstack compute image add NAME "
+                "/path/to/base.qcow2, or try: clubstack compute image add-demo"
+            )
             return
         click.echo(f"{'NAME':16} {'BOOT':6} PATH")
         for image in images:
@@ -192,16 +222,22 @@ def plan_group() -> None:
 @click.option("--vcpus", type=int, required=True, help="Virtual CPUs.")
 @click.option("--memory", "memory_mib", type=int, required=True, help="MiB of RAM.")
 @click.option("--disk", "disk_gib", type=int, required=True, help="GiB of disk.")
-@click.option("--price", "price_month_cents", type=int, required=True,
-              help="Price per month in cents.")
-def plan_add(name: str, vcpus: int, memory_mib: int, disk_gib: int,
-             price_month_cents: int) -> None:
+@click.option(
+    "--price", "price_month_cents", type=int, required=True, help="Price per month in cents."
+)
+def plan_add(name: str, vcpus: int, memory_mib: int, disk_gib: int, price_month_cents: int) -> None:
     """Add plan NAME."""
     from clubstack.compute import hosts
 
     with _session() as session:
-        plan = hosts.add_plan(session, name, vcpus=vcpus, memory_mib=memory_mib,
-                              disk_gib=disk_gib, price_month_cents=price_month_cents)
+        plan = hosts.add_plan(
+            session,
+            name,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            disk_gib=disk_gib,
+            price_month_cents=price_month_cents,
+        )
         click.echo(f"plan {plan.name} added: {plan.price_hour_cents} cents per hour")
 
 
@@ -212,14 +248,19 @@ def plan_list() -> None:
     with _session() as session:
         plans = list(session.scalars(select(Plan).order_by(Plan.price_month_cents)))
         if not plans:
-            click.echo("no plans yet; add one with: clubstack compute plan add NAME --vcpus 1 "
-                       "--memory 512 --disk 10 --price 500")
+            click.echo(
+                "no plans yet; add one with: clubstack compute plan add NAME --vcpus 1 "
+                "--memory 512 --disk 10 --price 500"
+            )
             return
-        click.echo(f"{'NAME':12} {'vCPU':>4} {'MiB':>6} {'GiB':>5} {'per month':>10} "
-                   f"{'per hour':>9}")
+        click.echo(
+            f"{'NAME':12} {'vCPU':>4} {'MiB':>6} {'GiB':>5} {'per month':>10} {'per hour':>9}"
+        )
         for p in plans:
-            click.echo(f"{p.name:12} {p.vcpus:>4} {p.memory_mib:>6} {p.disk_gib:>5} "
-                       f"{p.price_month_cents / 100:>10.2f} {p.price_hour_cents / 100:>9.2f}")
+            click.echo(
+                f"{p.name:12} {p.vcpus:>4} {p.memory_mib:>6} {p.disk_gib:>5} "
+                f"{p.price_month_cents / 100:>10.2f} {p.price_hour_cents / 100:>9.2f}"
+            )
 
 
 @compute_cli.command("list")
@@ -230,8 +271,12 @@ def capsul_list(host_name: str | None) -> None:
     from clubstack.core.accounts.models import User
 
     with _session() as session:
-        query = (select(Capsul, User.email).join(User, User.id == Capsul.user_id)
-                 .where(Capsul.status != DESTROYED).order_by(Capsul.created_at))
+        query = (
+            select(Capsul, User.email)
+            .join(User, User.id == Capsul.user_id)
+            .where(Capsul.status != DESTROYED)
+            .order_by(Capsul.created_at)
+        )
         if host_name:
             host = session.scalar(select(Host).where(Host.name == host_name))
             if host is None:
@@ -239,16 +284,19 @@ def capsul_list(host_name: str | None) -> None:
             query = query.where(Capsul.host_id == host.id)
         rows = list(session.execute(query))
         if not rows:
-            click.echo(("no capsuls on that host; " if host_name else "no capsuls yet; ")
-                       + "create one with: clubstack compute create --owner EMAIL --plan PLAN "
-                       "--image IMAGE --ssh-key FILE")
+            click.echo(
+                ("no capsuls on that host; " if host_name else "no capsuls yet; ")
+                + "create one with: clubstack compute create --owner EMAIL --plan PLAN "
+                "--image IMAGE --ssh-key FILE"
+            )
             return
-        click.echo(f"{'ID':32}  {'NAME':20} {'STATUS':9} {'STATE':8} {'PLAN':8} {'HOST':10} "
-                   "OWNER")
+        click.echo(f"{'ID':32}  {'NAME':20} {'STATUS':9} {'STATE':8} {'PLAN':8} {'HOST':10} OWNER")
         for capsul, email in rows:
-            click.echo(f"{capsul.id}  {capsul.name:20} {capsul.status:9} {capsul.state:8} "
-                       f"{capsul.plan.name:8} {capsul.host.name if capsul.host else '-':10} "
-                       f"{email}")
+            click.echo(
+                f"{capsul.id}  {capsul.name:20} {capsul.status:9} {capsul.state:8} "
+                f"{capsul.plan.name:8} {capsul.host.name if capsul.host else '-':10} "
+                f"{email}"
+            )
 
 
 @compute_cli.command("create")
@@ -256,12 +304,17 @@ def capsul_list(host_name: str | None) -> None:
 @click.option("--plan", required=True)
 @click.option("--image", required=True)
 @click.option("--name", default=None, help="Hostname (default: from the owner and a number).")
-@click.option("--ssh-key", "ssh_key", type=click.Path(exists=True, dir_okay=False,
-                                                      path_type=Path), required=True,
-              help="File with the SSH public key(s), one per line.")
+@click.option(
+    "--ssh-key",
+    "ssh_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="File with the SSH public key(s), one per line.",
+)
 @click.option("--wait/--no-wait", default=True, help="Wait until it runs, with progress.")
-def capsul_create(owner: str, plan: str, image: str, name: str | None, ssh_key: Path,
-                  wait: bool) -> None:
+def capsul_create(
+    owner: str, plan: str, image: str, name: str | None, ssh_key: Path, wait: bool
+) -> None:
     """Create a capsul for a member, billed to them, through the same job as the web."""
     from clubstack.compute import capsuls, tasks
     from clubstack.compute.models import Capsul
@@ -274,17 +327,28 @@ def capsul_create(owner: str, plan: str, image: str, name: str | None, ssh_key: 
         if user is None:
             raise click.ClickException(f"no member with address {owner}")
         capsul = capsuls.request_capsul(
-            session, user.id, plan=plan, image=image,
+            session,
+            user.id,
+            plan=plan,
+            image=image,
             name=name or f"capsul-{len(capsuls.member_capsuls(session, user.id)) + 1}",
-            keys=keys, min_credit_hours=settings.min_credit_hours,
-            max_capsuls=settings.max_capsuls_per_member)
+            keys=keys,
+            min_credit_hours=settings.min_credit_hours,
+            max_capsuls=settings.max_capsuls_per_member,
+        )
         capsul_id = capsul.id
     click.echo(f"capsul {capsul_id} requested")
     tasks.enqueue_provision(capsul_id)
     if not wait:
         return
-    steps = ["queued", "creating the disk", "writing the cloud-init seed",
-             "defining the virtual machine", "starting", "running"]
+    steps = [
+        "queued",
+        "creating the disk",
+        "writing the cloud-init seed",
+        "defining the virtual machine",
+        "starting",
+        "running",
+    ]
     with click.progressbar(length=len(steps) - 1, label="creating", file=sys.stderr) as bar:
         done = 0
         for _ in range(600):
@@ -334,8 +398,10 @@ def capsul_reconcile() -> None:
     with _session() as session:
         report = reconcile.reconcile(session, mail=False)
         for f in report.findings:
-            click.echo(f"{f.kind:8} {f.host.name:12} {f.domain_name:24} "
-                       f"{'fixed' if f.fixed else 'open':5} {f.detail}")
+            click.echo(
+                f"{f.kind:8} {f.host.name:12} {f.domain_name:24} "
+                f"{'fixed' if f.fixed else 'open':5} {f.detail}"
+            )
         for name in report.hosts_down:
             click.echo(f"down     {name}")
     sys.exit(1 if any(not f.fixed for f in report.findings) or report.hosts_down else 0)

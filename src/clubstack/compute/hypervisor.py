@@ -122,8 +122,11 @@ def domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(dom, "name").text = spec.name
     ET.SubElement(dom, "uuid").text = spec.uuid
     meta = ET.SubElement(dom, "metadata")
-    capsul = ET.SubElement(meta, f"{{{METADATA_NS}}}capsul",
-                           {"id": spec.capsul_id, "owner": spec.owner_id, **spec.extra_metadata})
+    capsul = ET.SubElement(
+        meta,
+        f"{{{METADATA_NS}}}capsul",
+        {"id": spec.capsul_id, "owner": spec.owner_id, **spec.extra_metadata},
+    )
     capsul.tail = None
     ET.SubElement(dom, "memory", unit="MiB").text = str(spec.memory_mib)
     ET.SubElement(dom, "currentMemory", unit="MiB").text = str(spec.memory_mib)
@@ -186,9 +189,12 @@ def _add_user_net_with_forward(dom: ET.Element, address: str, port: int) -> None
     if not 1 <= int(port) <= 65535:
         raise HypervisorError(f"invalid SSH forward port {port!r}")
     line = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
-    for arg in ("-netdev", f"user,id=clubstack-net0,hostfwd=tcp:{address}:{int(port)}-:22",
-                "-device",
-                f"virtio-net-pci,netdev=clubstack-net0,bus=pci.0,addr={FORWARD_NIC_SLOT}"):
+    for arg in (
+        "-netdev",
+        f"user,id=clubstack-net0,hostfwd=tcp:{address}:{int(port)}-:22",
+        "-device",
+        f"virtio-net-pci,netdev=clubstack-net0,bus=pci.0,addr={FORWARD_NIC_SLOT}",
+    ):
         ET.SubElement(line, f"{{{QEMU_NS}}}arg", value=arg)
 
 
@@ -236,14 +242,19 @@ def parse_metadata(xml: str) -> tuple[str | None, str | None]:
 
 def cloud_config(hostname: str, ssh_keys: list[str]) -> str:
     """The #cloud-config user-data: hostname and the member's SSH keys."""
-    body = {"hostname": hostname, "manage_etc_hosts": True,
-            "ssh_authorized_keys": list(ssh_keys), "ssh_pwauth": False}
+    body = {
+        "hostname": hostname,
+        "manage_etc_hosts": True,
+        "ssh_authorized_keys": list(ssh_keys),
+        "ssh_pwauth": False,
+    }
     return "#cloud-config\n" + yaml.safe_dump(body, default_flow_style=False, width=10_000)
 
 
 def meta_data(instance_id: str, hostname: str) -> str:
-    return yaml.safe_dump({"instance-id": instance_id, "local-hostname": hostname},
-                          default_flow_style=False)
+    return yaml.safe_dump(
+        {"instance-id": instance_id, "local-hostname": hostname}, default_flow_style=False
+    )
 
 
 def build_seed_iso(path: Path, *, instance_id: str, hostname: str, ssh_keys: list[str]) -> None:
@@ -252,13 +263,31 @@ def build_seed_iso(path: Path, *, instance_id: str, hostname: str, ssh_keys: lis
         src = Path(tmp)
         (src / "user-data").write_text(cloud_config(hostname, ssh_keys))
         (src / "meta-data").write_text(meta_data(instance_id, hostname))
-        subprocess.run(["genisoimage", "-quiet", "-output", str(path), "-volid", "cidata",
-                        "-joliet", "-rock", str(src / "user-data"), str(src / "meta-data")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "genisoimage",
+                "-quiet",
+                "-output",
+                str(path),
+                "-volid",
+                "cidata",
+                "-joliet",
+                "-rock",
+                str(src / "user-data"),
+                str(src / "meta-data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
 
-def volume_xml(name: str, capacity_bytes: int, fmt: str, backing: str | None = None,
-               backing_format: str = "qcow2") -> str:
+def volume_xml(
+    name: str,
+    capacity_bytes: int,
+    fmt: str,
+    backing: str | None = None,
+    backing_format: str = "qcow2",
+) -> str:
     vol = ET.Element("volume")
     ET.SubElement(vol, "name").text = name
     ET.SubElement(vol, "capacity", unit="bytes").text = str(capacity_bytes)
@@ -285,7 +314,8 @@ def pool_xml(name: str, path: str) -> str:
 
 HOSTKEY_BLOCK = re.compile(
     r"-----BEGIN SSH HOST KEY FINGERPRINTS-----\s*(.*?)-----END SSH HOST KEY FINGERPRINTS-----",
-    re.S)
+    re.S,
+)
 
 
 def host_key_fingerprints(console: str) -> list[str]:
@@ -308,8 +338,13 @@ def host_key_fingerprints(console: str) -> list[str]:
 class Hypervisor:
     """One libvirt connection to one host, with the storage pool capsuls live in."""
 
-    def __init__(self, uri: str, *, pool_name: str = "clubstack",
-                 pool_path: str = "/var/lib/libvirt/images/clubstack") -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        pool_name: str = "clubstack",
+        pool_path: str = "/var/lib/libvirt/images/clubstack",
+    ) -> None:
         if libvirt is None:
             raise HostDownError(
                 f"cannot connect to {uri}: libvirt-python is not installed "
@@ -380,19 +415,22 @@ class Hypervisor:
             raise HypervisorError(
                 f"libvirt network {name!r} does not exist on {self.uri}: define it "
                 f"(virsh -c {self.uri} net-define FILE), or use --network user "
-                "(QEMU's user networking) for a single machine") from None
+                "(QEMU's user networking) for a single machine"
+            ) from None
         try:
             active = bool(net.isActive())
         except libvirt.libvirtError as exc:
-            raise HypervisorError(f"cannot read network {name!r}: {exc.get_error_message()}") \
-                from exc
+            raise HypervisorError(
+                f"cannot read network {name!r}: {exc.get_error_message()}"
+            ) from exc
         if not active:
             raise HypervisorError(
                 f"libvirt network {name!r} is not active on {self.uri}: start it with "
                 f"`virsh -c {self.uri} net-start {name}` and "
                 f"`virsh -c {self.uri} net-autostart {name}` (libvirt networks need dnsmasq: "
                 "apt-get install dnsmasq-base), or use --network user (QEMU's user networking) "
-                "for a single machine")
+                "for a single machine"
+            )
 
     def capacity(self) -> Capacity:
         info = self.conn.getInfo()  # [model, memory MiB, cpus, ...]
@@ -404,16 +442,23 @@ class Hypervisor:
             _st, _max, mem_kib, vcpus, _t = dom.info()
             used_cpu += vcpus
             used_mem += mem_kib // 1024
-        return Capacity(vcpus=info[2], memory_mib=info[1], disk_gib=available // 2**30,
-                        used_vcpus=used_cpu, used_memory_mib=used_mem)
+        return Capacity(
+            vcpus=info[2],
+            memory_mib=info[1],
+            disk_gib=available // 2**30,
+            used_vcpus=used_cpu,
+            used_memory_mib=used_mem,
+        )
 
     def supports(self, domain_type: str) -> bool:
         caps = SafeET.fromstring(self.conn.getCapabilities())
-        return any(d.get("type") == domain_type
-                   for d in caps.iterfind("guest/arch[@name='x86_64']/domain"))
+        return any(
+            d.get("type") == domain_type for d in caps.iterfind("guest/arch[@name='x86_64']/domain")
+        )
 
-    def detect_domain_type(self, kernel: str, initrd: str | None = None,
-                           timeout: float = 6.0) -> str:
+    def detect_domain_type(
+        self, kernel: str, initrd: str | None = None, timeout: float = 6.0
+    ) -> str:
         """'kvm' if a KVM guest really boots a kernel here, else 'qemu' (TCG emulation).
 
         /dev/kvm can exist and accept a VM that never gets past the BIOS, so we boot
@@ -500,12 +545,13 @@ class Hypervisor:
         view = memoryview(data)
         sent = 0
         while sent < len(data):
-            sent += stream.send(bytes(view[sent:sent + (1 << 20)]))
+            sent += stream.send(bytes(view[sent : sent + (1 << 20)]))
         stream.finish()
         return vol.path()
 
-    def create_seed(self, name: str, *, instance_id: str, hostname: str,
-                    ssh_keys: list[str]) -> str:
+    def create_seed(
+        self, name: str, *, instance_id: str, hostname: str, ssh_keys: list[str]
+    ) -> str:
         with tempfile.TemporaryDirectory(prefix="clubstack-seed-") as tmp:
             iso = Path(tmp) / "seed.iso"
             build_seed_iso(iso, instance_id=instance_id, hostname=hostname, ssh_keys=ssh_keys)
@@ -620,8 +666,9 @@ class Hypervisor:
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.destroy()
             with contextlib.suppress(libvirt.libvirtError):
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                dom.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                )
         for vol in volumes:
             with contextlib.suppress(libvirt.libvirtError):
                 self._delete_volume(vol)
@@ -634,8 +681,15 @@ class Hypervisor:
                 state = STATE_NAMES.get(dom.state()[0], "unknown")
             except libvirt.libvirtError:
                 continue  # vanished while we looked
-            out.append(DomainInfo(name=dom.name(), uuid=dom.UUIDString(), state=state,
-                                  capsul_id=capsul_id, owner_id=owner_id))
+            out.append(
+                DomainInfo(
+                    name=dom.name(),
+                    uuid=dom.UUIDString(),
+                    state=state,
+                    capsul_id=capsul_id,
+                    owner_id=owner_id,
+                )
+            )
         return out
 
     def addresses(self, name: str) -> list[str]:
@@ -643,15 +697,18 @@ class Hypervisor:
         dom = self.lookup(name)
         if dom is None or not dom.isActive():
             return []
-        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
-                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
-                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+        for source in (
+            libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+            libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+            libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
+        ):
             try:
                 ifaces = dom.interfaceAddresses(source, 0)
             except libvirt.libvirtError:
                 continue
-            addrs = [a["addr"] for iface in (ifaces or {}).values()
-                     for a in (iface.get("addrs") or [])]
+            addrs = [
+                a["addr"] for iface in (ifaces or {}).values() for a in (iface.get("addrs") or [])
+            ]
             if addrs:
                 return addrs
         return []
@@ -685,13 +742,18 @@ class Hypervisor:
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Raw cumulative counters of every running domain, by name, in one call."""
-        flags = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-                 | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE
-                 | libvirt.VIR_DOMAIN_STATS_VCPU)
+        flags = (
+            libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+            | libvirt.VIR_DOMAIN_STATS_BALLOON
+            | libvirt.VIR_DOMAIN_STATS_BLOCK
+            | libvirt.VIR_DOMAIN_STATS_INTERFACE
+            | libvirt.VIR_DOMAIN_STATS_VCPU
+        )
         out: dict[str, dict[str, int]] = {}
         try:
             records = self.conn.getAllDomainStats(
-                flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+                flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            )
         except libvirt.libvirtError as exc:
             raise HostDownError(f"{self.uri}: {exc.get_error_message()}") from exc
         for dom, stats in records:
@@ -738,7 +800,8 @@ class ConsoleStream:
                 if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_FAILED:
                     raise ConsoleBusy() from exc
                 raise HypervisorError(
-                    f"cannot open the console of {name}: {exc.get_error_message()}") from exc
+                    f"cannot open the console of {name}: {exc.get_error_message()}"
+                ) from exc
         except BaseException:
             self.hv.close()
             raise
@@ -779,7 +842,7 @@ class ConsoleStream:
             view = memoryview(data)
             while view:
                 sent = self.stream.send(bytes(view))
-                view = view[max(sent, 0):]
+                view = view[max(sent, 0) :]
         except libvirt.libvirtError as exc:
             raise HypervisorError(f"console write failed: {exc.get_error_message()}") from exc
 
@@ -805,7 +868,10 @@ def summarize_counters(stats: dict[str, int]) -> dict[str, int]:
         "vcpus": int(stats.get("vcpu.current", 0)),
         "mem_kib": int(stats.get("balloon.rss") or stats.get("balloon.current", 0)),
         "mem_max_kib": int(stats.get("balloon.maximum", 0)),
-        "disk_rd": 0, "disk_wr": 0, "net_rx": 0, "net_tx": 0,
+        "disk_rd": 0,
+        "disk_wr": 0,
+        "net_rx": 0,
+        "net_tx": 0,
     }
     for i in range(int(stats.get("block.count", 0))):
         out["disk_rd"] += int(stats.get(f"block.{i}.rd.bytes", 0))

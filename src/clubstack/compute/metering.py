@@ -47,11 +47,14 @@ def meter_capsul(session: Session, capsul: Capsul, now: datetime) -> int:
     while capsul.billed_until <= now:
         start = capsul.billed_until
         billing_port.charge(
-            session, capsul.user_id, price,
+            session,
+            capsul.user_id,
+            price,
             reason=f"capsul {capsul.name} ({capsul.plan.name}), "
-                   f"hour from {start:%Y-%m-%d %H:%M} UTC",
+            f"hour from {start:%Y-%m-%d %H:%M} UTC",
             reference=f"compute:{capsul.id}",
-            idempotency_key=period_key(capsul.id, start))
+            idempotency_key=period_key(capsul.id, start),
+        )
         capsul.billed_until = start + PERIOD
         charged += 1
     session.flush()
@@ -61,8 +64,9 @@ def meter_capsul(session: Session, capsul: Capsul, now: datetime) -> int:
 def meter(session: Session, now: datetime) -> int:
     """Charge all capsuls up to ``now``. Run it often (every few minutes)."""
     total = 0
-    for capsul in session.scalars(select(Capsul).where(Capsul.status.in_(BILLED))
-                                  .order_by(Capsul.id)):
+    for capsul in session.scalars(
+        select(Capsul).where(Capsul.status.in_(BILLED)).order_by(Capsul.id)
+    ):
         total += meter_capsul(session, capsul, now)
     return total
 
@@ -70,7 +74,8 @@ def meter(session: Session, now: datetime) -> int:
 def plan_burn(session: Session, user_id: int) -> int:
     """What the member's capsuls cost per hour when running, suspended ones included."""
     prices = session.scalars(
-        select(Capsul).where(Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES)))
+        select(Capsul).where(Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES))
+    )
     return sum(-(-c.plan.price_month_cents // HOURS_PER_MONTH) for c in prices)
 
 
@@ -86,15 +91,21 @@ def enforce(session: Session, now: datetime, *, stop_timeout: float = 30.0) -> E
     Billing sends the low-credit warnings; compute mails each step it takes.
     """
     done = Enforcement()
-    owners = session.scalars(select(Capsul.user_id).where(Capsul.status.in_(LIVE_STATUSES))
-                             .distinct()).all()
+    owners = session.scalars(
+        select(Capsul.user_id).where(Capsul.status.in_(LIVE_STATUSES)).distinct()
+    ).all()
     for user_id in owners:
         state = billing_port.account_state(session, user_id, plan_burn(session, user_id), now)
         if state not in (AccountState.EMPTY, AccountState.GRACE_EXPIRED):
             continue
         user = session.get(User, user_id)
-        live = list(session.scalars(select(Capsul).where(
-            Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES)).order_by(Capsul.id)))
+        live = list(
+            session.scalars(
+                select(Capsul)
+                .where(Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES))
+                .order_by(Capsul.id)
+            )
+        )
         if state == AccountState.EMPTY:
             stopped = []
             for capsul in live:
@@ -110,10 +121,13 @@ def enforce(session: Session, now: datetime, *, stop_timeout: float = 30.0) -> E
                 done.suspended.append(capsul.id)
             if stopped and user is not None:
                 names = ", ".join(c.name for c in stopped)
-                send_mail(user.email, "Your capsuls were stopped: no credit left",
-                          f"Your credit is used up, so these capsuls were stopped: {names}.\n\n"
-                          "Their disks are kept for the grace period. Add credit and start "
-                          "them again, or they will be destroyed when the grace period ends.\n")
+                send_mail(
+                    user.email,
+                    "Your capsuls were stopped: no credit left",
+                    f"Your credit is used up, so these capsuls were stopped: {names}.\n\n"
+                    "Their disks are kept for the grace period. Add credit and start "
+                    "them again, or they will be destroyed when the grace period ends.\n",
+                )
         else:
             gone = []
             for capsul in live:
@@ -126,8 +140,11 @@ def enforce(session: Session, now: datetime, *, stop_timeout: float = 30.0) -> E
                 done.destroyed.append(capsul.id)
             if gone and user is not None:
                 names = ", ".join(c.name for c in gone)
-                send_mail(user.email, "Your capsuls were destroyed",
-                          f"The grace period after your credit ran out has ended, so these "
-                          f"capsuls and their disks were destroyed: {names}.\n")
+                send_mail(
+                    user.email,
+                    "Your capsuls were destroyed",
+                    f"The grace period after your credit ran out has ended, so these "
+                    f"capsuls and their disks were destroyed: {names}.\n",
+                )
     session.flush()
     return done

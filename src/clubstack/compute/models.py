@@ -152,7 +152,8 @@ class ConsoleSession(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)  # ticket
     capsul_id: Mapped[str] = mapped_column(
-        ForeignKey("compute_capsuls.id", ondelete="CASCADE"), index=True)
+        ForeignKey("compute_capsuls.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the ticket was used
@@ -168,10 +169,8 @@ class CapsulSample(Base):
     __tablename__ = "compute_samples"
     __table_args__ = (Index("ix_compute_samples_capsul_at", "capsul_id", "at"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True)
-    capsul_id: Mapped[str] = mapped_column(
-        ForeignKey("compute_capsuls.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    capsul_id: Mapped[str] = mapped_column(ForeignKey("compute_capsuls.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     cpu_ns: Mapped[int] = mapped_column(BigInteger)
     vcpus: Mapped[int] = mapped_column(Integer)

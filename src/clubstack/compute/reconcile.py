@@ -45,15 +45,31 @@ class Report:
         return {(f.kind, f.domain_name) for f in self.findings}
 
 
-def _note(session: Session, report: Report, host: Host, kind: str, domain: str, detail: str,
-          capsul_id: str | None = None, fixed: bool = False) -> None:
-    finding = session.scalar(select(Finding).where(
-        Finding.host_id == host.id, Finding.kind == kind, Finding.domain_name == domain))
+def _note(
+    session: Session,
+    report: Report,
+    host: Host,
+    kind: str,
+    domain: str,
+    detail: str,
+    capsul_id: str | None = None,
+    fixed: bool = False,
+) -> None:
+    finding = session.scalar(
+        select(Finding).where(
+            Finding.host_id == host.id, Finding.kind == kind, Finding.domain_name == domain
+        )
+    )
     now = utcnow()
     if finding is None or finding.resolved_at is not None:
         if finding is None:
-            finding = Finding(host_id=host.id, kind=kind, domain_name=domain, first_seen_at=now,
-                              detail=detail[:500])
+            finding = Finding(
+                host_id=host.id,
+                kind=kind,
+                domain_name=domain,
+                first_seen_at=now,
+                detail=detail[:500],
+            )
             session.add(finding)
             session.flush()  # an id, so the resolve step below knows it was seen
         finding.first_seen_at, finding.resolved_at, finding.mailed_at = now, None, None
@@ -91,10 +107,16 @@ def reconcile(session: Session, *, mail: bool = True) -> Report:
     return report
 
 
-def _reconcile_host(session: Session, report: Report, host: Host,
-                    hv: hypervisor.Hypervisor, domains: dict[str, hypervisor.DomainInfo]) -> None:
-    capsuls = {c.domain_name: c for c in session.scalars(
-        select(Capsul).where(Capsul.host_id == host.id))}
+def _reconcile_host(
+    session: Session,
+    report: Report,
+    host: Host,
+    hv: hypervisor.Hypervisor,
+    domains: dict[str, hypervisor.DomainInfo],
+) -> None:
+    capsuls = {
+        c.domain_name: c for c in session.scalars(select(Capsul).where(Capsul.host_id == host.id))
+    }
     session.flush()
     for name, capsul in capsuls.items():
         if capsul.status not in LIVE_STATUSES or capsul.status == CREATING:
@@ -102,36 +124,78 @@ def _reconcile_host(session: Session, report: Report, host: Host,
         dom = domains.get(name)
         if dom is None:
             capsul.state = "missing"
-            _note(session, report, host, "vanished", name,
-                  f"capsul {capsul.id} ({capsul.name}) of user {capsul.user_id} is in the "
-                  "database but its VM is gone from the host", capsul.id)
+            _note(
+                session,
+                report,
+                host,
+                "vanished",
+                name,
+                f"capsul {capsul.id} ({capsul.name}) of user {capsul.user_id} is in the "
+                "database but its VM is gone from the host",
+                capsul.id,
+            )
             continue
         if capsul.status == SUSPENDED and dom.state == "running":
             hv.force_off(name)
-            _note(session, report, host, "drift", name,
-                  f"suspended capsul {capsul.id} was running; forced off", capsul.id, fixed=True)
+            _note(
+                session,
+                report,
+                host,
+                "drift",
+                name,
+                f"suspended capsul {capsul.id} was running; forced off",
+                capsul.id,
+                fixed=True,
+            )
             capsul.state = "stopped"
         elif capsul.state != dom.state:
-            _note(session, report, host, "drift", name,
-                  f"database said {capsul.state}, host says {dom.state}; recorded",
-                  capsul.id, fixed=True)
+            _note(
+                session,
+                report,
+                host,
+                "drift",
+                name,
+                f"database said {capsul.state}, host says {dom.state}; recorded",
+                capsul.id,
+                fixed=True,
+            )
             capsul.state = dom.state
     for name, dom in domains.items():
         capsul = capsuls.get(name)
         if capsul is not None and capsul.status in LIVE_STATUSES:
             continue
         if dom.capsul_id is None:
-            _note(session, report, host, "foreign", name,
-                  f"VM {name} ({dom.state}) was not made by clubstack; left alone")
+            _note(
+                session,
+                report,
+                host,
+                "foreign",
+                name,
+                f"VM {name} ({dom.state}) was not made by clubstack; left alone",
+            )
         elif capsul is not None and capsul.status == DESTROYED:
             hv.destroy(name, hypervisor.capsul_volumes(name))
-            _note(session, report, host, "orphan", name,
-                  f"capsul {capsul.id} was destroyed but its VM remained; deleted it",
-                  capsul.id, fixed=True)
+            _note(
+                session,
+                report,
+                host,
+                "orphan",
+                name,
+                f"capsul {capsul.id} was destroyed but its VM remained; deleted it",
+                capsul.id,
+                fixed=True,
+            )
         else:
-            _note(session, report, host, "orphan", name,
-                  f"VM {name} carries capsul id {dom.capsul_id} (owner {dom.owner_id}) that the "
-                  "database does not know; left alone", dom.capsul_id)
+            _note(
+                session,
+                report,
+                host,
+                "orphan",
+                name,
+                f"VM {name} carries capsul id {dom.capsul_id} (owner {dom.owner_id}) that the "
+                "database does not know; left alone",
+                dom.capsul_id,
+            )
 
 
 def _mail_admins(session: Session, report: Report) -> None:
@@ -140,8 +204,10 @@ def _mail_admins(session: Session, report: Report) -> None:
         return
     lines = [f"- [{f.kind}] {f.host.name}: {f.domain_name}: {f.detail}" for f in new]
     lines += [f"- host {name} does not answer" for name in report.newly_down]
-    text = ("The compute reconcile job found differences between the database and the "
-            "hosts that it did not fix:\n\n" + "\n".join(lines) + "\n")
+    text = (
+        "The compute reconcile job found differences between the database and the "
+        "hosts that it did not fix:\n\n" + "\n".join(lines) + "\n"
+    )
     for admin in session.scalars(select(User).where(User.role == "admin")):
         send_mail(admin.email, f"Compute: {len(lines)} problem(s) need a look", text)
     now = utcnow()

@@ -31,18 +31,31 @@ def sample(session: Session, now: datetime) -> int:
                 counters = hv.counters()
         except (HostDownError, HypervisorError):
             continue
-        capsuls = {c.domain_name: c for c in session.scalars(
-            select(Capsul).where(Capsul.host_id == host.id,
-                                 Capsul.status.in_((ACTIVE, SUSPENDED))))}
+        capsuls = {
+            c.domain_name: c
+            for c in session.scalars(
+                select(Capsul).where(
+                    Capsul.host_id == host.id, Capsul.status.in_((ACTIVE, SUSPENDED))
+                )
+            )
+        }
         for name, c in counters.items():
             capsul = capsuls.get(name)
             if capsul is None:
                 continue
-            session.add(CapsulSample(capsul_id=capsul.id, at=now, cpu_ns=c["cpu_ns"],
-                                     vcpus=c["vcpus"] or capsul.plan.vcpus,
-                                     mem_kib=c["mem_kib"], disk_rd=c["disk_rd"],
-                                     disk_wr=c["disk_wr"], net_rx=c["net_rx"],
-                                     net_tx=c["net_tx"]))
+            session.add(
+                CapsulSample(
+                    capsul_id=capsul.id,
+                    at=now,
+                    cpu_ns=c["cpu_ns"],
+                    vcpus=c["vcpus"] or capsul.plan.vcpus,
+                    mem_kib=c["mem_kib"],
+                    disk_rd=c["disk_rd"],
+                    disk_wr=c["disk_wr"],
+                    net_rx=c["net_rx"],
+                    net_tx=c["net_tx"],
+                )
+            )
             stored += 1
     session.flush()
     return stored
@@ -51,8 +64,11 @@ def sample(session: Session, now: datetime) -> int:
 def prune(session: Session, now: datetime, keep_days: int) -> None:
     session.execute(delete(CapsulSample).where(CapsulSample.at < now - timedelta(days=keep_days)))
     # thin samples older than a day to one per 10 minutes
-    old = session.scalars(select(CapsulSample).where(
-        CapsulSample.at < now - timedelta(days=1), CapsulSample.at >= now - timedelta(days=2)))
+    old = session.scalars(
+        select(CapsulSample).where(
+            CapsulSample.at < now - timedelta(days=1), CapsulSample.at >= now - timedelta(days=2)
+        )
+    )
     for s in old:
         if s.at.minute % 10:
             session.delete(s)
@@ -82,18 +98,31 @@ def rates(samples: list[CapsulSample]) -> list[Point]:
         if seconds <= 0:
             continue
         cpu = _delta(cur.cpu_ns, prev.cpu_ns) / (seconds * 1e9 * max(cur.vcpus, 1)) * 100
-        points.append(Point(
-            at=cur.at, cpu_percent=min(cpu, 100.0), mem_mib=cur.mem_kib / 1024,
-            disk_read=_delta(cur.disk_rd, prev.disk_rd) / seconds,
-            disk_write=_delta(cur.disk_wr, prev.disk_wr) / seconds,
-            net_rx=_delta(cur.net_rx, prev.net_rx) / seconds,
-            net_tx=_delta(cur.net_tx, prev.net_tx) / seconds))
+        points.append(
+            Point(
+                at=cur.at,
+                cpu_percent=min(cpu, 100.0),
+                mem_mib=cur.mem_kib / 1024,
+                disk_read=_delta(cur.disk_rd, prev.disk_rd) / seconds,
+                disk_write=_delta(cur.disk_wr, prev.disk_wr) / seconds,
+                net_rx=_delta(cur.net_rx, prev.net_rx) / seconds,
+                net_tx=_delta(cur.net_tx, prev.net_tx) / seconds,
+            )
+        )
     return points
 
 
 def series(session: Session, capsul_id: str, span: str, now: datetime) -> list[Point]:
     since = now - RANGES[span]
-    samples = list(session.scalars(
-        select(CapsulSample).where(CapsulSample.capsul_id == capsul_id, CapsulSample.at >= since,
-                                   CapsulSample.at <= now).order_by(CapsulSample.at)))
+    samples = list(
+        session.scalars(
+            select(CapsulSample)
+            .where(
+                CapsulSample.capsul_id == capsul_id,
+                CapsulSample.at >= since,
+                CapsulSample.at <= now,
+            )
+            .order_by(CapsulSample.at)
+        )
+    )
     return rates(samples)

@@ -20,8 +20,9 @@ billing_port.register_burn()  # this module is loaded by the web app and by the 
 
 def run_provision(capsul_id: str) -> None:
     settings = service_settings(ComputeSettings)
-    forwarding = capsuls.SshForwarding.parse(settings.ssh_forward_ports,
-                                             settings.ssh_forward_address)
+    forwarding = capsuls.SshForwarding.parse(
+        settings.ssh_forward_ports, settings.ssh_forward_address
+    )
     with session_scope() as session:
         capsuls.provision(session, capsul_id, commit=session.commit, forwarding=forwarding)
 
@@ -86,5 +87,3 @@ def prune_samples() -> None:
     settings = service_settings(ComputeSettings)
     with session_scope() as session:
         stats.prune(session, utcnow(), settings.sample_retention_days)
-
-

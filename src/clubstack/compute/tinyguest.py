@@ -127,8 +127,15 @@ def _module_order(moddir: Path, wanted: tuple[str, ...]) -> list[str]:
 
 def _digest(kernel: Path) -> str:
     h = hashlib.sha256()
-    for part in (str(kernel), str(kernel.stat().st_mtime_ns), str(BUSYBOX.stat().st_mtime_ns),
-                 RCS, INITTAB, POWER_BUTTON, ",".join(WANTED_MODULES)):
+    for part in (
+        str(kernel),
+        str(kernel.stat().st_mtime_ns),
+        str(BUSYBOX.stat().st_mtime_ns),
+        RCS,
+        INITTAB,
+        POWER_BUTTON,
+        ",".join(WANTED_MODULES),
+    ):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
@@ -139,8 +146,9 @@ def build(directory: Path | None = None) -> TinyGuest:
     if not BUSYBOX.exists():
         raise FileNotFoundError("no /bin/busybox: apt-get install busybox-static")
     base = (directory or cache_dir()) / _digest(kernel)
-    guest = TinyGuest(kernel=base / "vmlinuz", initrd=base / "initrd.cpio",
-                      disk=base / "base.qcow2")
+    guest = TinyGuest(
+        kernel=base / "vmlinuz", initrd=base / "initrd.cpio", disk=base / "base.qcow2"
+    )
     if guest.kernel.exists() and guest.initrd.exists() and guest.disk.exists():
         return guest
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -163,12 +171,26 @@ def _build_into(work: Path, kernel: Path) -> None:
     release = kernel.name.removeprefix("vmlinuz-")
     moddir = Path("/lib/modules") / release
     root = work / "root"
-    for sub in ("bin", "sbin", "etc/init.d", "etc/acpi/PWRF", "proc", "sys", "dev", "mnt",
-                "tmp", "var/run", "var/log", "lib/modules", "root"):
+    for sub in (
+        "bin",
+        "sbin",
+        "etc/init.d",
+        "etc/acpi/PWRF",
+        "proc",
+        "sys",
+        "dev",
+        "mnt",
+        "tmp",
+        "var/run",
+        "var/log",
+        "lib/modules",
+        "root",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, root / "bin/busybox")
-    applets = subprocess.run([str(BUSYBOX), "--list"], check=True, capture_output=True,
-                             text=True).stdout.split()
+    applets = subprocess.run(
+        [str(BUSYBOX), "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
     for applet in applets:
         if applet != "busybox":
             link = root / "bin" / applet
@@ -194,12 +216,18 @@ def _build_into(work: Path, kernel: Path) -> None:
     (root / "etc/hostname").write_text("tiny\n")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     with open(work / "initrd.cpio", "wb") as out:
-        subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root,
-                       input="\n".join(files).encode(), stdout=out, check=True)
+        subprocess.run(
+            ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+            cwd=root,
+            input="\n".join(files).encode(),
+            stdout=out,
+            check=True,
+        )
     shutil.rmtree(root)
     shutil.copy2(kernel, work / "vmlinuz")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(work / "base.qcow2"), "64M"],
-                   check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", str(work / "base.qcow2"), "64M"], check=True
+    )
     for name in ("vmlinuz", "initrd.cpio", "base.qcow2"):
         os.chmod(work / name, 0o644)
 

@@ -36,8 +36,13 @@ from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import limiter
 from clubstack.settings import get_settings, service_settings
 
-bp = Blueprint("compute", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/assets")
+bp = Blueprint(
+    "compute",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/assets",
+)
 
 
 @bp.context_processor
@@ -51,8 +56,9 @@ sock = Sock()  # WebSocket routes on this blueprint (the console); the app needs
 @bp.record_once
 def _socket_options(state: Any) -> None:
     # Keystrokes come in small messages; pings keep a quiet console open through nginx.
-    state.app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 4 * 4096,
-                                                        "ping_interval": 25})
+    state.app.config.setdefault(
+        "SOCK_SERVER_OPTIONS", {"max_message_size": 4 * 4096, "ping_interval": 25}
+    )
 
 
 def _settings() -> ComputeSettings:
@@ -108,8 +114,15 @@ def _create(data: Any) -> Capsul:
             keys.append(key)
     settings = _settings()
     capsul = capsuls.request_capsul(
-        session, user_id, plan=req.plan, image=req.image, name=req.name, keys=keys,
-        min_credit_hours=settings.min_credit_hours, max_capsuls=settings.max_capsuls_per_member)
+        session,
+        user_id,
+        plan=req.plan,
+        image=req.image,
+        name=req.name,
+        keys=keys,
+        min_credit_hours=settings.min_credit_hours,
+        max_capsuls=settings.max_capsuls_per_member,
+    )
     # keep pasted keys on the account, as Capsul does
     for text in req.ssh_keys:
         parsed = capsuls.parse_ssh_key(text)
@@ -124,13 +137,22 @@ def _create(data: Any) -> Capsul:
 
 def capsul_json(c: Capsul) -> dict[str, Any]:
     return {
-        "id": c.id, "name": c.name, "status": c.status, "state": c.state,
-        "progress": c.progress, "error": c.error,
-        "plan": c.plan.name, "image": c.image.name,
-        "vcpus": c.plan.vcpus, "memory_mib": c.plan.memory_mib, "disk_gib": c.plan.disk_gib,
-        "price_hour_cents": c.plan.price_hour_cents, "addresses": c.address_list,
+        "id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "state": c.state,
+        "progress": c.progress,
+        "error": c.error,
+        "plan": c.plan.name,
+        "image": c.image.name,
+        "vcpus": c.plan.vcpus,
+        "memory_mib": c.plan.memory_mib,
+        "disk_gib": c.plan.disk_gib,
+        "price_hour_cents": c.plan.price_hour_cents,
+        "addresses": c.address_list,
         "ssh": _ssh_json(c),
-        "ssh_keys": c.key_list, "ssh_host_keys": c.host_key_list,
+        "ssh_keys": c.key_list,
+        "ssh_host_keys": c.host_key_list,
         "created_at": c.created_at.isoformat(),
         "started_at": c.started_at.isoformat() if c.started_at else None,
         "uptime_seconds": _uptime(c),
@@ -163,12 +185,14 @@ def _duration(seconds: int | None) -> str:
 @bp.get("/")
 def index() -> str:
     session = db.session()
-    plans = list(session.scalars(select(Plan).where(Plan.active.is_(True))
-                                 .order_by(Plan.price_month_cents)))
+    plans = list(
+        session.scalars(select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents))
+    )
     user = current_user()
     mine = capsuls.member_capsuls(session, user.id) if user else []
-    return render_template("compute/index.html", plans=plans, capsuls=mine,
-                           setup=hosts.setup_status(session))
+    return render_template(
+        "compute/index.html", plans=plans, capsuls=mine, setup=hosts.setup_status(session)
+    )
 
 
 @bp.route("/create", methods=["GET", "POST"])
@@ -204,19 +228,26 @@ def create() -> str | BaseResponse:
         else:
             flash("Your capsul is being created.", "success")
             return redirect(url_for("compute.status", capsul_id=capsul.id))
-    plans = list(session.scalars(select(Plan).where(Plan.active.is_(True))
-                                 .order_by(Plan.price_month_cents)))
-    images = list(session.scalars(select(Image).where(Image.active.is_(True))
-                                  .order_by(Image.name)))
+    plans = list(
+        session.scalars(select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents))
+    )
+    images = list(session.scalars(select(Image).where(Image.active.is_(True)).order_by(Image.name)))
     keys = capsuls.ssh_keys(session, _user_id())
     try:
         balance = billing_port.balance(session, _user_id())
     except ClubError:
         balance = None
-    return render_template("compute/create.html", plans=plans, images=images, keys=keys,
-                           errors=errors, form=form, balance=balance,
-                           setup=hosts.setup_status(session),
-                           hours=_settings().min_credit_hours), status
+    return render_template(
+        "compute/create.html",
+        plans=plans,
+        images=images,
+        keys=keys,
+        errors=errors,
+        form=form,
+        balance=balance,
+        setup=hosts.setup_status(session),
+        hours=_settings().min_credit_hours,
+    ), status
 
 
 @bp.route("/keys", methods=["GET", "POST"])
@@ -235,8 +266,12 @@ def keys() -> str | BaseResponse | tuple[str, int]:
             session.commit()
             flash("Key added.", "success")
             return redirect(url_for("compute.keys"))
-    page = render_template("compute/keys.html", keys=capsuls.ssh_keys(session, _user_id()),
-                           errors=errors, form=form_to_dict(request.form))
+    page = render_template(
+        "compute/keys.html",
+        keys=capsuls.ssh_keys(session, _user_id()),
+        errors=errors,
+        form=form_to_dict(request.form),
+    )
     return (page, 400) if errors else page
 
 
@@ -265,10 +300,19 @@ def status(capsul_id: str) -> str:
     start = now - stats.RANGES[span]
 
     def chart(title: str, unit: str, fixed: float | None = None, **fields: str) -> Markup:
-        series = {label: [(p.at, getattr(p, attr)) for p in points]
-                  for label, attr in fields.items()}
-        return Markup(charts.line_chart(title, series, unit, start, now,  # noqa: S704 - ET output
-                                        fixed_max=fixed))
+        series = {
+            label: [(p.at, getattr(p, attr)) for p in points] for label, attr in fields.items()
+        }
+        return Markup(
+            charts.line_chart(
+                title,
+                series,
+                unit,
+                start,
+                now,  # noqa: S704 - ET output
+                fixed_max=fixed,
+            )
+        )
 
     graphs = [
         chart("CPU", "%", 100.0, used="cpu_percent"),
@@ -276,10 +320,16 @@ def status(capsul_id: str) -> str:
         chart("Disk", "B/s", read="disk_read", write="disk_write"),
         chart("Network", "B/s", received="net_rx", sent="net_tx"),
     ]
-    return render_template("compute/status.html", capsul=capsul, graphs=graphs, span=span,
-                           ssh=capsuls.ssh_endpoint(capsul),
-                           spans=list(stats.RANGES), uptime=_duration(_uptime(capsul)),
-                           refresh=capsul.status == CREATING)
+    return render_template(
+        "compute/status.html",
+        capsul=capsul,
+        graphs=graphs,
+        span=span,
+        ssh=capsuls.ssh_endpoint(capsul),
+        spans=list(stats.RANGES),
+        uptime=_duration(_uptime(capsul)),
+        refresh=capsul.status == CREATING,
+    )
 
 
 @bp.post("/capsuls/<capsul_id>/action")
@@ -295,8 +345,11 @@ def action(capsul_id: str) -> BaseResponse:
         flash(exc.message, "error")
     else:
         if action_name == "stop" and capsul.state != "stopped":
-            flash(f"Stop: the guest was asked to shut down; it is forced off after "
-                  f"{_settings().stop_timeout:.0f} seconds if it does not.", "success")
+            flash(
+                f"Stop: the guest was asked to shut down; it is forced off after "
+                f"{_settings().stop_timeout:.0f} seconds if it does not.",
+                "success",
+            )
         else:
             flash(f"{action_name.capitalize()}: the capsul is now {capsul.state}.", "success")
     return redirect(url_for("compute.status", capsul_id=capsul_id))
@@ -344,9 +397,13 @@ def destroy(capsul_id: str) -> str | BaseResponse | tuple[str, int]:
 @login_required
 def console(capsul_id: str) -> str:
     capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
-    return render_template("compute/console.html", capsul=capsul, log=capsuls.console(capsul),
-                           ssh=capsuls.ssh_endpoint(capsul),
-                           minutes=max(1, round(_settings().console_time_limit / 60)))
+    return render_template(
+        "compute/console.html",
+        capsul=capsul,
+        log=capsuls.console(capsul),
+        ssh=capsuls.ssh_endpoint(capsul),
+        minutes=max(1, round(_settings().console_time_limit / 60)),
+    )
 
 
 @bp.post("/capsuls/<capsul_id>/console/ticket")
@@ -361,10 +418,12 @@ def console_ticket(capsul_id: str) -> tuple[Response, int]:
     session.commit()
     # url_for gives a WebSocket rule an absolute ws:// URL; the page keeps its own scheme and
     # host (wss:// behind TLS), so it gets the path
-    socket_url = urlsplit(url_for("compute.console_socket", capsul_id=capsul.id,
-                                  ticket=ticket.id))
-    return jsonify(ticket=ticket.id, expires_in=_settings().console_ticket_seconds,
-                   url=f"{socket_url.path}?{socket_url.query}"), 201
+    socket_url = urlsplit(url_for("compute.console_socket", capsul_id=capsul.id, ticket=ticket.id))
+    return jsonify(
+        ticket=ticket.id,
+        expires_in=_settings().console_ticket_seconds,
+        url=f"{socket_url.path}?{socket_url.query}",
+    ), 201
 
 
 @bp.before_request
@@ -376,18 +435,25 @@ def _check_console_socket() -> None:
     user = current_user()
     if user is None:
         raise ConsoleRefused("Log in to use the console.")
-    if not console_logic.origin_allowed(request.headers.get("Origin"),
-                                        get_settings().base_url, request.host):
+    if not console_logic.origin_allowed(
+        request.headers.get("Origin"), get_settings().base_url, request.host
+    ):
         raise ConsoleRefused("The console opens only from this site's pages.")
     session = db.session()
     view_args = request.view_args or {}
     capsul = capsuls.get_capsul(session, str(view_args.get("capsul_id", "")), user.id)
     settings = _settings()
-    row = console_logic.claim(session, request.args.get("ticket", ""), capsul.id, user.id,
-                              utcnow(), ticket_seconds=settings.console_ticket_seconds,
-                              time_limit=settings.console_time_limit,
-                              max_open=settings.console_max_open,
-                              max_per_member=settings.console_max_per_member)
+    row = console_logic.claim(
+        session,
+        request.args.get("ticket", ""),
+        capsul.id,
+        user.id,
+        utcnow(),
+        ticket_seconds=settings.console_ticket_seconds,
+        time_limit=settings.console_time_limit,
+        max_open=settings.console_max_open,
+        max_per_member=settings.console_max_per_member,
+    )
     session.commit()
     g.console_session = row.id
 
@@ -448,12 +514,25 @@ def console_socket(ws: Any, capsul_id: str) -> None:
 @admin_required
 def admin() -> str:
     session = db.session()
-    findings = list(session.scalars(select(Finding).where(Finding.resolved_at.is_(None))
-                                    .order_by(Finding.last_seen_at.desc())))
-    all_capsuls = list(session.scalars(select(Capsul).where(Capsul.status != "destroyed")
-                                       .order_by(Capsul.created_at)))
-    return render_template("compute/admin.html", rooms=hosts.room(session), findings=findings,
-                           capsuls=all_capsuls, setup=hosts.setup_status(session))
+    findings = list(
+        session.scalars(
+            select(Finding)
+            .where(Finding.resolved_at.is_(None))
+            .order_by(Finding.last_seen_at.desc())
+        )
+    )
+    all_capsuls = list(
+        session.scalars(
+            select(Capsul).where(Capsul.status != "destroyed").order_by(Capsul.created_at)
+        )
+    )
+    return render_template(
+        "compute/admin.html",
+        rooms=hosts.room(session),
+        findings=findings,
+        capsuls=all_capsuls,
+        setup=hosts.setup_status(session),
+    )
 
 
 # --- JSON API -----------------------------------------------------------------------------
@@ -462,8 +541,9 @@ def admin() -> str:
 @bp.get("/api/capsuls")
 @api_auth
 def api_list() -> Response:
-    return jsonify(capsuls=[capsul_json(c)
-                            for c in capsuls.member_capsuls(db.session(), _user_id())])
+    return jsonify(
+        capsuls=[capsul_json(c) for c in capsuls.member_capsuls(db.session(), _user_id())]
+    )
 
 
 @bp.post("/api/capsuls")
@@ -487,8 +567,12 @@ def api_get(capsul_id: str) -> Response:
 @api_auth
 @limiter.limit("60/hour")
 def api_action(capsul_id: str) -> Response:
-    _, capsul = _act(capsul_id, (request.get_json(silent=True) or {}).get("action")
-                     if isinstance(request.get_json(silent=True), dict) else None)
+    _, capsul = _act(
+        capsul_id,
+        (request.get_json(silent=True) or {}).get("action")
+        if isinstance(request.get_json(silent=True), dict)
+        else None,
+    )
     return jsonify(capsul_json(capsul))
 
 
@@ -519,18 +603,33 @@ def api_stats(capsul_id: str) -> Response:
     if span not in stats.RANGES:
         raise InputError(fields={"range": f"One of {', '.join(stats.RANGES)}."})
     points = stats.series(session, capsul.id, span, utcnow())
-    return jsonify(id=capsul.id, range=span, points=[
-        {"at": p.at.isoformat(), "cpu_percent": round(p.cpu_percent, 2), "mem_mib": p.mem_mib,
-         "disk_read": p.disk_read, "disk_write": p.disk_write, "net_rx": p.net_rx,
-         "net_tx": p.net_tx} for p in points])
+    return jsonify(
+        id=capsul.id,
+        range=span,
+        points=[
+            {
+                "at": p.at.isoformat(),
+                "cpu_percent": round(p.cpu_percent, 2),
+                "mem_mib": p.mem_mib,
+                "disk_read": p.disk_read,
+                "disk_write": p.disk_write,
+                "net_rx": p.net_rx,
+                "net_tx": p.net_tx,
+            }
+            for p in points
+        ],
+    )
 
 
 @bp.get("/api/ssh-keys")
 @api_auth
 def api_keys() -> Response:
-    return jsonify(ssh_keys=[{"id": k.id, "name": k.name, "public_key": k.public_key,
-                              "fingerprint": k.fingerprint}
-                             for k in capsuls.ssh_keys(db.session(), _user_id())])
+    return jsonify(
+        ssh_keys=[
+            {"id": k.id, "name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint}
+            for k in capsuls.ssh_keys(db.session(), _user_id())
+        ]
+    )
 
 
 @bp.post("/api/ssh-keys")
@@ -554,17 +653,25 @@ def api_delete_key(key_id: int) -> Response:
 
 @bp.get("/api/plans")
 def api_plans() -> Response:
-    plans = db.session().scalars(select(Plan).where(Plan.active.is_(True))
-                                 .order_by(Plan.price_month_cents))
-    return jsonify(plans=[{"name": p.name, "vcpus": p.vcpus, "memory_mib": p.memory_mib,
-                           "disk_gib": p.disk_gib, "price_month_cents": p.price_month_cents,
-                           "price_hour_cents": p.price_hour_cents} for p in plans])
+    plans = db.session().scalars(
+        select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents)
+    )
+    return jsonify(
+        plans=[
+            {
+                "name": p.name,
+                "vcpus": p.vcpus,
+                "memory_mib": p.memory_mib,
+                "disk_gib": p.disk_gib,
+                "price_month_cents": p.price_month_cents,
+                "price_hour_cents": p.price_hour_cents,
+            }
+            for p in plans
+        ]
+    )
 
 
 @bp.get("/api/images")
 def api_images() -> Response:
-    images = db.session().scalars(select(Image).where(Image.active.is_(True))
-                                  .order_by(Image.name))
+    images = db.session().scalars(select(Image).where(Image.active.is_(True)).order_by(Image.name))
     return jsonify(images=[{"name": i.name, "title": i.title} for i in images])
-
-

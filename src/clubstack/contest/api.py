@@ -37,11 +37,17 @@ class SubmitBody(BaseModel):
 def _status(c: Challenge) -> dict:
     session = db.session()
     return {
-        "id": c.public_id, "name": c.name, "kind": c.kind, "status": c.status,
+        "id": c.public_id,
+        "name": c.name,
+        "kind": c.kind,
+        "status": c.status,
         "queue_position": challenges.queue_position(session, c),
-        "failure": c.failure, "compiler_message": c.compiler_message,
-        "object_size": c.object_size, "mean_ram_bytes": c.mean_ram_bytes,
-        "mean_cpu_ns": c.mean_cpu_ns, "performance": c.performance,
+        "failure": c.failure,
+        "compiler_message": c.compiler_message,
+        "object_size": c.object_size,
+        "mean_ram_bytes": c.mean_ram_bytes,
+        "mean_cpu_ns": c.mean_cpu_ns,
+        "performance": c.performance,
         "published_at": c.published_at.isoformat() if c.published_at else None,
         "url": url_for("contest.challenge", name=c.name, _external=True),
     }
@@ -49,11 +55,16 @@ def _status(c: Challenge) -> dict:
 
 def _public(c: Challenge) -> dict:
     return {
-        "name": c.name, "kind": c.kind, "designer": c.owner.display_name,
+        "name": c.name,
+        "kind": c.kind,
+        "designer": c.owner.display_name,
         "published_at": c.published_at.isoformat() if c.published_at else None,
-        "performance": c.performance, "strawberries": c.strawberries,
-        "peak_strawberries": c.peak_strawberries, "broken": c.is_broken,
-        "public_key": c.public_key, "proof": c.proof,
+        "performance": c.performance,
+        "strawberries": c.strawberries,
+        "peak_strawberries": c.peak_strawberries,
+        "broken": c.is_broken,
+        "public_key": c.public_key,
+        "proof": c.proof,
         "source_url": url_for("contest.challenge_source", name=c.name, _external=True),
     }
 
@@ -70,8 +81,15 @@ def api_submit() -> tuple[Response, int]:
     body = validate(SubmitBody, request.get_json(silent=True))
     conf = settings()
     try:
-        created = challenges.submit(session, user, conf, body.source.encode(), key=body.key,
-                                    public_key=body.public_key, proof=body.proof)
+        created = challenges.submit(
+            session,
+            user,
+            conf,
+            body.source.encode(),
+            key=body.key,
+            public_key=body.public_key,
+            proof=body.proof,
+        )
         session.commit()
     except Exception:
         session.rollback()
@@ -115,8 +133,9 @@ def api_break(name: str) -> tuple[Response, int]:
     except Exception:
         session.rollback()
         raise
-    return jsonify({"challenge": name, "broken": True,
-                    "strawberries_at_break": made.strawberries_at_break}), 201
+    return jsonify(
+        {"challenge": name, "broken": True, "strawberries_at_break": made.strawberries_at_break}
+    ), 201
 
 
 @bp.get("/api/challenges")
@@ -127,7 +146,13 @@ def api_challenges() -> Response:
     for c in challenges.published_challenges(db.session()):
         if board.listed(c):
             shown = board.row(c)
-            rows.append(_public(c) | {"strawberries": shown.strawberries, "broken": shown.is_broken,
-                                      "peak_strawberries": shown.peak_strawberries})
+            rows.append(
+                _public(c)
+                | {
+                    "strawberries": shown.strawberries,
+                    "broken": shown.is_broken,
+                    "peak_strawberries": shown.peak_strawberries,
+                }
+            )
     rows.sort(key=lambda row: -row["peak_strawberries"])
     return jsonify(rows)

@@ -23,15 +23,68 @@ from clubstack.core.errors import Conflict, NotFound
 
 QUEUED = ("submitted", "filtered", "compiled", "tested")
 ADJECTIVES = (
-    "amber", "bold", "brisk", "calm", "clever", "crimson", "dusty", "eager", "fuzzy", "gentle",
-    "hidden", "icy", "jolly", "keen", "lucky", "mellow", "misty", "nimble", "odd", "quiet",
-    "rapid", "rusty", "shy", "silent", "sly", "sunny", "swift", "tidy", "vivid", "wild",
+    "amber",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "crimson",
+    "dusty",
+    "eager",
+    "fuzzy",
+    "gentle",
+    "hidden",
+    "icy",
+    "jolly",
+    "keen",
+    "lucky",
+    "mellow",
+    "misty",
+    "nimble",
+    "odd",
+    "quiet",
+    "rapid",
+    "rusty",
+    "shy",
+    "silent",
+    "sly",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "wild",
 )
 ANIMALS = (
-    "badger", "beaver", "bison", "crane", "dingo", "falcon", "ferret", "gecko", "heron",
-    "ibex", "jackal", "koala", "lemur", "lynx", "marmot", "narwhal", "ocelot", "otter",
-    "panda", "puffin", "quokka", "raven", "salmon", "tapir", "urchin", "vole", "walrus",
-    "yak", "zebra", "wombat",
+    "badger",
+    "beaver",
+    "bison",
+    "crane",
+    "dingo",
+    "falcon",
+    "ferret",
+    "gecko",
+    "heron",
+    "ibex",
+    "jackal",
+    "koala",
+    "lemur",
+    "lynx",
+    "marmot",
+    "narwhal",
+    "ocelot",
+    "otter",
+    "panda",
+    "puffin",
+    "quokka",
+    "raven",
+    "salmon",
+    "tapir",
+    "urchin",
+    "vole",
+    "walrus",
+    "yak",
+    "zebra",
+    "wombat",
 )
 
 
@@ -51,11 +104,13 @@ def check_posting_window(settings: ContestSettings, now: datetime) -> None:
 
 
 def _vectors_json(vectors: Vectors) -> str:
-    return json.dumps({
-        "inputs": [v.hex() for v in vectors.inputs],
-        "expected": [v.hex() for v in vectors.expected] if vectors.expected else None,
-        "public_key": vectors.public_key.hex() if vectors.public_key else None,
-    })
+    return json.dumps(
+        {
+            "inputs": [v.hex() for v in vectors.inputs],
+            "expected": [v.hex() for v in vectors.expected] if vectors.expected else None,
+            "public_key": vectors.public_key.hex() if vectors.public_key else None,
+        }
+    )
 
 
 def load_vectors(challenge: Challenge) -> Vectors:
@@ -67,9 +122,17 @@ def load_vectors(challenge: Challenge) -> Vectors:
     )
 
 
-def submit(session: Session, user: User, settings: ContestSettings, source: bytes, *,
-           key: str | None = None, public_key: str | None = None, proof: str | None = None,
-           now: datetime | None = None) -> Challenge:
+def submit(
+    session: Session,
+    user: User,
+    settings: ContestSettings,
+    source: bytes,
+    *,
+    key: str | None = None,
+    public_key: str | None = None,
+    proof: str | None = None,
+    now: datetime | None = None,
+) -> Challenge:
     """Check the window, the declared key and the source; store the challenge, queued.
 
     Nothing is compiled before the key checks pass. For aes the key is used once to compute
@@ -109,19 +172,34 @@ def submit(session: Session, user: User, settings: ContestSettings, source: byte
 
 
 def _has_queued(session: Session, owner_id: int) -> bool:
-    return session.scalar(select(Challenge.id).where(
-        Challenge.owner_id == owner_id, Challenge.status.in_(QUEUED),
-        Challenge.queued_at.is_not(None)).limit(1)) is not None
+    return (
+        session.scalar(
+            select(Challenge.id)
+            .where(
+                Challenge.owner_id == owner_id,
+                Challenge.status.in_(QUEUED),
+                Challenge.queued_at.is_not(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
-def release_next(session: Session, owner_id: int, now: datetime | None = None
-                 ) -> Challenge | None:
+def release_next(session: Session, owner_id: int, now: datetime | None = None) -> Challenge | None:
     """The member's oldest waiting submission, now put on the queue (None if one is there)."""
     if _has_queued(session, owner_id):
         return None
-    waiting = session.scalar(select(Challenge).where(
-        Challenge.owner_id == owner_id, Challenge.status == "filtered",
-        Challenge.queued_at.is_(None)).order_by(Challenge.id).limit(1))
+    waiting = session.scalar(
+        select(Challenge)
+        .where(
+            Challenge.owner_id == owner_id,
+            Challenge.status == "filtered",
+            Challenge.queued_at.is_(None),
+        )
+        .order_by(Challenge.id)
+        .limit(1)
+    )
     if waiting is not None:
         waiting.queued_at = now or utcnow()
         session.flush()
@@ -130,8 +208,11 @@ def release_next(session: Session, owner_id: int, now: datetime | None = None
 
 def release_waiting(session: Session, now: datetime | None = None) -> list[Challenge]:
     """For every member with waiting submissions and none on the queue: release the next."""
-    owners = session.scalars(select(Challenge.owner_id).where(
-        Challenge.status == "filtered", Challenge.queued_at.is_(None)).distinct()).all()
+    owners = session.scalars(
+        select(Challenge.owner_id)
+        .where(Challenge.status == "filtered", Challenge.queued_at.is_(None))
+        .distinct()
+    ).all()
     released = [release_next(session, owner, now) for owner in owners]
     return [c for c in released if c is not None]
 
@@ -139,8 +220,9 @@ def release_waiting(session: Session, now: datetime | None = None) -> list[Chall
 def job_payload(challenge: Challenge, settings: ContestSettings) -> dict:
     """What a sandbox node receives: source, kind (harness) and inputs; no key, no database."""
     vectors = load_vectors(challenge)
-    return judge.make_payload(get_kind(challenge.kind), challenge.source, vectors.inputs,
-                              settings.limits())
+    return judge.make_payload(
+        get_kind(challenge.kind), challenge.source, vectors.inputs, settings.limits()
+    )
 
 
 def queue_position(session: Session, challenge: Challenge) -> int | None:
@@ -149,12 +231,15 @@ def queue_position(session: Session, challenge: Challenge) -> int | None:
         return None
     ahead = session.scalar(
         select(func.count(Challenge.id)).where(
-            Challenge.status.in_(("submitted", "filtered")), Challenge.id < challenge.id))
+            Challenge.status.in_(("submitted", "filtered")), Challenge.id < challenge.id
+        )
+    )
     return int(ahead or 0) + 1
 
 
-def record_progress(session: Session, challenge_id: int, stage: str,
-                    now: datetime | None = None) -> None:
+def record_progress(
+    session: Session, challenge_id: int, stage: str, now: datetime | None = None
+) -> None:
     """A sandbox node reports: "started" (took the job) or "compiled"."""
     challenge = session.get(Challenge, challenge_id)
     if challenge is None or challenge.status not in ("submitted", "filtered", "compiled"):
@@ -165,8 +250,13 @@ def record_progress(session: Session, challenge_id: int, stage: str,
         challenge.status = "compiled"
 
 
-def record_answer(session: Session, challenge_id: int, answer: dict, settings: ContestSettings,
-                  now: datetime | None = None) -> Challenge | None:
+def record_answer(
+    session: Session,
+    challenge_id: int,
+    answer: dict,
+    settings: ContestSettings,
+    now: datetime | None = None,
+) -> Challenge | None:
     """Verify a sandbox node's answer (only the web side knows the expected outputs)."""
     challenge = session.get(Challenge, challenge_id)
     if challenge is None or challenge.status in ("published", "failed"):
@@ -193,9 +283,12 @@ def record_answer(session: Session, challenge_id: int, answer: dict, settings: C
 UNSTARTED_FACTOR = 48  # a job nobody took for 48 job timeouts is presumed lost too
 
 
-def reap_lost_jobs(session: Session, settings: ContestSettings,
-                   requeue: Callable[[Challenge], None],
-                   now: datetime | None = None) -> tuple[int, int]:
+def reap_lost_jobs(
+    session: Session,
+    settings: ContestSettings,
+    requeue: Callable[[Challenge], None],
+    now: datetime | None = None,
+) -> tuple[int, int]:
     """Jobs whose worker died: retried once, then failed. Returns (retried, failed).
 
     A job counts as lost when a worker took it ("started") more than ``job_timeout_minutes``
@@ -239,16 +332,23 @@ def get_challenge(session: Session, name: str) -> Challenge:
 
 
 def can_see_source(challenge: Challenge, user: User | None) -> bool:
-    return challenge.is_published or (user is not None and
-                                      (user.id == challenge.owner_id or user.is_admin))
+    return challenge.is_published or (
+        user is not None and (user.id == challenge.owner_id or user.is_admin)
+    )
 
 
 def current_strawberries(challenge: Challenge, settings: ContestSettings, now: datetime) -> float:
     return live_score(challenge, settings, now).strawberries
 
 
-def attempt_break(session: Session, user: User, challenge: Challenge, secret: str,
-                  settings: ContestSettings, now: datetime | None = None) -> Break:
+def attempt_break(
+    session: Session,
+    user: User,
+    challenge: Challenge,
+    secret: str,
+    settings: ContestSettings,
+    now: datetime | None = None,
+) -> Break:
     """Record a break when ``secret`` (AES key / ECDSA private key) is right."""
     now = now or utcnow()
     if settings.final_deadline is not None and now > settings.final_deadline:
@@ -259,22 +359,28 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
         raise BreakRefused("you cannot break your own challenge")
     if session.scalar(select(Ruling.id).where(Ruling.challenge_id == challenge.id)):
         raise BreakRefused("the organisers took this challenge out of the contest")
-    if session.scalar(select(Break.id).where(Break.challenge_id == challenge.id,
-                                             Break.user_id == user.id)):
+    if session.scalar(
+        select(Break.id).where(Break.challenge_id == challenge.id, Break.user_id == user.id)
+    ):
         raise Conflict("you already broke this challenge")
     kind = get_kind(challenge.kind)
     if isinstance(kind, AesKind):
         vectors = load_vectors(challenge)
         assert vectors.expected is not None
-        right = kind.check_break(secret, list(zip(vectors.inputs[:4], vectors.expected[:4],
-                                                  strict=True)))
+        right = kind.check_break(
+            secret, list(zip(vectors.inputs[:4], vectors.expected[:4], strict=True))
+        )
     else:
         assert isinstance(kind, EcdsaKind) and challenge.public_key is not None
         right = kind.check_break(secret, bytes.fromhex(challenge.public_key))
     if not right:
         raise InvalidKey("that is not the key of this challenge")
-    found = Break(challenge_id=challenge.id, user_id=user.id, created_at=now,
-                  strawberries_at_break=current_strawberries(challenge, settings, now))
+    found = Break(
+        challenge_id=challenge.id,
+        user_id=user.id,
+        created_at=now,
+        strawberries_at_break=current_strawberries(challenge, settings, now),
+    )
     if challenge.first_break_at is None:
         challenge.first_break_at = now
     refresh_score(challenge, settings, now)
@@ -283,8 +389,9 @@ def attempt_break(session: Session, user: User, challenge: Challenge, secret: st
     return found
 
 
-def recompute_scores(session: Session, settings: ContestSettings,
-                     now: datetime | None = None) -> int:
+def recompute_scores(
+    session: Session, settings: ContestSettings, now: datetime | None = None
+) -> int:
     """The periodic job: refresh every published challenge's strawberries and peak."""
     now = now or utcnow()
     count = 0
@@ -317,8 +424,7 @@ def live_score(challenge: Challenge, settings: ContestSettings, now: datetime) -
     if challenge.published_at is None or not challenge.is_published:
         return Score(0.0, 0.0)
     perf = challenge.performance or 0.0
-    args = (perf, challenge.published_at, now, challenge.first_break_at,
-            settings.final_deadline)
+    args = (perf, challenge.published_at, now, challenge.first_break_at, settings.final_deadline)
     return Score(scoring.strawberries(*args), scoring.peak_strawberries(*args))
 
 
@@ -334,24 +440,40 @@ class Counters:
 
 
 def counters(session: Session) -> Counters:
-    published = session.scalar(select(func.count(Challenge.id))
-                               .where(Challenge.status == "published")) or 0
-    broken = session.scalar(select(func.count(Challenge.id)).where(
-        Challenge.status == "published", Challenge.first_break_at.is_not(None))) or 0
+    published = (
+        session.scalar(select(func.count(Challenge.id)).where(Challenge.status == "published")) or 0
+    )
+    broken = (
+        session.scalar(
+            select(func.count(Challenge.id)).where(
+                Challenge.status == "published", Challenge.first_break_at.is_not(None)
+            )
+        )
+        or 0
+    )
     return Counters(
-        published=published, unbroken=published - broken, broken=broken,
+        published=published,
+        unbroken=published - broken,
+        broken=broken,
         breaks=session.scalar(select(func.count(Break.id))) or 0,
-        designers=session.scalar(select(func.count(func.distinct(Challenge.owner_id)))
-                                 .where(Challenge.status == "published")) or 0,
+        designers=session.scalar(
+            select(func.count(func.distinct(Challenge.owner_id))).where(
+                Challenge.status == "published"
+            )
+        )
+        or 0,
         attackers=session.scalar(select(func.count(func.distinct(Break.user_id)))) or 0,
-        queued=session.scalar(select(func.count(Challenge.id))
-                              .where(Challenge.status.in_(QUEUED))) or 0,
+        queued=session.scalar(select(func.count(Challenge.id)).where(Challenge.status.in_(QUEUED)))
+        or 0,
     )
 
 
 def published_challenges(session: Session, limit: int | None = None) -> list[Challenge]:
-    query = (select(Challenge).where(Challenge.status == "published")
-             .order_by(Challenge.peak_strawberries.desc(), Challenge.published_at))
+    query = (
+        select(Challenge)
+        .where(Challenge.status == "published")
+        .order_by(Challenge.peak_strawberries.desc(), Challenge.published_at)
+    )
     if limit:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -369,11 +491,18 @@ class BananaRow:
 
 
 def bananas_ranking(session: Session) -> list[BananaRow]:
-    best = (select(Break.user_id, func.max(Break.strawberries_at_break).label("best"),
-                   func.count(Break.id).label("n"))
-            .group_by(Break.user_id).subquery())
-    rows = session.execute(select(User, best.c.best, best.c.n)
-                           .join(best, best.c.user_id == User.id)).all()
+    best = (
+        select(
+            Break.user_id,
+            func.max(Break.strawberries_at_break).label("best"),
+            func.count(Break.id).label("n"),
+        )
+        .group_by(Break.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User, best.c.best, best.c.n).join(best, best.c.user_id == User.id)
+    ).all()
     ranking = [BananaRow(user.display_name, scoring.bananas([top]), n) for user, top, n in rows]
     ranking.sort(key=lambda row: (-row.bananas, row.nickname))
     return ranking
@@ -394,5 +523,8 @@ def user_challenges(session: Session, user: User, include_private: bool) -> list
 
 
 def user_breaks(session: Session, user: User) -> list[Break]:
-    return list(session.scalars(select(Break).where(Break.user_id == user.id)
-                                .order_by(Break.created_at.desc())))
+    return list(
+        session.scalars(
+            select(Break).where(Break.user_id == user.id).order_by(Break.created_at.desc())
+        )
+    )

@@ -193,8 +193,9 @@ def rescore() -> None:
 
 @contest_cli.command()
 @click.option("--challenge", "name", help="Rejudge this one challenge (its name).")
-@click.option("--kind", type=click.Choice(sorted(KINDS)),
-              help="Rejudge every judged challenge of this kind.")
+@click.option(
+    "--kind", type=click.Choice(sorted(KINDS)), help="Rejudge every judged challenge of this kind."
+)
 @click.option("--reason", default="", help="Why (kept in the rejudge log).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-challenge changes as JSON.")
 def rejudge(name: str | None, kind: str | None, reason: str, as_json: bool) -> None:
@@ -231,20 +232,30 @@ def rejudge(name: str | None, kind: str | None, reason: str, as_json: bool) -> N
         bar = progress.add_task(f"rejudging {scope}", total=len(run.items))
         desk.rejudge_now(session, run, settings, on_item=lambda _: progress.advance(bar))
     items = run.items
-    rows = [{"challenge": i.challenge_name, "old_status": i.old_status,
-             "new_status": i.new_status, "old_performance": i.old_performance,
-             "new_performance": i.new_performance, "changed": i.changed,
-             "verdict_changed": i.verdict_changed, "reason": i.new_reason} for i in items]
+    rows = [
+        {
+            "challenge": i.challenge_name,
+            "old_status": i.old_status,
+            "new_status": i.new_status,
+            "old_performance": i.old_performance,
+            "new_performance": i.new_performance,
+            "changed": i.changed,
+            "verdict_changed": i.verdict_changed,
+            "reason": i.new_reason,
+        }
+        for i in items
+    ]
     if as_json:
-        click.echo(json.dumps({"rejudge": run.public_id, "scope": scope, "items": rows},
-                              indent=2))
+        click.echo(json.dumps({"rejudge": run.public_id, "scope": scope, "items": rows}, indent=2))
     else:
         for row in rows:
-            perf = (f"{row['old_performance'] or 0:.3f} -> {row['new_performance'] or 0:.3f}")
+            perf = f"{row['old_performance'] or 0:.3f} -> {row['new_performance'] or 0:.3f}"
             mark = "VERDICT" if row["verdict_changed"] else "PERF" if row["changed"] else "same"
-            click.echo(f"{mark:8} {row['challenge']}: {row['old_status']} -> "
-                       f"{row['new_status']} (performance {perf})"
-                       + (f": {row['reason']}" if row["reason"] else ""))
+            click.echo(
+                f"{mark:8} {row['challenge']}: {row['old_status']} -> "
+                f"{row['new_status']} (performance {perf})"
+                + (f": {row['reason']}" if row["reason"] else "")
+            )
         changed = sum(1 for r in rows if r["changed"])
         verdicts = sum(1 for r in rows if r["verdict_changed"])
         click.echo(f"{changed} of {len(rows)} changed, {verdicts} verdict(s)")

@@ -16,28 +16,55 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def render(*, title: str, site: str, index_url: str, self_url: str,
-           published: Sequence[Challenge], breaks: Sequence[Break],
-           link: Callable[[str], str], announcements: Sequence[Announcement] = (),
-           announcement_url: str = "") -> bytes:
+def render(
+    *,
+    title: str,
+    site: str,
+    index_url: str,
+    self_url: str,
+    published: Sequence[Challenge],
+    breaks: Sequence[Break],
+    link: Callable[[str], str],
+    announcements: Sequence[Announcement] = (),
+    announcement_url: str = "",
+) -> bytes:
     ET.register_namespace("", ATOM)
     root = ET.Element(f"{{{ATOM}}}feed")
     entries: list[tuple[datetime, str, str, str, str]] = []
     for c in published:
         if c.published_at is not None:
-            entries.append((c.published_at, f"tag:{_host(site)},contest:published:{c.public_id}",
-                            f"{c.name} published", f"{c.owner.display_name} published the "
-                            f"{c.kind} challenge {c.name} (performance "
-                            f"{(c.performance or 0):.2f}).", link(c.name)))
+            entries.append(
+                (
+                    c.published_at,
+                    f"tag:{_host(site)},contest:published:{c.public_id}",
+                    f"{c.name} published",
+                    f"{c.owner.display_name} published the "
+                    f"{c.kind} challenge {c.name} (performance "
+                    f"{(c.performance or 0):.2f}).",
+                    link(c.name),
+                )
+            )
     for b in breaks:
-        entries.append((b.created_at, f"tag:{_host(site)},contest:break:{b.id}",
-                        f"{b.challenge.name} broken by {b.user.display_name}",
-                        f"{b.user.display_name} broke {b.challenge.name} "
-                        f"({b.strawberries_at_break:.3g} strawberries at that moment).",
-                        link(b.challenge.name)))
+        entries.append(
+            (
+                b.created_at,
+                f"tag:{_host(site)},contest:break:{b.id}",
+                f"{b.challenge.name} broken by {b.user.display_name}",
+                f"{b.user.display_name} broke {b.challenge.name} "
+                f"({b.strawberries_at_break:.3g} strawberries at that moment).",
+                link(b.challenge.name),
+            )
+        )
     for a in announcements:
-        entries.append((a.created_at, f"tag:{_host(site)},contest:announcement:{a.public_id}",
-                        f"Announcement: {a.title}", a.body, announcement_url or index_url))
+        entries.append(
+            (
+                a.created_at,
+                f"tag:{_host(site)},contest:announcement:{a.public_id}",
+                f"Announcement: {a.title}",
+                a.body,
+                announcement_url or index_url,
+            )
+        )
     entries.sort(key=lambda e: e[0], reverse=True)
     updated = entries[0][0] if entries else datetime(2000, 1, 1)
     ET.SubElement(root, f"{{{ATOM}}}title").text = title

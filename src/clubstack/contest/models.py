@@ -52,7 +52,9 @@ class Challenge(Base):
 
     owner: Mapped[User] = relationship(lazy="joined")
     breaks: Mapped[list[Break]] = relationship(
-        back_populates="challenge", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="challenge",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="Break.created_at",
     )
 
@@ -76,7 +78,8 @@ class Break(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     challenge_id: Mapped[int] = mapped_column(
-        ForeignKey("contest_challenges.id", ondelete="CASCADE"), index=True)
+        ForeignKey("contest_challenges.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     strawberries_at_break: Mapped[float] = mapped_column(Float, default=0.0)

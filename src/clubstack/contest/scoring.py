@@ -29,7 +29,7 @@ def trimmed_mean(values: Sequence[float], trim: int = TRIM) -> float:
         return 0.0
     ordered = sorted(values)
     if len(ordered) > 2 * trim:
-        ordered = ordered[trim: len(ordered) - trim]
+        ordered = ordered[trim : len(ordered) - trim]
     return sum(ordered) / len(ordered)
 
 
@@ -37,19 +37,28 @@ def _factor(measured: float, limit: float) -> float:
     return min(1.0, max(MIN_FACTOR, measured / limit))
 
 
-def performance(size: float, size_limit: float, ram: float, ram_limit: float,
-                time: float, time_limit: float) -> float:
-    return (1.0 - math.log2(_factor(size, size_limit)) - math.log2(_factor(ram, ram_limit))
-            - math.log2(_factor(time, time_limit)))
+def performance(
+    size: float, size_limit: float, ram: float, ram_limit: float, time: float, time_limit: float
+) -> float:
+    return (
+        1.0
+        - math.log2(_factor(size, size_limit))
+        - math.log2(_factor(ram, ram_limit))
+        - math.log2(_factor(time, time_limit))
+    )
 
 
 def _minutes(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 60.0
 
 
-def strawberries(perf: float, published: datetime, now: datetime,
-                 first_break: datetime | None = None,
-                 final_deadline: datetime | None = None) -> float:
+def strawberries(
+    perf: float,
+    published: datetime,
+    now: datetime,
+    first_break: datetime | None = None,
+    final_deadline: datetime | None = None,
+) -> float:
     """Current strawberry count of a challenge."""
     if final_deadline is not None and now > final_deadline:
         now = final_deadline
@@ -63,9 +72,13 @@ def strawberries(perf: float, published: datetime, now: datetime,
     return perf * (remaining / 1440.0) ** 2
 
 
-def peak_strawberries(perf: float, published: datetime, now: datetime,
-                      first_break: datetime | None = None,
-                      final_deadline: datetime | None = None) -> float:
+def peak_strawberries(
+    perf: float,
+    published: datetime,
+    now: datetime,
+    first_break: datetime | None = None,
+    final_deadline: datetime | None = None,
+) -> float:
     """The highest count reached so far (at the first break, or now / at the deadline)."""
     until = now if first_break is None or first_break > now else first_break
     return strawberries(perf, published, until, None, final_deadline)

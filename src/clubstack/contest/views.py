@@ -26,8 +26,13 @@ from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import body_limit, client_ip, limiter
 from clubstack.settings import service_settings
 
-bp = Blueprint("contest", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static/contest")
+bp = Blueprint(
+    "contest",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static/contest",
+)
 
 
 def settings() -> ContestSettings:
@@ -53,8 +58,9 @@ def check_submit_rate() -> None:
             reset = limiter.limiter.get_window_stats(item, *key).reset_time
             wait = max(1, int(reset - time.time()) + 1)
             error = RateLimited(retry_after=wait)
-            error.message = (f"Too many submissions: try again in {wait} s. Your source and "
-                             "key are kept below.")
+            error.message = (
+                f"Too many submissions: try again in {wait} s. Your source and key are kept below."
+            )
             raise error
 
 
@@ -128,9 +134,15 @@ def index() -> str:
     board = public_board()
     svg = chart.render(_chart_series(), board.as_of, conf.final_deadline)
     return render_template(
-        "contest/index.html", counters=board.counters(session), chart_svg=svg,
-        top=board.published(session, limit=10), conf=conf,
-        kind=KINDS[conf.kind], breaks=board.breaks(session, limit=10), now=now, board=board,
+        "contest/index.html",
+        counters=board.counters(session),
+        chart_svg=svg,
+        top=board.published(session, limit=10),
+        conf=conf,
+        kind=KINDS[conf.kind],
+        breaks=board.breaks(session, limit=10),
+        now=now,
+        board=board,
         announcements=desk.announcements(session, limit=5),
     )
 
@@ -138,9 +150,13 @@ def index() -> str:
 @bp.get("/rules")
 def rules() -> str:
     conf = settings()
-    return render_template("contest/rules.html", conf=conf, kind=KINDS[conf.kind],
-                           limits=conf.limits(),
-                           call_wall=call_wall_seconds(conf.call_cpu_seconds))
+    return render_template(
+        "contest/rules.html",
+        conf=conf,
+        kind=KINDS[conf.kind],
+        limits=conf.limits(),
+        call_wall=call_wall_seconds(conf.call_cpu_seconds),
+    )
 
 
 @bp.get("/chart.svg")
@@ -152,8 +168,9 @@ def chart_svg() -> Response:
 @bp.get("/challenges")
 def challenge_list() -> str:
     board = public_board()
-    return render_template("contest/challenges.html", rows=board.published(db.session()),
-                           board=board)
+    return render_template(
+        "contest/challenges.html", rows=board.published(db.session()), board=board
+    )
 
 
 @bp.get("/challenges/<name>")
@@ -163,7 +180,10 @@ def challenge(name: str) -> str:
     if not challenges.can_see_source(found, user):
         abort(404)
     return render_template(
-        "contest/challenge.html", c=found, user=user, conf=settings(),
+        "contest/challenge.html",
+        c=found,
+        user=user,
+        conf=settings(),
         **desk_context(found, user),
     )
 
@@ -171,27 +191,37 @@ def challenge(name: str) -> str:
 def desk_context(found: Challenge, user: User | None) -> dict:
     """The organisers' ruling on a challenge and what the (frozen) board shows of it."""
     board = public_board()
-    return {"board": board, "ruling": desk.ruling_of(db.session(), found.id),
-            "visible_breaks": board.breaks_of(found),
-            "strawberries": board.strawberries(found),
-            "hidden": desk.hidden_from(db.session(), found, user)}
+    return {
+        "board": board,
+        "ruling": desk.ruling_of(db.session(), found.id),
+        "visible_breaks": board.breaks_of(found),
+        "strawberries": board.strawberries(found),
+        "hidden": desk.hidden_from(db.session(), found, user),
+    }
 
 
 @bp.get("/challenges/<name>/source.c")
 def challenge_source(name: str) -> Response:
     found = challenges.get_challenge(db.session(), name)
-    if not challenges.can_see_source(found, current_user()) or \
-            desk.hidden_from(db.session(), found, current_user()):
+    if not challenges.can_see_source(found, current_user()) or desk.hidden_from(
+        db.session(), found, current_user()
+    ):
         abort(404)
-    return Response(found.source, mimetype="text/plain", headers={
-        "Content-Disposition": f'attachment; filename="{found.name}.c"'})
+    return Response(
+        found.source,
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{found.name}.c"'},
+    )
 
 
 @bp.get("/challenges/<name>/public_key.txt")
 def challenge_key(name: str) -> Response:
     found = challenges.get_challenge(db.session(), name)
-    if not challenges.can_see_source(found, current_user()) or not found.public_key or \
-            desk.hidden_from(db.session(), found, current_user()):
+    if (
+        not challenges.can_see_source(found, current_user())
+        or not found.public_key
+        or desk.hidden_from(db.session(), found, current_user())
+    ):
         abort(404)
     body = f"public_key {found.public_key}\nproof {found.proof}\n"
     return Response(body, mimetype="text/plain")
@@ -212,8 +242,14 @@ def break_challenge(name: str) -> str | BaseResponse | tuple[str, int]:
         challenges.attempt_break(session, user, found, form.key, settings())
     except ClubError as error:
         session.rollback()
-        page = render_template("contest/challenge.html", c=found, user=user, conf=settings(),
-                               break_error=error.message, **desk_context(found, user))
+        page = render_template(
+            "contest/challenge.html",
+            c=found,
+            user=user,
+            conf=settings(),
+            break_error=error.message,
+            **desk_context(found, user),
+        )
         return page, error.status
     session.commit()
     return redirect(url_for("contest.challenge", name=name, broken=1))
@@ -224,8 +260,11 @@ def starter() -> Response:
     """A starter program for the contest's kind: compiles, passes the filter, is accepted."""
     kind = KINDS[settings().kind]
     body = resources.files("clubstack.contest.starters").joinpath(f"{kind.name}.c").read_text()
-    return Response(body, mimetype="text/plain", headers={
-        "Content-Disposition": f'attachment; filename="{kind.name}_starter.c"'})
+    return Response(
+        body,
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{kind.name}_starter.c"'},
+    )
 
 
 @bp.route("/submit", methods=["GET", "POST"])
@@ -234,8 +273,9 @@ def starter() -> Response:
 def submit() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
     conf = settings()
     if request.method == "GET":
-        return render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
-                               errors={}, values={})
+        return render_template(
+            "contest/submit.html", conf=conf, kind=KINDS[conf.kind], errors={}, values={}
+        )
     session = db.session()
     user = current_user()
     assert user is not None
@@ -243,8 +283,15 @@ def submit() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
     try:
         check_submit_rate()
         form = validate(SubmitForm, values)
-        created = challenges.submit(session, user, conf, read_source(form), key=form.key,
-                                    public_key=form.public_key, proof=form.proof)
+        created = challenges.submit(
+            session,
+            user,
+            conf,
+            read_source(form),
+            key=form.key,
+            public_key=form.public_key,
+            proof=form.proof,
+        )
         session.commit()
     except ClubError as error:
         session.rollback()
@@ -252,8 +299,9 @@ def submit() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
         keep_uploaded_source(values)
         if len(str(values.get("source", ""))) > 200_000:
             values.pop("source")  # do not echo a huge paste back
-        page = render_template("contest/submit.html", conf=conf, kind=KINDS[conf.kind],
-                               errors=errors, values=values)
+        page = render_template(
+            "contest/submit.html", conf=conf, kind=KINDS[conf.kind], errors=errors, values=values
+        )
         return page, error.status, getattr(error, "headers", {})
     public_id = created.public_id
     enqueue(created, conf)
@@ -268,8 +316,9 @@ def submission(public_id: str) -> str:
     user = current_user()
     if found is None or user is None or (found.owner_id != user.id and not user.is_admin):
         abort(404)
-    return render_template("contest/submission.html", c=found,
-                           position=challenges.queue_position(session, found))
+    return render_template(
+        "contest/submission.html", c=found, position=challenges.queue_position(session, found)
+    )
 
 
 @bp.get("/mine")
@@ -277,8 +326,9 @@ def submission(public_id: str) -> str:
 def mine() -> str:
     user = current_user()
     assert user is not None
-    return render_template("contest/mine.html",
-                           rows=challenges.user_challenges(db.session(), user, True))
+    return render_template(
+        "contest/mine.html", rows=challenges.user_challenges(db.session(), user, True)
+    )
 
 
 @bp.get("/breaks")
@@ -288,8 +338,7 @@ def breaks() -> str:
 
 @bp.get("/bananas")
 def bananas() -> str:
-    return render_template("contest/bananas.html",
-                           rows=public_board().bananas(db.session()))
+    return render_template("contest/bananas.html", rows=public_board().bananas(db.session()))
 
 
 @bp.get("/u/<nickname>")
@@ -297,9 +346,12 @@ def user_page(nickname: str) -> str:
     session = db.session()
     person = challenges.user_by_nickname(session, nickname)
     board = public_board()
-    return render_template("contest/user.html", person=person,
-                           designed=board.published(session, owner=person),
-                           broke=board.breaks(session, user=person))
+    return render_template(
+        "contest/user.html",
+        person=person,
+        designed=board.published(session, owner=person),
+        broke=board.breaks(session, user=person),
+    )
 
 
 @bp.get("/feed.atom")
@@ -307,7 +359,8 @@ def atom() -> Response:
     session = db.session()
     board = public_board()
     xml = feed.render(
-        title=settings().title, site=url_for("contest.index", _external=True).rstrip("/"),
+        title=settings().title,
+        site=url_for("contest.index", _external=True).rstrip("/"),
         index_url=url_for("contest.index", _external=True),
         self_url=url_for("contest.atom", _external=True),
         published=[c for c in challenges.published_challenges(session) if board.listed(c)],

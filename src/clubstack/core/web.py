@@ -207,7 +207,6 @@ class SecurityHeaders:
         return self.app(environ, start)
 
 
-
 MAX_JSON_DEPTH = 64  # far deeper than any body an API here takes; a bomb is thousands deep
 
 

@@ -112,7 +112,6 @@ def post(
     click.echo(f"delete token: {created['delete_token']}", err=True)
 
 
-
 @cli.command("get")
 @click.argument("url")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for the server.")

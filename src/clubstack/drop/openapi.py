@@ -137,7 +137,7 @@ def openapi_document(prefix: str, settings: DropSettings) -> dict[str, Any]:
                         "429": _limited(),
                         "503": common["503"],
                     },
-                }
+                },
             },
             "/msg/{message_id}": {
                 "parameters": [message_id],

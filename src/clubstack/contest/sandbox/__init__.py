@@ -15,6 +15,14 @@ from clubstack.contest.sandbox.seccomp import STARTUP, STRICT, Profile
 from clubstack.contest.sandbox.seccomp import build as build_seccomp
 
 __all__ = [
-    "STARTUP", "STRICT", "InputFile", "Limits", "Profile", "Result", "SandboxError", "Verdict",
-    "build_seccomp", "run",
+    "STARTUP",
+    "STRICT",
+    "InputFile",
+    "Limits",
+    "Profile",
+    "Result",
+    "SandboxError",
+    "Verdict",
+    "build_seccomp",
+    "run",
 ]

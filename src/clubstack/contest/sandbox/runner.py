@@ -153,9 +153,12 @@ def launcher() -> str | None:
     """
     source = LAUNCH_SOURCE.read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:16]
-    cache = Path(os.environ.get("CLUBSTACK_SANDBOX_CACHE",
-                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                / "clubstack"))
+    cache = Path(
+        os.environ.get(
+            "CLUBSTACK_SANDBOX_CACHE",
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clubstack",
+        )
+    )
     try:
         cache.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = cache.stat()
@@ -164,16 +167,25 @@ def launcher() -> str | None:
         target = cache / f"sandbox-launch-{digest}"
         if not target.exists():
             partial = cache / f".{target.name}.{uuid.uuid4().hex}"  # threads may race
-            subprocess.run(["gcc", "-O2", "-static", "-o", str(partial), str(LAUNCH_SOURCE)],
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                ["gcc", "-O2", "-static", "-o", str(partial), str(LAUNCH_SOURCE)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             os.replace(partial, target)
         return str(target)
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def _launch_prefix(exe: str, procs_files: list[str], rlimits: list[tuple[int, int, int]],
-                   uid: int | None, gid: int | None) -> list[str]:
+def _launch_prefix(
+    exe: str,
+    procs_files: list[str],
+    rlimits: list[tuple[int, int, int]],
+    uid: int | None,
+    gid: int | None,
+) -> list[str]:
     args = [exe, str(len(procs_files)), *procs_files, str(len(rlimits))]
     for res, soft, hard in rlimits:
         args += [str(res), str(soft), str(hard)]
@@ -181,8 +193,9 @@ def _launch_prefix(exe: str, procs_files: list[str], rlimits: list[tuple[int, in
     return args
 
 
-def _child_setup(procs_files: list[str], rlimits: list[tuple[int, int, int]],
-                 uid: int | None, gid: int | None):
+def _child_setup(
+    procs_files: list[str], rlimits: list[tuple[int, int, int]], uid: int | None, gid: int | None
+):
     def setup() -> None:
         pid = str(os.getpid()).encode()
         for path in procs_files:
@@ -248,15 +261,28 @@ def run(
         ]
         if cgroup is None:  # no cgroup: fall back to per-process rlimits only
             rlimits.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
-            rlimits.append(
-                (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes)
-            )
+            rlimits.append((resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes))
 
         cmd = [
-            BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
-            "--hostname", "sandbox", "--clearenv",
-            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", WORKDIR,
-            "--setenv", "TMPDIR", WORKDIR, "--setenv", "LC_ALL", "C",
+            BWRAP,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            WORKDIR,
+            "--setenv",
+            "TMPDIR",
+            WORKDIR,
+            "--setenv",
+            "LC_ALL",
+            "C",
         ]
         for key, value in (env or {}).items():
             cmd += ["--setenv", key, value]
@@ -288,8 +314,14 @@ def run(
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                cmd, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                preexec_fn=setup, pass_fds=pass_fds, start_new_session=True, cwd="/",
+                cmd,
+                stdin=stdin_fd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=setup,
+                pass_fds=pass_fds,
+                start_new_session=True,
+                cwd="/",
             )
         except OSError as exc:
             raise SandboxError(f"cannot start bubblewrap: {exc}") from exc
@@ -321,10 +353,17 @@ def run(
             if data is not None:
                 collected[name] = data
         return Result(
-            verdict=verdict, exit_code=exit_code, signal=sig,
-            stdout=bytes(outcome.stdout), stderr=bytes(outcome.stderr),
-            cpu_seconds=cpu, peak_memory=peak, wall_seconds=wall, reason=reason,
-            files=collected, cgroup_version=cg_version,
+            verdict=verdict,
+            exit_code=exit_code,
+            signal=sig,
+            stdout=bytes(outcome.stdout),
+            stderr=bytes(outcome.stderr),
+            cpu_seconds=cpu,
+            peak_memory=peak,
+            wall_seconds=wall,
+            reason=reason,
+            files=collected,
+            cgroup_version=cg_version,
         )
     finally:
         if seccomp_r is not None:
@@ -340,8 +379,9 @@ def run(
 
 def _setup_failed(exit_code: int | None, stderr: bytearray) -> bool:
     """bubblewrap or the launcher failed before running the program (not its fault)."""
-    return (exit_code == 1 and stderr.startswith(b"bwrap: ")) or \
-        (exit_code == 127 and stderr.startswith(b"launch: "))
+    return (exit_code == 1 and stderr.startswith(b"bwrap: ")) or (
+        exit_code == 127 and stderr.startswith(b"launch: ")
+    )
 
 
 def _children_cpu() -> float:
@@ -369,8 +409,9 @@ def _kill(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
         cgroup.kill_all()
 
 
-def _supervise(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None, limits: Limits,
-               start: float) -> _Outcome:
+def _supervise(
+    proc: subprocess.Popen[bytes], cgroup: RunCgroup | None, limits: Limits, start: float
+) -> _Outcome:
     out = _Outcome()
     assert proc.stdout is not None and proc.stderr is not None
     bufs = {proc.stdout.fileno(): out.stdout, proc.stderr.fileno(): out.stderr}
@@ -425,8 +466,9 @@ def _supervise(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None, limits: 
     return out
 
 
-def _classify(out: _Outcome, sig: int | None, cgroup: RunCgroup | None, cpu: float,
-              limits: Limits) -> tuple[Verdict, str]:
+def _classify(
+    out: _Outcome, sig: int | None, cgroup: RunCgroup | None, cpu: float, limits: Limits
+) -> tuple[Verdict, str]:
     if out.output_exceeded:
         return Verdict.OUTPUT_LIMIT, f"more than {limits.output_bytes} bytes of output"
     if out.cpu_exceeded or sig == signal.SIGXCPU or cpu > limits.cpu_seconds:
