@@ -46,7 +46,8 @@ bench: install  ## benchmarks with their targets (ratios against baselines run a
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench || true
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 	@# Known vulnerabilities in constraints.txt; where no vulnerability service can be reached
 	@# it says "NOT DONE" and goes on (docs/operations.md, "Dependencies").
 	$(PY) scripts/audit-dependencies --allow-offline

@@ -7,7 +7,9 @@ import sys
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from clubstack.core.accounts.models import User
 from clubstack.core.errors import ClubError
 
 EXIT_NOT_FOUND = 2
@@ -24,10 +26,8 @@ def _open() -> None:
         raise click.ClickException(str(error)) from None
 
 
-def _member(session: object, email: str) -> object:
-    from clubstack.core.accounts.models import User
-
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))  # type: ignore[attr-defined]
+def _member(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         click.echo(f"no member with address {email}", err=True)
         sys.exit(EXIT_NOT_FOUND)
@@ -51,9 +51,9 @@ def balance_cmd(email: str) -> None:
 
     with session_scope() as session:
         user = _member(session, email)
-        cents = ledger.balance(session, user.id)  # type: ignore[attr-defined]
-        burn = hourly_burn(session, user.id)  # type: ignore[attr-defined]
-        runway = ledger.runway(session, user.id, burn)  # type: ignore[attr-defined]
+        cents = ledger.balance(session, user.id)
+        burn = hourly_burn(session, user.id)
+        runway = ledger.runway(session, user.id, burn)
     click.echo(f"{email}: {format_money(cents)} ({cents} cents)")
     if runway is not None:
         click.echo(f"burn {format_money(burn)}/hour, runway {runway}")
@@ -92,7 +92,7 @@ def credit_cmd(email: str, amount: str, note: str, key: str | None) -> None:
                 user.id,
                 cents,
                 note=note,
-                by_user_id=None,  # type: ignore[attr-defined]
+                by_user_id=None,
                 idempotency_key=f"cli:{key or random_id()}",
             )
             after = entry.balance_after_cents
@@ -116,7 +116,7 @@ def ledger_cmd(email: str, as_csv: bool) -> None:
 
     with session_scope() as session:
         user = _member(session, email)
-        flt = EntryFilter(user_id=user.id)  # type: ignore[attr-defined]
+        flt = EntryFilter(user_id=user.id)
         if as_csv:
             writer = csv.writer(sys.stdout)
             for row in reports.csv_rows(session, flt):

@@ -274,7 +274,7 @@ class EntryFilter:
     payment_id: str | None = None
 
 
-def _filtered(query, flt: EntryFilter):  # type: ignore[no-untyped-def]  # noqa: ANN001
+def _filtered(query, flt: EntryFilter):  # noqa: ANN001
     if flt.user_id is not None:
         query = query.where(LedgerEntry.user_id == flt.user_id)
     if flt.kind:

@@ -61,8 +61,8 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 if PYTHON_TESTED[0] <= sys.version_info[:2] < PYTHON_TESTED[1]:
-    from re import _constants as sre  # the parse tree's opcodes
-    from re import _parser as sre_parse  # the regex parser behind re.compile
+    from re import _constants as sre  # type: ignore[attr-defined]  # the parse tree's opcodes
+    from re import _parser as sre_parse  # type: ignore[attr-defined]  # the regex parser behind re.compile
 else:  # pragma: no cover - another Python: the public path
     sre = sre_parse = None
 
@@ -197,7 +197,7 @@ class _Joined:
 
     def __init__(self, run: list[tuple[str, Rule]], joined: re.Pattern[str]) -> None:
         self.run = run
-        self.starts = [_first_chars(rule[0].__self__) for _, rule in run]
+        self.starts = [_first_chars(rule[0].__self__) for _, rule in run]  # type: ignore[attr-defined]
         self.by_char: dict[str, Entry] = {}
         everything = tuple(range(len(run)))
         self._by_rules: dict[tuple[int, ...], Entry] = {everything: self._entry(joined, run)}
@@ -230,7 +230,7 @@ class _Joined:
         group = 1
         for _, rule in chosen:
             by_group[group] = rule
-            group += 1 + rule[0].__self__.groups
+            group += 1 + rule[0].__self__.groups  # type: ignore[attr-defined]
         return joined.match, by_group
 
 
@@ -260,7 +260,7 @@ def _steps(rules: list[Rule]) -> list[Step]:
         run.clear()
 
     for rule in rules:
-        alternative = _alternative(rule[0].__self__)
+        alternative = _alternative(rule[0].__self__)  # type: ignore[attr-defined]
         if alternative is None:
             close_run()
             steps.append((None, rule))
@@ -295,7 +295,7 @@ def _apply(new_state: Any, stack: list[str]) -> None:
 def _tokens(
     self: RegexLexer, text: str, stack: tuple[str, ...] = ("root",)
 ) -> Iterator[tuple[int, Any, str]]:
-    plan: dict[str, list[Step]] = type(self)._plan  # type: ignore[attr-defined]
+    plan: dict[str, list[Step]] = type(self)._plan
     pos = 0
     statestack = list(stack)
     steps = plan[statestack[-1]]
@@ -359,7 +359,7 @@ class _Plan(dict[str, list[Step]]):
 class _JoinedRegexLexer(RegexLexer):
     """What `RegexLexer` names inside a wrapping loop (see _over_joined_loop)."""
 
-    def get_tokens_unprocessed(  # type: ignore[override]
+    def get_tokens_unprocessed(
         self, text: str, stack: tuple[str, ...] = ("root",)
     ) -> Iterator[tuple[int, Any, str]]:
         if "_plan" in type(self).__dict__:
@@ -391,7 +391,7 @@ def _fast_class(cls: type[RegexLexer]) -> type[RegexLexer]:
     own = cls.get_tokens_unprocessed
     loop = _tokens if own is RegexLexer.get_tokens_unprocessed else _over_joined_loop(own)
     # The token definitions Pygments compiled for the lexer's own class (an instance exists).
-    tokendefs = cls._tokens  # type: ignore[attr-defined]
+    tokendefs = cls._tokens
     return type(
         cls.__name__,
         (cls,),
@@ -435,4 +435,4 @@ def faster(lexer: Lexer) -> Lexer:
     own = cls.get_tokens_unprocessed
     if own is not RegexLexer.get_tokens_unprocessed and not _wraps_regex_loop(own):
         return lexer
-    return _fast_class(cls)(**lexer.options)
+    return _fast_class(cls)(**lexer.options)  # type: ignore[arg-type]  # classes hash by identity

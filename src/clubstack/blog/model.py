@@ -94,7 +94,7 @@ class ArchiveGroup(NamedTuple):
 class Period(NamedTuple):
     name: str
     url: str
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: themes read period.count
 
 
 class Pagination(NamedTuple):

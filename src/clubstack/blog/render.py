@@ -14,10 +14,10 @@ import html
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.metadata import version
 
 import cmarkgfm
 import nh3
-import pygments
 from cmarkgfm.cmark import Options
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -30,7 +30,7 @@ from clubstack.blog.lexing import faster
 
 # Part of every cache key: bump the number when this module's output changes; a new
 # Pygments (different highlighting) or nh3 (different sanitising) invalidates caches too.
-RENDERER_VERSION = f"1/pygments-{pygments.__version__}/nh3-{nh3.__version__}"
+RENDERER_VERSION = f"1/pygments-{version('pygments')}/nh3-{version('nh3')}"
 EXTENSIONS = ["table", "strikethrough", "autolink", "tagfilter", "tasklist"]
 LIGHT_STYLE = "friendly"
 DARK_STYLE = "monokai"

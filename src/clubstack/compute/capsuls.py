@@ -234,7 +234,7 @@ def request_capsul(
         .select_from(Capsul)
         .where(Capsul.user_id == user_id, Capsul.status.in_(LIVE_STATUSES))
     )
-    if live >= max_capsuls:
+    if (live or 0) >= max_capsuls:
         raise WrongState(f"You have {live} capsuls, the most one member may have.")
     burn = hourly_burn(session, user_id) + chosen_plan.price_hour_cents
     needed = burn * min_credit_hours

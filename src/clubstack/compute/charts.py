@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 # Text is sized in the chart's own units (class capsul-graph in clubstack.css): the chart
@@ -47,7 +47,7 @@ def _bucket(
 
 def line_chart(
     title: str,
-    series: dict[str, Sequence[tuple[datetime, float]]],
+    series: Mapping[str, Sequence[tuple[datetime, float]]],
     unit: str,
     start: datetime,
     end: datetime,
@@ -93,7 +93,7 @@ def line_chart(
             "text",
             x=str(LEFT - 4),
             y=f"{y + 6:.1f}",
-            **{"text-anchor": "end", "font-size": str(FONT), "fill": "currentColor"},
+            attrib={"text-anchor": "end", "font-size": str(FONT), "fill": "currentColor"},
         )
         label.text = human(top * frac, unit)
     for x, anchor, when in ((LEFT, "start", start), (WIDTH - RIGHT, "end", end)):
@@ -102,7 +102,7 @@ def line_chart(
             "text",
             x=str(x),
             y=str(HEIGHT - 8),
-            **{"text-anchor": anchor, "font-size": str(FONT), "fill": "currentColor"},
+            attrib={"text-anchor": anchor, "font-size": str(FONT), "fill": "currentColor"},
         )
         label.text = f"{when:%m-%d %H:%M}"
     heading = ET.SubElement(
@@ -110,7 +110,7 @@ def line_chart(
         "text",
         x=str(LEFT),
         y="20",
-        **{"font-size": str(FONT), "font-weight": "bold", "fill": "currentColor"},
+        attrib={"font-size": str(FONT), "font-weight": "bold", "fill": "currentColor"},
     )
     heading.text = title
     legend_x = WIDTH - RIGHT
@@ -124,7 +124,7 @@ def line_chart(
             x=str(legend_x),
             y="20",
             fill=colour,
-            **{"class": f"series-{index}", "text-anchor": "end", "font-size": str(FONT)},
+            attrib={"class": f"series-{index}", "text-anchor": "end", "font-size": str(FONT)},
         )
         legend.text = name
         legend_x -= 10 * len(name) + 20
@@ -134,7 +134,7 @@ def line_chart(
             f"{LEFT + x * plot_w:.1f},{TOP + plot_h * (1 - min(v / top, 1)):.1f}" for x, v in pts
         )
         ET.SubElement(
-            svg, "polyline", points=coords, fill="none", stroke=colour, **{"stroke-width": "1.5"}
+            svg, "polyline", {"stroke-width": "1.5"}, points=coords, fill="none", stroke=colour
         )
     if not values:
         empty = ET.SubElement(
@@ -142,7 +142,7 @@ def line_chart(
             "text",
             x=str(LEFT + plot_w / 2),
             y=str(TOP + plot_h / 2),
-            **{"text-anchor": "middle", "font-size": str(FONT), "fill": "currentColor"},
+            attrib={"text-anchor": "middle", "font-size": str(FONT), "fill": "currentColor"},
         )
         empty.text = "no data yet"
     return ET.tostring(svg, encoding="unicode")

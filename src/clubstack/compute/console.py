@@ -137,7 +137,7 @@ def claim(
         .values(started_at=now)
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if used.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         raise ConsoleRefused(
             "This console link was used already or expired; open the console "
             "again from the capsul's page."

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from clubstack.compute import hypervisor
@@ -271,7 +271,7 @@ class Setup:
 
 
 def setup_status(session: Session) -> Setup:
-    def count(model: type, *where: object) -> int:
+    def count(model: type, *where: ColumnElement[bool]) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
     return Setup(

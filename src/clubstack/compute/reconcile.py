@@ -161,8 +161,8 @@ def _reconcile_host(
             )
             capsul.state = dom.state
     for name, dom in domains.items():
-        capsul = capsuls.get(name)
-        if capsul is not None and capsul.status in LIVE_STATUSES:
+        known = capsuls.get(name)
+        if known is not None and known.status in LIVE_STATUSES:
             continue
         if dom.capsul_id is None:
             _note(
@@ -173,7 +173,7 @@ def _reconcile_host(
                 name,
                 f"VM {name} ({dom.state}) was not made by clubstack; left alone",
             )
-        elif capsul is not None and capsul.status == DESTROYED:
+        elif known is not None and known.status == DESTROYED:
             hv.destroy(name, hypervisor.capsul_volumes(name))
             _note(
                 session,
@@ -181,8 +181,8 @@ def _reconcile_host(
                 host,
                 "orphan",
                 name,
-                f"capsul {capsul.id} was destroyed but its VM remained; deleted it",
-                capsul.id,
+                f"capsul {known.id} was destroyed but its VM remained; deleted it",
+                known.id,
                 fixed=True,
             )
         else:

@@ -198,14 +198,14 @@ def index() -> str:
 @bp.route("/create", methods=["GET", "POST"])
 @login_required
 @limiter.limit("20/hour", methods=["POST"])
-def create() -> str | BaseResponse:
+def create() -> str | BaseResponse | tuple[str, int]:
     session = db.session()
     errors: dict[str, str] = {}
     form: dict[str, Any] = {}
     status = 200
     if request.method == "POST":
         form = form_to_dict(request.form)
-        data = {k: form[k] for k in ("name", "plan", "image") if k in form}
+        data: dict[str, Any] = {k: form[k] for k in ("name", "plan", "image") if k in form}
         ids = request.form.getlist("ssh_key_ids")
         try:
             data["ssh_key_ids"] = [int(i) for i in ids]
@@ -219,7 +219,7 @@ def create() -> str | BaseResponse:
             session.rollback()
             errors = {k.split(".")[0]: v for k, v in exc.fields.items()}
             if "public_key" in errors or "ssh_keys" in errors:
-                errors["new_key"] = errors.pop("public_key", None) or errors.pop("ssh_keys")
+                errors["new_key"] = errors.pop("public_key", "") or errors.pop("ssh_keys")
             status = 400
         except ClubError as exc:
             session.rollback()
@@ -303,16 +303,8 @@ def status(capsul_id: str) -> str:
         series = {
             label: [(p.at, getattr(p, attr)) for p in points] for label, attr in fields.items()
         }
-        return Markup(
-            charts.line_chart(
-                title,
-                series,
-                unit,
-                start,
-                now,  # noqa: S704 - ET output
-                fixed_max=fixed,
-            )
-        )
+        svg = charts.line_chart(title, series, unit, start, now, fixed_max=fixed)
+        return Markup(svg)  # noqa: S704 - ElementTree output, escaped
 
     graphs = [
         chart("CPU", "%", 100.0, used="cpu_percent"),

@@ -155,7 +155,7 @@ class EcdsaKind(Kind):
         assert vectors.public_key is not None
         if len(outputs) != len(vectors.inputs):
             return f"{len(outputs)} outputs for {len(vectors.inputs)} inputs"
-        x, y = p256.decode_point(vectors.public_key)  # type: ignore[misc]
+        x, y = p256.decode_point(vectors.public_key)
         key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
         algorithm = ec.ECDSA(Prehashed(hashes.SHA256()))
         for i, (digest, sig) in enumerate(zip(vectors.inputs, outputs, strict=True)):

@@ -68,7 +68,7 @@ def _path_secrets() -> tuple[str, ...]:
         else:
             found = tuple(part for part in request.path.split("/") if _TOKENISH_RE.match(part))
         request.environ[PATH_SECRETS_KEY] = found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 class _ContextFilter(logging.Filter):

@@ -337,7 +337,7 @@ def _rate_limited(error: RateLimitExceeded) -> Response:
     if current is not None:
         wait = int(current.reset_at - time.time()) + 1
     else:
-        wait = int(error.limit.limit.get_expiry())  # type: ignore[attr-defined]
+        wait = int(error.limit.limit.get_expiry())
     response.headers["Retry-After"] = str(max(wait, 1))
     return response
 

@@ -344,7 +344,7 @@ def execute_batch(batch_id: str, checks: list[Check] | None = None) -> None:
 
             def flush() -> None:
                 cache.flush()
-                _flush(session, batch_id, pending, state["count"])
+                _flush(session, batch_id, pending, int(state["count"]))
                 state["count"], state["at"] = 0, time.monotonic()
 
             def on_result(indicator: Indicator, result: CheckResult) -> None:

@@ -261,7 +261,7 @@ class MailSecurityCheck:
         policy = tag("p")
         # checkdmarc follows RFC 9989, which dropped pct; receivers still honour it.
         raw_pct = tag("pct") or _tags(records[0]).get("pct")
-        pct = int(raw_pct) if str(raw_pct or "").isdigit() else None
+        pct = int(str(raw_pct)) if str(raw_pct or "").isdigit() else None
         dmarc.update(
             p=policy,
             sp=tag("sp"),

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 
 from clubstack.lookup.cache import ResultCache
 from clubstack.lookup.findings import Check, CheckResult, Status, not_applicable
@@ -128,8 +129,8 @@ def run_checks(checks: Sequence[Check], indicator: Indicator) -> list[CheckResul
 
 def _process_main(
     make_checks: MakeChecks,
-    tasks: multiprocessing.Queue,  # type: ignore[type-arg]
-    done: multiprocessing.Queue,  # type: ignore[type-arg]
+    tasks: multiprocessing.Queue,
+    done: multiprocessing.Queue,
     workers: int,
     environment: dict[str, str],
 ) -> None:
@@ -155,7 +156,7 @@ def _process_main(
             future = pool.submit(
                 run_checks, [checks[name] for name in names], Indicator(Kind(kind), value)
             )
-            future.add_done_callback(lambda f, t=task: finished(f, t))
+            future.add_done_callback(partial(finished, task=task))
 
 
 def _run_in_processes(

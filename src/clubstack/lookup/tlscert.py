@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
+from cryptography.x509.oid import SignatureAlgorithmOID
 from OpenSSL import SSL, crypto
 
 from clubstack.core.clock import utcnow
@@ -73,7 +73,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
 
 def alt_names(cert: x509.Certificate) -> list[str]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     names: list[str] = [str(n) for n in san.get_values_for_type(x509.DNSName)]

@@ -84,7 +84,7 @@ def parse_answer(domain: str, text: str) -> dict[str, Any] | None:
         return None
     except (WhoisError, ValueError, TypeError, OverflowError) as exc:
         raise WhoisFailed(f"unreadable WHOIS answer: {exc}") from exc
-    statuses = []
+    statuses: list[str] = []
     for status in _strings(entry.get("status")):
         # "clientTransferProhibited https://icann.org/epp#clientTransferProhibited"
         word = status.split()[0]

@@ -33,7 +33,7 @@ def current_user() -> User | None:
             if user is None:
                 session.pop("sid", None)
         g.user = user
-    return user  # type: ignore[return-value]
+    return user
 
 
 def login_required(view: F) -> F:
@@ -75,4 +75,4 @@ def api_auth(view: F) -> F:
                 raise Unauthorized()
         return view(*args, **kwargs)
 
-    return csrf.exempt(wrapped)  # type: ignore[return-value]
+    return csrf.exempt(wrapped)
