@@ -31,7 +31,7 @@ from clubstack.contest import judge, p256  # noqa: E402
 from clubstack.contest.kinds import KINDS, ContestLimits  # noqa: E402
 from clubstack.contest.sandbox import STARTUP, InputFile, Limits, run  # noqa: E402
 
-SAMPLES = ROOT / "tests" / "contest" / "samples"
+SAMPLES = ROOT / "src" / "clubstack" / "contest" / "starters"  # the starters members download
 ECDSA_D = 0xC477F9F65C22CCE20657FAA5B2D1D8122336F851A508A1ED04E479C34985BF96
 AES_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 OVERHEAD_TARGET_MS = 10.0
@@ -96,7 +96,7 @@ def bench_turnaround(kind_name: str, rounds: int) -> tuple[list[float], list[flo
     """(turnarounds, test-run wall times, mean CPU seconds per call) over ``rounds``."""
     kind = KINDS[kind_name]
     limits = ContestLimits()
-    source = (SAMPLES / f"{kind_name}_sample.c").read_bytes()
+    source = (SAMPLES / f"{kind_name}.c").read_bytes()
     times, runs, per_call = [], [], []
     for _ in range(rounds):
         if kind_name == "aes":

@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import backend_missing
 
-SAMPLES = Path(__file__).parent / "samples"
+# The starter programs members download are the tests' honest samples: one copy of each.
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "clubstack" / "contest" / "starters"
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def publish_sample(client) -> str:
         data={
             "csrf_token": token,
             "key": AES_KEY,
-            "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c"),
+            "file": (io.BytesIO((SAMPLES / "aes.c").read_bytes()), "a.c"),
         },
     )
     assert response.status_code == 302
@@ -65,7 +65,7 @@ def test_index_chart_and_challenge_page_on_a_phone(app, live_server, browser, tm
         data={
             "csrf_token": token,
             "key": AES_KEY,
-            "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c"),
+            "file": (io.BytesIO((SAMPLES / "aes.c").read_bytes()), "a.c"),
         },
     )
     assert response.status_code == 302

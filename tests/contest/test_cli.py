@@ -24,7 +24,7 @@ def test_judge_aes_sample_json(monkeypatch, tmp_path):
         [
             "contest",
             "judge",
-            str(SAMPLES / "aes_sample.c"),
+            str(SAMPLES / "aes.c"),
             "--kind",
             "aes",
             "--key",
@@ -50,7 +50,7 @@ def test_judge_ecdsa_text_and_rejections(monkeypatch, tmp_path):
         [
             "contest",
             "judge",
-            str(SAMPLES / "ecdsa_sample.c"),
+            str(SAMPLES / "ecdsa.c"),
             "--kind",
             "ecdsa",
             "--pubkey",
@@ -68,7 +68,7 @@ def test_judge_ecdsa_text_and_rejections(monkeypatch, tmp_path):
         [
             "contest",
             "judge",
-            str(SAMPLES / "ecdsa_sample.c"),
+            str(SAMPLES / "ecdsa.c"),
             "--kind",
             "ecdsa",
             "--pubkey",
@@ -83,7 +83,7 @@ def test_judge_ecdsa_text_and_rejections(monkeypatch, tmp_path):
         [
             "contest",
             "judge",
-            str(SAMPLES / "ecdsa_sample.c"),
+            str(SAMPLES / "ecdsa.c"),
             "--kind",
             "aes",
             "--key",

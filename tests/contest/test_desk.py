@@ -56,7 +56,7 @@ def publish(app, client) -> str:
         data={
             "csrf_token": token,
             "key": AES_KEY,
-            "file": (io.BytesIO((SAMPLES / "aes_sample.c").read_bytes()), "a.c"),
+            "file": (io.BytesIO((SAMPLES / "aes.c").read_bytes()), "a.c"),
         },
     )
     assert response.status_code == 302

@@ -40,9 +40,7 @@ def aes_vectors(count: int = 100) -> Vectors:
 def test_sample_aes_is_accepted_with_103_vectors():
     vectors = aes_vectors()
     assert len(vectors.inputs) == 103
-    verdict, answer = judge.judge_locally(
-        AES, (SAMPLES / "aes_sample.c").read_bytes(), vectors, LIMITS
-    )
+    verdict, answer = judge.judge_locally(AES, (SAMPLES / "aes.c").read_bytes(), vectors, LIMITS)
     assert verdict.accepted, verdict.reason
     assert len(answer["outputs"]) == 103 and len(answer["cpu_ns"]) == 103
     assert 0 < verdict.object_size < LIMITS.object_bytes
@@ -52,7 +50,7 @@ def test_sample_aes_is_accepted_with_103_vectors():
 
 def test_sample_aes_with_wrong_declared_key_is_refused():
     vectors = AES.make_vectors(bytes(16), 5)
-    verdict, _ = judge.judge_locally(AES, (SAMPLES / "aes_sample.c").read_bytes(), vectors, FEW)
+    verdict, _ = judge.judge_locally(AES, (SAMPLES / "aes.c").read_bytes(), vectors, FEW)
     assert not verdict.accepted and "wrong ciphertext" in verdict.reason
 
 
@@ -63,7 +61,7 @@ def test_sample_ecdsa_signatures_verify_including_edge_hashes():
     vectors = ECDSA.make_vectors(key, 20)
     assert vectors.inputs[-3:] == [bytes(32), b"\xff" * 32, p256.N.to_bytes(32, "big")]
     verdict, answer = judge.judge_locally(
-        ECDSA, (SAMPLES / "ecdsa_sample.c").read_bytes(), vectors, LIMITS
+        ECDSA, (SAMPLES / "ecdsa.c").read_bytes(), vectors, LIMITS
     )
     assert verdict.accepted, verdict.reason
     # a different public key: the same signatures no longer verify
@@ -152,9 +150,7 @@ def test_object_size_bomb_is_refused_at_compile_time():
 def test_worker_goes_on_after_hostile_runs():
     for name in ("fork_bomb", "memory_hog"):
         judge.judge_locally(AES, HOSTILE[name][0].encode(), aes_vectors(5), FEW)
-    verdict, _ = judge.judge_locally(
-        AES, (SAMPLES / "aes_sample.c").read_bytes(), aes_vectors(5), FEW
-    )
+    verdict, _ = judge.judge_locally(AES, (SAMPLES / "aes.c").read_bytes(), aes_vectors(5), FEW)
     assert verdict.accepted
 
 
@@ -180,7 +176,7 @@ def test_token_pasting_extern_is_caught_after_preprocessing():
 
 def test_sandbox_node_answer_needs_no_secret():
     vectors = aes_vectors(5)
-    payload = judge.make_payload(AES, (SAMPLES / "aes_sample.c").read_text(), vectors.inputs, FEW)
+    payload = judge.make_payload(AES, (SAMPLES / "aes.c").read_text(), vectors.inputs, FEW)
     assert set(payload) == {"kind", "source", "inputs", "limits"}
     answer = judge.execute_job(payload)
     assert judge.conclude(AES, vectors, answer, FEW).accepted
@@ -245,7 +241,7 @@ void *memset(void *s, int c, unsigned long n) { (void)c; (void)n; lie(); return 
 
 def test_a_lying_submission_is_scored_from_kernel_figures():
     vectors = aes_vectors()
-    sample = (SAMPLES / "aes_sample.c").read_text()
+    sample = (SAMPLES / "aes.c").read_text()
     honest, honest_answer = judge.judge_locally(AES, sample.encode(), vectors, LIMITS)
     verdict, answer = judge.judge_locally(AES, (sample + LIAR).encode(), vectors, LIMITS)
     assert honest.accepted and verdict.accepted, verdict.reason
@@ -276,7 +272,7 @@ void *malloc(unsigned long n) { (void)n; exit(51); return 0; }
 
 
 def test_libc_functions_defined_by_a_submission_never_run_before_main():
-    source = (SAMPLES / "aes_sample.c").read_text() + PREMAIN_OVERRIDES
+    source = (SAMPLES / "aes.c").read_text() + PREMAIN_OVERRIDES
     verdict, answer = judge.judge_locally(AES, source.encode(), aes_vectors(5), FEW)
     assert verdict.accepted, (verdict.reason, answer.get("reason"))
     assert len(answer["outputs"]) == 8
@@ -334,6 +330,6 @@ def test_a_reference_proof_and_an_ecdsa_program_signing_with_that_key_are_accept
     public, proof = reference_proof(ECDSA_D, k=0x1234567890ABCDEF1234567890ABCDEF)
     key = ECDSA.check_public_key(public, proof)
     verdict, _ = judge.judge_locally(
-        ECDSA, (SAMPLES / "ecdsa_sample.c").read_bytes(), ECDSA.make_vectors(key, 10), LIMITS
+        ECDSA, (SAMPLES / "ecdsa.c").read_bytes(), ECDSA.make_vectors(key, 10), LIMITS
     )
     assert verdict.accepted, verdict.reason

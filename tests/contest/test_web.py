@@ -53,7 +53,7 @@ def test_aes_submission_is_judged_published_and_broken(make_app, database):
     aes_app = make_app(database, contest_kind="aes", **FAST)
     owner = aes_app.test_client()
     login(owner, aes_app, "designer@example.org", nickname="designer")
-    response = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    response = submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY)
     assert response.status_code == 302
     status_page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert re.search(r'id="status">published<', status_page)
@@ -133,7 +133,7 @@ def test_filter_rejection_is_shown_on_the_form(aes_app):
     response = submit_form(owner, b"#include <stdio.h>\nint x;\n", key=AES_KEY)
     assert response.status_code == 422
     assert "#include is not allowed" in response.get_data(as_text=True)
-    bad_key = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key="xyz")
+    bad_key = submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key="xyz")
     assert bad_key.status_code == 422 and "32 hexadecimal" in bad_key.get_data(as_text=True)
     with aes_app.app_context():
         assert db.session().scalar(select(func.count(Challenge.id))) == 0
@@ -149,7 +149,7 @@ def test_ecdsa_api_submit_status_and_break(make_app, database):
     api = app.test_client()
     public = p256.encode_point(p256.public_key(ECDSA_D)).hex()
     body = {
-        "source": (SAMPLES / "ecdsa_sample.c").read_text(),
+        "source": (SAMPLES / "ecdsa.c").read_text(),
         "public_key": public,
         "proof": p256.schnorr_prove(ECDSA_D).hex(),
     }
@@ -204,15 +204,13 @@ def test_break_after_final_deadline_and_submit_after_posting_deadline(make_app):
     )
     owner = app.test_client()
     login(owner, app, "designer@example.org", nickname="designer")
-    assert (
-        submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY).status_code == 302
-    )
+    assert submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY).status_code == 302
     with app.app_context():
         name = db.session().scalar(select(Challenge.name))
     attacker = second_user(app)
     token = csrf_token(attacker, f"/contest/challenges/{name}")
     clock.travel(timedelta(days=1, hours=1))
-    late = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    late = submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY)
     assert late.status_code == 403 and "posting deadline" in late.get_data(as_text=True)
     clock.travel(timedelta(days=1))
     refused = attacker.post(
@@ -246,9 +244,7 @@ def test_lost_job_is_retried_once_then_failed(aes_app):
         from clubstack.core.accounts.models import User
 
         user = session.scalar(select(User))
-        c = challenges.submit(
-            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
-        )
+        c = challenges.submit(session, user, conf, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY)
         session.commit()  # stored and queued, but no worker ever answers
         requeued: list[str] = []
         now = clock.utcnow()
@@ -278,10 +274,10 @@ def test_queue_position_and_maintenance_job(aes_app):
 
         user = session.scalar(select(User))
         first = challenges.submit(
-            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
+            session, user, conf, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY
         )
         second = challenges.submit(
-            session, user, conf, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY
+            session, user, conf, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY
         )
         session.commit()
         assert challenges.queue_position(session, first) == 1
@@ -321,7 +317,7 @@ def test_sandbox_job_runs_on_its_own_queue_without_the_database(make_app, monkey
     queue = sandbox_queue(get_settings())
     expected_store = "RedisStorage" if store == "redis" else "SqliteStorage"
     assert type(queue.storage).__name__ == expected_store and queue.name != huey.name
-    response = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    response = submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY)
     page = owner.get(response.headers["Location"]).get_data(as_text=True)
     assert 'id="status">filtered<' in page and "position 1 in the queue" in page
 
@@ -417,7 +413,7 @@ def test_one_member_cannot_starve_the_others(make_app, monkeypatch):
     monkeypatch.setenv("CLUBSTACK_JOBS_IMMEDIATE", "false")
     clear_settings_cache()
     queue = sandbox_queue(get_settings())
-    sample = (SAMPLES / "aes_sample.c").read_bytes()
+    sample = (SAMPLES / "aes.c").read_bytes()
     for _ in range(3):
         assert submit_form(busy, sample, key=AES_KEY).status_code == 302
     assert submit_form(other, sample, key=AES_KEY).status_code == 302
@@ -448,12 +444,10 @@ def test_submissions_wait_for_the_start(make_app):
     app = make_app(contest_kind="aes", contest_start=start.isoformat(), **FAST)
     owner = app.test_client()
     login(owner, app, "designer@example.org", nickname="designer")
-    early = submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY)
+    early = submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY)
     assert early.status_code == 403 and "submissions open on" in early.get_data(as_text=True)
     clock.travel(timedelta(hours=3))
-    assert (
-        submit_form(owner, (SAMPLES / "aes_sample.c").read_bytes(), key=AES_KEY).status_code == 302
-    )
+    assert submit_form(owner, (SAMPLES / "aes.c").read_bytes(), key=AES_KEY).status_code == 302
 
 
 def test_the_site_worker_drains_the_answers_queue_in_its_own_thread(make_app, monkeypatch):
@@ -488,7 +482,7 @@ def test_a_lying_submission_is_published_with_the_kernel_measured_score(make_app
     app = make_app(contest_kind="aes", contest_random_vectors=100, contest_call_cpu_seconds=1)
     owner = app.test_client()
     login(owner, app, "designer@example.org", nickname="designer")
-    sample = (SAMPLES / "aes_sample.c").read_bytes()
+    sample = (SAMPLES / "aes.c").read_bytes()
     for source in (sample, sample + LIAR.encode()):
         response = submit_form(owner, source, key=AES_KEY)
         page = owner.get(response.headers["Location"]).get_data(as_text=True)
