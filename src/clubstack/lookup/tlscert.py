@@ -243,7 +243,7 @@ class TlsCheck:
         self._store_lock = threading.Lock()
 
     def trust_store(self) -> crypto.X509Store:
-        # Loading the system bundle costs ~10 ms of CPU; one store serves every check of a
+        # Loading the system bundle is costly; one store serves every check of a
         # batch (OpenSSL's store is safe to verify against from several threads).
         with self._store_lock:
             if self._store is None:
