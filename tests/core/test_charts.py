@@ -161,3 +161,12 @@ def test_the_plot_makes_room_for_the_widest_value_label():
         assert float(label.get("x") or 0) - charts.text_width(label.text or "", 17) >= 0
     axis = next(line for line in svg.iter(f"{NS}line") if line.get("x1") == line.get("x2"))
     assert float(axis.get("x1") or 0) > float(labels[-1].get("x") or 0)
+
+
+def test_value_labels_that_would_overlap_are_left_out():
+    svg = _draw(
+        [charts.Series("b", [(START, -2.0), (END, 50.0)])],
+        y_range=(-2.0, 50.0),
+        value_ticks=[-2.0, 0.0, 50.0],
+    )
+    assert [t.text for t in _texts(svg, "y-label")] == ["-2 u", "50 u"]

@@ -189,7 +189,8 @@ def time_chart(
     `value_ticks` are the values labelled on the axis (default: bottom, middle, top);
     `time_ticks` how many evenly spaced times are labelled under it (those that would
     overlap are left out); `mark` a value drawn across the plot with a dashed guide and its
-    label in class `latest` (other labels near it give way). The legend lists each series
+    label in class `latest`. Value labels too close to one another are left out, the mark's
+    last. The legend lists each series
     with its latest value, wrapping into rows below the plot.
     """
     low, high = y_range
@@ -248,9 +249,12 @@ def time_chart(
         _text(svg, layout.left, font + 3, title, font, **{"font-weight": "bold"})
     # a label's baseline sits this far below its value so the digits centre on the tick
     drop = round(font * 0.3, 1)
-    for value in sorted(set(ticks)):
-        if mark is not None and value != mark and abs(scale.y(value) - scale.y(mark)) < font + 2:
+    # the mark first, then the others: a label too close to one already placed gives way
+    placed: list[float] = []
+    for value in sorted(set(ticks), key=lambda v: (v != mark, v)):
+        if any(abs(scale.y(value) - y) < font + 2 for y in placed):
             continue
+        placed.append(scale.y(value))
         label = _text(
             svg,
             layout.left - 6,
