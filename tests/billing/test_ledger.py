@@ -203,3 +203,29 @@ def test_a_worker_that_loses_the_race_gets_the_winners_entry(server_app: Any) ->
         thread.join(30)
     assert box.get("id") == winner, box
     assert ledger.balance(db.session(), uid) == -99
+
+
+def test_balance_history_steps_from_the_window_start_or_the_first_entry(dbapp: Any) -> None:
+    from clubstack.core import clock
+
+    session = db.session()
+    old, new = make_user(session, "old@example.org"), make_user(session, "new@example.org")
+    ledger.credit(session, old, 1000, reason="card", reference="t", idempotency_key="o1")
+    session.commit()
+    with clock.moved(timedelta(days=100)):
+        ledger.credit(session, new, 500, reason="card", reference="t", idempotency_key="n1")
+        ledger.charge(session, old, 300, reason="usage", reference="r", idempotency_key="o2")
+        session.commit()
+        now = clock.utcnow()
+    later = now + timedelta(hours=2)
+    # an old member: the balance before the window is where the line starts
+    history = ledger.balance_history(session, old, later, days=90)
+    assert history[0] == (later - timedelta(days=90), 1000)
+    assert [v for _, v in history[1:]] == [700, 700] and history[-1][0] == later
+    # a new member: from the first entry (a day at least), not a long flat zero before it
+    history = ledger.balance_history(session, new, later, days=90)
+    assert history[0] == (later - timedelta(days=1), 0)
+    assert [v for _, v in history] == [0, 500, 500]
+    # no entries at all: flat zero over the whole window
+    nobody = make_user(session, "nobody@example.org")
+    assert [v for _, v in ledger.balance_history(session, nobody, later)] == [0, 0]

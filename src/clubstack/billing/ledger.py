@@ -39,6 +39,7 @@ __all__ = [
     "LedgerEntry",
     "adjust",
     "balance",
+    "balance_history",
     "charge",
     "check_balances",
     "credit",
@@ -330,6 +331,37 @@ def iter_entries(session: Session, flt: EntryFilter, batch: int = 1000) -> Itera
             return
         yield from chunk
         last = chunk[-1].id
+
+
+def balance_history(
+    session: Session, user_id: int, now: datetime, days: int = 90
+) -> list[tuple[datetime, int]]:
+    """The balance over the last `days` as a step series: (time, balance from then on), from
+    the window's start to `now`. A member newer than the window starts at the first entry
+    (shown over a day at least), not at a long flat zero."""
+    start = now - timedelta(days=days)
+    changes = [
+        (when, int(after))
+        for when, after in session.execute(
+            select(LedgerEntry.created_at, LedgerEntry.balance_after_cents)
+            .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= start)
+            .order_by(LedgerEntry.id)
+        )
+    ]
+    before = session.scalar(
+        select(LedgerEntry.balance_after_cents)
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at < start)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
+    )
+    if before is None and changes:
+        start = min(changes[0][0], now - timedelta(days=1))
+    points = [(start, int(before or 0))]
+    points += [(when, after) for when, after in changes if start <= when <= now]
+    # the line ends at the balance now, even if the newest entry's time is a moment past
+    # `now` (written by another process while this page was built)
+    points.append((now, changes[-1][1] if changes else points[-1][1]))
+    return points
 
 
 def ledger_sum(session: Session, user_id: int) -> int:

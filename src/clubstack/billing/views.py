@@ -12,10 +12,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.billing import btcpay, ledger, reports, stripe_gateway
 from clubstack.billing.burn import hourly_burn
-from clubstack.billing.chart import balance_points, balance_svg, window
+from clubstack.billing.chart import balance_svg
 from clubstack.billing.errors import ProviderDisabled, UnknownAccount
 from clubstack.billing.ledger import EntryFilter
-from clubstack.billing.models import KINDS, PAYMENT_STATUSES, LedgerEntry, Payment
+from clubstack.billing.models import KINDS, PAYMENT_STATUSES, Payment
 from clubstack.billing.money import format_money, parse_amount, precision
 from clubstack.billing.payments import PROVIDERS, check_purchase, enabled_providers, member_payment
 from clubstack.billing.settings import billing_settings
@@ -25,7 +25,7 @@ from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db, random_id
 from clubstack.core.errors import ClubError, InputError
-from clubstack.core.validation import form_to_dict, validate
+from clubstack.core.validation import form_errors, form_to_dict, validate
 from clubstack.core.web import csrf, limiter
 from clubstack.settings import get_settings
 
@@ -85,10 +85,9 @@ class LedgerQuery(BaseModel):
 
 
 def _ledger_query() -> tuple[LedgerQuery, dict[str, str]]:
-    try:
+    with form_errors() as result:
         return validate(LedgerQuery, form_to_dict(request.args)), {}
-    except InputError as error:
-        return LedgerQuery(), error.fields
+    return LedgerQuery(), result.fields
 
 
 # --- member pages -----------------------------------------------------------------------------
@@ -101,21 +100,7 @@ def dashboard() -> str:
     session = db.session()
     now = utcnow()
     info = standing(session, user.id, hourly_burn(session, user.id), now)
-    start, end = window(now)
-    changes = session.execute(
-        select(LedgerEntry.created_at, LedgerEntry.balance_after_cents)
-        .where(LedgerEntry.user_id == user.id, LedgerEntry.created_at >= start)
-        .order_by(LedgerEntry.id)
-    ).all()
-    before = session.scalar(
-        select(LedgerEntry.balance_after_cents)
-        .where(LedgerEntry.user_id == user.id, LedgerEntry.created_at < start)
-        .order_by(LedgerEntry.id.desc())
-        .limit(1)
-    )
-    if before is None and changes:
-        start = min(changes[0][0], end - timedelta(days=1))  # a new member: from the first entry
-    chart = balance_svg(balance_points(int(before or 0), list(changes), start, end))
+    chart = balance_svg(ledger.balance_history(session, user.id, now))
     recent = ledger.entries(session, EntryFilter(user_id=user.id), limit=10)
     return render_template(
         "billing/dashboard.html",
@@ -420,7 +405,7 @@ def admin_adjustments() -> str | BaseResponse | tuple[str, int]:
     form: dict[str, str] = {}
     if request.method == "POST":
         form = form_to_dict(request.form)
-        try:
+        with form_errors(session) as result:
             data = validate(AdjustForm, form)
             cents = parse_amount(data.amount)
             member = session.scalar(select(User).where(User.email == data.email.strip().lower()))
@@ -435,12 +420,9 @@ def admin_adjustments() -> str | BaseResponse | tuple[str, int]:
                 idempotency_key=f"admin:{data.key}",
             )
             session.commit()
-        except InputError as error:
-            session.rollback()
-            errors = error.fields
-        else:
             flash(f"{format_money(cents)} booked for {member.email}.", "success")
             return redirect(url_for("billing.admin_adjustments"), code=303)
+        errors = result.fields
     return render_template(
         "billing/admin_adjustments.html",
         rows=reports.adjustments(session),

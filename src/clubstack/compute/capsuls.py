@@ -126,7 +126,54 @@ def delete_ssh_key(session: Session, user_id: int, key_id: int) -> None:
     session.flush()
 
 
+def _same_key(line: str) -> tuple[str, ...]:
+    """A key's identity: its type and key material; the comment does not count."""
+    return tuple(line.split()[:2])
+
+
+def keys_for_capsul(
+    session: Session, user_id: int, chosen_ids: Iterable[int], pasted: Iterable[str]
+) -> list[str]:
+    """The key lines for a new capsul: the member's own keys chosen by id, then those pasted;
+    a key both chosen and pasted goes into cloud-init once. The pasted lines are checked
+    by request_capsul."""
+    saved = {k.id: k.public_key for k in ssh_keys(session, user_id)}
+    chosen = list(chosen_ids)
+    if any(i not in saved for i in chosen):
+        raise InputError(fields={"ssh_key_ids": "Choose among your own keys."})
+    keys: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for key in [saved[i] for i in chosen] + list(pasted):
+        if _same_key(key) not in seen:
+            seen.add(_same_key(key))
+            keys.append(key)
+    return keys
+
+
+def keep_pasted_keys(session: Session, user_id: int, pasted: Iterable[str]) -> None:
+    """Save keys pasted into the create form on the account (as Capsul does), unless the
+    account holds them already (under any comment)."""
+    known = {_same_key(k.public_key) for k in ssh_keys(session, user_id)}
+    for text in pasted:
+        parsed = parse_ssh_key(text)
+        if _same_key(parsed.line) not in known:
+            add_ssh_key(session, user_id, "", parsed.line)
+            known.add(_same_key(parsed.line))
+
+
 # --- lookups ------------------------------------------------------------------------------
+
+
+def active_plans(session: Session) -> list[Plan]:
+    """The plans a member can choose, cheapest first."""
+    return list(
+        session.scalars(select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents))
+    )
+
+
+def active_images(session: Session) -> list[Image]:
+    """The images a member can choose, by name."""
+    return list(session.scalars(select(Image).where(Image.active.is_(True)).order_by(Image.name)))
 
 
 def plan_by_name(session: Session, name: str) -> Plan:

@@ -27,12 +27,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from clubstack.compute import billing_port, capsuls, charts, hosts, hypervisor, metering, stats
 from clubstack.compute import console as console_logic
 from clubstack.compute.errors import ClubError, ConsoleRefused, InputError
-from clubstack.compute.models import CREATING, Capsul, ConsoleSession, Finding, Image, Plan
+from clubstack.compute.models import CREATING, Capsul, ConsoleSession, Finding
 from clubstack.compute.settings import ComputeSettings
 from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
-from clubstack.core.validation import form_to_dict, validate
+from clubstack.core.validation import form_errors, form_to_dict, validate
 from clubstack.core.web import limiter
 from clubstack.settings import get_settings, service_settings
 
@@ -101,17 +101,6 @@ def _create(data: Any) -> Capsul:
     req = validate(CreateRequest, data)
     session = db.session()
     user_id = _user_id()
-    saved = {k.id: k.public_key for k in capsuls.ssh_keys(session, user_id)}
-    unknown = [i for i in req.ssh_key_ids if i not in saved]
-    if unknown:
-        raise InputError(fields={"ssh_key_ids": "Choose among your own keys."})
-    # a key both chosen and pasted goes into cloud-init once (same type and key material)
-    keys: list[str] = []
-    seen: set[tuple[str, ...]] = set()
-    for key in [saved[i] for i in req.ssh_key_ids] + req.ssh_keys:
-        if tuple(key.split()[:2]) not in seen:
-            seen.add(tuple(key.split()[:2]))
-            keys.append(key)
     settings = _settings()
     capsul = capsuls.request_capsul(
         session,
@@ -119,15 +108,11 @@ def _create(data: Any) -> Capsul:
         plan=req.plan,
         image=req.image,
         name=req.name,
-        keys=keys,
+        keys=capsuls.keys_for_capsul(session, user_id, req.ssh_key_ids, req.ssh_keys),
         min_credit_hours=settings.min_credit_hours,
         max_capsuls=settings.max_capsuls_per_member,
     )
-    # keep pasted keys on the account, as Capsul does
-    for text in req.ssh_keys:
-        parsed = capsuls.parse_ssh_key(text)
-        if tuple(parsed.line.split()[:2]) not in {tuple(v.split()[:2]) for v in saved.values()}:
-            capsuls.add_ssh_key(session, user_id, "", parsed.line)
+    capsuls.keep_pasted_keys(session, user_id, req.ssh_keys)
     session.commit()
     capsul_id = capsul.id
     # with immediate jobs (tests, small sites) the job runs here, on this thread's session
@@ -185,9 +170,7 @@ def _duration(seconds: int | None) -> str:
 @bp.get("/")
 def index() -> str:
     session = db.session()
-    plans = list(
-        session.scalars(select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents))
-    )
+    plans = capsuls.active_plans(session)
     user = current_user()
     mine = capsuls.member_capsuls(session, user.id) if user else []
     return render_template(
@@ -228,10 +211,8 @@ def create() -> str | BaseResponse | tuple[str, int]:
         else:
             flash("Your capsul is being created.", "success")
             return redirect(url_for("compute.status", capsul_id=capsul.id))
-    plans = list(
-        session.scalars(select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents))
-    )
-    images = list(session.scalars(select(Image).where(Image.active.is_(True)).order_by(Image.name)))
+    plans = capsuls.active_plans(session)
+    images = capsuls.active_images(session)
     keys = capsuls.ssh_keys(session, _user_id())
     try:
         balance = billing_port.balance(session, _user_id())
@@ -256,16 +237,14 @@ def keys() -> str | BaseResponse | tuple[str, int]:
     session = db.session()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        try:
+        with form_errors(session) as result:
             req = validate(KeyRequest, form_to_dict(request.form))
             capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
-        except InputError as exc:
-            session.rollback()
-            errors = exc.fields
-        else:
             session.commit()
+        if result.ok:
             flash("Key added.", "success")
             return redirect(url_for("compute.keys"))
+        errors = result.fields
     page = render_template(
         "compute/keys.html",
         keys=capsuls.ssh_keys(session, _user_id()),
@@ -297,21 +276,8 @@ def status(capsul_id: str) -> str:
         span = "hour"
     now = utcnow()
     points = stats.series(session, capsul.id, span, now)
-    start = now - stats.RANGES[span]
-
-    def chart(title: str, unit: str, fixed: float | None = None, **fields: str) -> Markup:
-        series = {
-            label: [(p.at, getattr(p, attr)) for p in points] for label, attr in fields.items()
-        }
-        svg = charts.line_chart(title, series, unit, start, now, fixed_max=fixed)
-        return Markup(svg)  # noqa: S704 - ElementTree output, escaped
-
-    graphs = [
-        chart("CPU", "%", 100.0, used="cpu_percent"),
-        chart("Memory", "MiB", float(capsul.plan.memory_mib), used="mem_mib"),
-        chart("Disk", "B/s", read="disk_read", write="disk_write"),
-        chart("Network", "B/s", received="net_rx", sent="net_tx"),
-    ]
+    svgs = charts.capsul_graphs(points, capsul.plan.memory_mib, now - stats.RANGES[span], now)
+    graphs = [Markup(svg) for svg in svgs]  # noqa: S704 - ElementTree output, escaped
     return render_template(
         "compute/status.html",
         capsul=capsul,
@@ -645,9 +611,7 @@ def api_delete_key(key_id: int) -> Response:
 
 @bp.get("/api/plans")
 def api_plans() -> Response:
-    plans = db.session().scalars(
-        select(Plan).where(Plan.active.is_(True)).order_by(Plan.price_month_cents)
-    )
+    plans = capsuls.active_plans(db.session())
     return jsonify(
         plans=[
             {
@@ -665,5 +629,5 @@ def api_plans() -> Response:
 
 @bp.get("/api/images")
 def api_images() -> Response:
-    images = db.session().scalars(select(Image).where(Image.active.is_(True)).order_by(Image.name))
+    images = capsuls.active_images(db.session())
     return jsonify(images=[{"name": i.name, "title": i.title} for i in images])

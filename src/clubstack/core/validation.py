@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -26,6 +29,49 @@ def validate(model: type[M], data: Any) -> M:
             message = item["msg"].removeprefix("Value error, ")
             fields.setdefault(name, message)
         raise InputError(fields=fields) from None
+
+
+class _Transaction(Protocol):
+    def rollback(self) -> None: ...
+
+
+@dataclass
+class FormErrors:
+    """What went wrong with a submitted form: field name -> message (empty when it went well)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    message: str = ""  # the error's summary, for a page that shows one above the form
+
+    @property
+    def ok(self) -> bool:
+        return not self.fields
+
+
+@contextmanager
+def form_errors(
+    session: _Transaction | None = None, *, field: str = "form"
+) -> Iterator[FormErrors]:
+    """Run a form's work; an InputError inside is caught, `session` rolled back, and the error
+    kept as field messages for the page to show next to its inputs.
+
+        with form_errors(session) as result:
+            key = capsuls.add_ssh_key(session, user_id, form["name"], form["public_key"])
+            session.commit()
+        if result.ok:
+            return redirect(...)
+        return render_template(..., errors=result.fields), 400
+
+    An error that names no field is shown under `field`. Other errors pass through to the
+    one error-to-HTTP mapping (core.web).
+    """
+    result = FormErrors()
+    try:
+        yield result
+    except InputError as error:
+        if session is not None:
+            session.rollback()
+        result.fields = dict(error.fields) or {field: error.message}
+        result.message = error.message
 
 
 def form_to_dict(form: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from clubstack.core.accounts.auth import current_user, login_required
 from clubstack.core.db import db
-from clubstack.core.errors import InputError
+from clubstack.core.validation import form_errors
 from clubstack.core.web import client_ip, limiter
 from clubstack.lookup import batches
 
@@ -59,24 +59,22 @@ def index() -> str:
 def preview() -> str | tuple[str, int]:
     text = request.form.get("text", "")
     upload = request.files.get("file")
-    try:
+    with form_errors(field="text") as result:
         if upload is not None and upload.filename:
             text = text + "\n" + batches.decode_upload(upload.read(), upload.filename)
-        found = batches.recognise(text=text)
-    except InputError as error:
-        user = current_user()
-        assert user is not None
-        page = render_template(
-            "lookup/index.html",
-            history=batches.history(db.session(), user.id),
-            limit=batches.settings().max_indicators,
-            max_upload=batches.settings().max_upload_bytes,
-            errors=error.fields or {"text": error.message},
-            message=error.message,
-            text=text[:20000],
-        )
-        return page, error.status
-    return render_template("lookup/preview.html", indicators=found)
+        return render_template("lookup/preview.html", indicators=batches.recognise(text=text))
+    user = current_user()
+    assert user is not None
+    page = render_template(
+        "lookup/index.html",
+        history=batches.history(db.session(), user.id),
+        limit=batches.settings().max_indicators,
+        max_upload=batches.settings().max_upload_bytes,
+        errors=result.fields,
+        message=result.message,
+        text=text[:20000],
+    )
+    return page, 400
 
 
 @bp.post("/batches")

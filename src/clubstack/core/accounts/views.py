@@ -30,7 +30,7 @@ from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import email_hash
 from clubstack.core.mail import send_mail
-from clubstack.core.validation import local_path
+from clubstack.core.validation import form_errors, local_path
 from clubstack.core.web import limiter
 from clubstack.settings import get_settings
 
@@ -87,16 +87,16 @@ def login() -> str | BaseResponse | tuple[str, int]:
         return render_template("accounts/login.html", next=next_url, errors={}, email="")
     settings = get_settings()
     raw = request.form.get("email", "")
-    try:
+    with form_errors(db.session()) as result:
         issued = accounts.issue_login_link(
             db.session(),
             raw,
             lifetime=timedelta(minutes=settings.login_link_minutes),
             open_signup=settings.signup == "open",
         )
-    except InputError as error:
+    if not result.ok:
         return render_template(
-            "accounts/login.html", next=next_url, errors=error.fields, email=raw
+            "accounts/login.html", next=next_url, errors=result.fields, email=raw
         ), 400
     url = None
     if issued.token is not None:
@@ -165,11 +165,10 @@ def account() -> tuple[str, int]:
 def nickname() -> tuple[str, int] | BaseResponse:
     user = current_user()
     assert user is not None
-    try:
+    with form_errors(db.session()) as result:
         accounts.set_nickname(db.session(), user, request.form.get("nickname", ""))
-    except InputError as error:
-        db.session.rollback()
-        return _account_page(400, errors=error.fields)
+    if not result.ok:
+        return _account_page(400, errors=result.fields)
     flash("Nickname saved.", "success")
     return redirect(_safe_next(request.form.get("next")))
 
@@ -181,16 +180,15 @@ def change_email() -> tuple[str, int] | BaseResponse:
     user = current_user()
     assert user is not None
     settings = get_settings()
-    try:
+    with form_errors(db.session()) as result:
         issued = accounts.issue_email_change_link(
             db.session(),
             user,
             request.form.get("email", ""),
             lifetime=timedelta(minutes=settings.login_link_minutes),
         )
-    except InputError as error:
-        db.session.rollback()
-        return _account_page(400, errors=error.fields)
+    if not result.ok:
+        return _account_page(400, errors=result.fields)
     if issued.token is not None:
         url = settings.base_url.rstrip("/") + url_for("accounts.confirm_email", token=issued.token)
         subject = f"Confirm your new {settings.site_name} address"
@@ -235,10 +233,10 @@ def confirm_email() -> str | BaseResponse | tuple[str, int]:
 def new_token() -> tuple[str, int]:
     user = current_user()
     assert user is not None
-    try:
+    with form_errors(db.session()) as result:
         token = create_token(db.session(), user, request.form.get("name", ""))
-    except InputError as error:
-        return _account_page(400, errors=error.fields)
+    if not result.ok:
+        return _account_page(400, errors=result.fields)
     return _account_page(201, new_token=token)
 
 
@@ -305,7 +303,7 @@ def admin_users() -> str | BaseResponse | tuple[str, int]:
     session_ = db.session()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        try:
+        with form_errors(session_) as result:
             email = accounts.normalise_email(request.form.get("email", ""))
             if session_.scalar(select(User.id).where(User.email == email)) is None:
                 session_.add(
@@ -317,8 +315,7 @@ def admin_users() -> str | BaseResponse | tuple[str, int]:
                 session_.commit()
             flash(f"{email} may now log in.", "success")
             return redirect(url_for("accounts.admin_users"))
-        except InputError as error:
-            errors = error.fields
+        errors = result.fields
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     users = list(
         session_.scalars(select(User).order_by(User.id).limit(100).offset((page - 1) * 100))
