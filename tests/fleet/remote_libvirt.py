@@ -146,7 +146,7 @@ def remote_libvirt_host(workdir: Path) -> Iterator[str]:
     ssh_config = folder / "ssh_config"
     ssh_command = _write(
         folder / "ssh",
-        f"#!/bin/sh\nexec {SSH} -F {shlex.quote(str(ssh_config))} \"$@\"\n",
+        f'#!/bin/sh\nexec {SSH} -F {shlex.quote(str(ssh_config))} "$@"\n',
         0o755,
     )
     log = folder / "sshd.log"

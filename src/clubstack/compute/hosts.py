@@ -11,7 +11,13 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from clubstack.compute import hypervisor
-from clubstack.compute.errors import ComputeError, HostDownError, InputError, NoRoomError
+from clubstack.compute.errors import (
+    ComputeError,
+    HostDownError,
+    HypervisorError,
+    InputError,
+    NoRoomError,
+)
 from clubstack.compute.models import LIVE_STATUSES, Capsul, Host, Image, Plan
 from clubstack.compute.tinyguest import TinyGuest
 from clubstack.core.clock import utcnow
@@ -103,10 +109,10 @@ def check_hosts(session: Session) -> list[Host]:
         try:
             with open_host(host) as hv:
                 if not hv.alive():
-                    raise HostDownError(f"{host.uri} stopped answering")
+                    raise HostDownError(detail=f"{host.uri} stopped answering")
                 cap = hv.capacity()
-        except (HostDownError, ComputeError) as exc:
-            host.up, host.last_error = False, exc.message[:500]
+        except HypervisorError as exc:  # the detail: operators read this on the admin page
+            host.up, host.last_error = False, exc.detail[:500]
             continue
         except Exception as exc:
             host.up, host.last_error = False, str(exc)[:500]
