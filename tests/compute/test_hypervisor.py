@@ -126,6 +126,20 @@ def test_unreachable_host_says_why_to_operators_only():
     assert down.value.to_dict()["message"] == down.value.message
 
 
+def test_a_probe_kernel_missing_on_the_host_is_named_not_taken_for_no_kvm(hv):
+    """Before, a probe kernel absent on a (remote) host made a KVM host look like TCG."""
+    if not hv.supports("kvm"):  # nothing to probe: no KVM at all
+        assert hv.detect_domain_type("/nonexistent/vmlinuz-x") == "qemu"
+        return
+    with pytest.raises(HypervisorError, match="give --probe-kernel") as refused:
+        hv.detect_domain_type("/nonexistent/vmlinuz-x")
+    assert (
+        refused.value.message
+        == "The probe kernel /nonexistent/vmlinuz-x cannot be read on the host."
+    )
+    assert hv.uri in refused.value.detail
+
+
 def test_capacity_is_read_from_the_host(hv):
     cap = hv.capacity()
     assert cap.vcpus >= 1 and cap.memory_mib > 0 and cap.disk_gib >= 0

@@ -491,7 +491,17 @@ class Hypervisor:
         try:
             try:
                 domain = self.conn.createXML(ET.tostring(dom, encoding="unicode"), 0)
-            except libvirt.libvirtError:
+            except libvirt.libvirtError as exc:
+                # A kernel that is not on the host says nothing about KVM. The default probe
+                # kernel is the newest in /boot here, which a remote host may not have.
+                missing = [p for p in (kernel, initrd) if p and p in exc.get_error_message()]
+                if missing:
+                    raise HypervisorError(
+                        f"The probe kernel {missing[0]} cannot be read on the host.",
+                        detail=f"cannot read the probe kernel {missing[0]} on {self.uri} "
+                        f"({exc.get_error_message()}): give --probe-kernel (and "
+                        "--probe-initrd) with files on the host",
+                    ) from exc
                 return "qemu"
             try:
                 deadline = time.monotonic() + timeout
