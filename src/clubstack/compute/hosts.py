@@ -24,6 +24,7 @@ from clubstack.core.clock import utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 NETWORK_RE = re.compile(r"^(none|user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$")
+URI_MAX = 255
 URI_RE = re.compile(r"^(qemu|qemu\+ssh|qemu\+tcp|qemu\+tls|qemu\+unix|test)://[^\s<>\"']*$")
 
 
@@ -61,6 +62,13 @@ def add_host(
         raise InputError(
             fields={
                 "uri": "Use a libvirt URI such as qemu:///system or qemu+ssh://user@host/system."
+            }
+        )
+    if len(uri) > URI_MAX:  # the column's size; PostgreSQL and MariaDB refuse longer ones
+        raise InputError(
+            fields={
+                "uri": f"At most {URI_MAX} characters. Long SSH options (key file, port) can "
+                "go in the clubstack user's ~/.ssh/config under a Host alias instead."
             }
         )
     if not NETWORK_RE.match(network):
