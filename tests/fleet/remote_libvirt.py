@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from clubstack.compute import tinyguest
+from clubstack.compute import hosts, tinyguest
 
 HOST_USER = "root"
 SSHD = "/usr/sbin/sshd"
@@ -223,7 +223,13 @@ def remote_libvirt_host(workdir: Path) -> Iterator[str]:
         break
     else:
         raise RemoteHostUnavailable(f"no free port for sshd: {log.read_text()}")
+    uri = host_uri(port, client_key, ssh_command)
     try:
-        yield host_uri(port, client_key, ssh_command)
+        if len(uri) > hosts.URI_MAX:
+            raise RemoteHostUnavailable(
+                f"the URI is {len(uri)} characters, more than a host's URI may have "
+                f"({hosts.URI_MAX}): use a shorter workdir than {workdir}"
+            )
+        yield uri
     finally:
         _stop(sshd)

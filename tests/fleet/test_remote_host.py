@@ -22,7 +22,7 @@ from sqlalchemy import select
 from clubstack.cli import main
 from clubstack.compute import hosts
 from clubstack.compute import hypervisor as hvmod
-from clubstack.compute.models import Capsul, Host, Image
+from clubstack.compute.models import Capsul, Image
 from clubstack.core.db import db
 from tests.compute.conftest import RUN, Ledger, _unavailable, user_id
 from tests.conftest import csrf_token, login, make_admin
