@@ -127,7 +127,10 @@ def remote_libvirt_host(workdir: Path) -> Iterator[str]:
             )
     if not shutil.which("virt-ssh-helper") and not shutil.which("nc"):
         raise RemoteHostUnavailable("neither virt-ssh-helper (libvirt-daemon) nor nc is here")
-    tinyguest.ensure_local_libvirtd()
+    try:
+        tinyguest.ensure_local_libvirtd()
+    except (ImportError, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        raise RemoteHostUnavailable(f"libvirtd on this machine: {exc}") from exc
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
 
     folder = workdir / "ssh"
