@@ -23,6 +23,8 @@ def run(*args):
 def test_cli_hosts_plans_images_create_destroy(compute_app, test_host, guest, hv, ledger, tmp_path):
     code, out = run("host", "add", "gone", BAD_URI)
     assert code == 1 and "cannot connect" in out
+    code, out = run("host", "add", "long", f"{BAD_URI}/{'k' * 255}")
+    assert code == 1 and "uri: At most 255 characters" in out  # not a database error
     code, out = run(
         "host",
         "add",

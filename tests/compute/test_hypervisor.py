@@ -116,9 +116,28 @@ def test_counters_are_summed_per_device():
     )
 
 
-def test_unreachable_host_says_why():
-    with pytest.raises(HostDownError, match="cannot connect"):
-        h.Hypervisor("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+def test_unreachable_host_says_why_to_operators_only():
+    uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    with pytest.raises(HostDownError, match="cannot connect") as down:
+        h.Hypervisor(uri)
+    # the URI (for a remote host: its SSH login, address, key file) is for operators
+    assert down.value.detail.startswith(f"cannot connect to {uri}: ")
+    assert down.value.message == "The virtual machine host does not answer."
+    assert down.value.to_dict()["message"] == down.value.message
+
+
+def test_a_probe_kernel_missing_on_the_host_is_named_not_taken_for_no_kvm(hv):
+    """Before, a probe kernel absent on a (remote) host made a KVM host look like TCG."""
+    if not hv.supports("kvm"):  # nothing to probe: no KVM at all
+        assert hv.detect_domain_type("/nonexistent/vmlinuz-x") == "qemu"
+        return
+    with pytest.raises(HypervisorError, match="give --probe-kernel") as refused:
+        hv.detect_domain_type("/nonexistent/vmlinuz-x")
+    assert (
+        refused.value.message
+        == "The probe kernel /nonexistent/vmlinuz-x cannot be read on the host."
+    )
+    assert hv.uri in refused.value.detail
 
 
 def test_capacity_is_read_from_the_host(hv):

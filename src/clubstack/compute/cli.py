@@ -38,7 +38,9 @@ def _session() -> Iterator[Session]:
     except ClubError as error:
         fields = getattr(error, "fields", None) or {}
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
-        raise click.ClickException(f"{error.message} {detail}".strip()) from None
+        # an operator runs this: the host's URI and the transport's error say what to fix
+        message = getattr(error, "detail", error.message)
+        raise click.ClickException(f"{message} {detail}".strip()) from None
 
 
 def _settings():

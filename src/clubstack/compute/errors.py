@@ -32,9 +32,18 @@ class ComputeError(ClubError):
 
 
 class HypervisorError(ComputeError):
+    """``message`` is what a member may read; ``detail`` (the message unless given) is for
+    operators (the admin page, the CLI, logs): it may name the host's libvirt URI, which for
+    a remote host holds its SSH login, address and key file, and the transport's own error."""
+
     status = 502
     code = "hypervisor_error"
     message = "The virtual machine host refused the request."
+
+    def __init__(self, message: str | None = None, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or self.message
+        self.args = (self.detail,)  # str(), tracebacks and job logs carry the detail
 
 
 class HostDownError(HypervisorError, Unavailable):

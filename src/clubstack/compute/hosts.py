@@ -11,13 +11,20 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from clubstack.compute import hypervisor
-from clubstack.compute.errors import ComputeError, HostDownError, InputError, NoRoomError
+from clubstack.compute.errors import (
+    ComputeError,
+    HostDownError,
+    HypervisorError,
+    InputError,
+    NoRoomError,
+)
 from clubstack.compute.models import LIVE_STATUSES, Capsul, Host, Image, Plan
 from clubstack.compute.tinyguest import TinyGuest
 from clubstack.core.clock import utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 NETWORK_RE = re.compile(r"^(none|user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$")
+URI_MAX = 255
 URI_RE = re.compile(r"^(qemu|qemu\+ssh|qemu\+tcp|qemu\+tls|qemu\+unix|test)://[^\s<>\"']*$")
 
 
@@ -55,6 +62,13 @@ def add_host(
         raise InputError(
             fields={
                 "uri": "Use a libvirt URI such as qemu:///system or qemu+ssh://user@host/system."
+            }
+        )
+    if len(uri) > URI_MAX:  # the column's size; PostgreSQL and MariaDB refuse longer ones
+        raise InputError(
+            fields={
+                "uri": f"At most {URI_MAX} characters. Long SSH options (key file, port) can "
+                "go in the clubstack user's ~/.ssh/config under a Host alias instead."
             }
         )
     if not NETWORK_RE.match(network):
@@ -103,10 +117,10 @@ def check_hosts(session: Session) -> list[Host]:
         try:
             with open_host(host) as hv:
                 if not hv.alive():
-                    raise HostDownError(f"{host.uri} stopped answering")
+                    raise HostDownError(detail=f"{host.uri} stopped answering")
                 cap = hv.capacity()
-        except (HostDownError, ComputeError) as exc:
-            host.up, host.last_error = False, exc.message[:500]
+        except HypervisorError as exc:  # the detail: operators read this on the admin page
+            host.up, host.last_error = False, exc.detail[:500]
             continue
         except Exception as exc:
             host.up, host.last_error = False, str(exc)[:500]

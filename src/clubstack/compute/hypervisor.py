@@ -347,7 +347,7 @@ class Hypervisor:
     ) -> None:
         if libvirt is None:
             raise HostDownError(
-                f"cannot connect to {uri}: libvirt-python is not installed "
+                detail=f"cannot connect to {uri}: libvirt-python is not installed "
                 "(pip install 'clubstack[compute]', which needs Debian's libvirt-dev)"
             )
         _silence_libvirt_stderr()
@@ -357,7 +357,9 @@ class Hypervisor:
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            raise HostDownError(f"cannot connect to {uri}: {exc.get_error_message()}") from exc
+            raise HostDownError(
+                detail=f"cannot connect to {uri}: {exc.get_error_message()}"
+            ) from exc
 
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):
@@ -489,7 +491,17 @@ class Hypervisor:
         try:
             try:
                 domain = self.conn.createXML(ET.tostring(dom, encoding="unicode"), 0)
-            except libvirt.libvirtError:
+            except libvirt.libvirtError as exc:
+                # A kernel that is not on the host says nothing about KVM. The default probe
+                # kernel is the newest in /boot here, which a remote host may not have.
+                missing = [p for p in (kernel, initrd) if p and p in exc.get_error_message()]
+                if missing:
+                    raise HypervisorError(
+                        f"The probe kernel {missing[0]} cannot be read on the host.",
+                        detail=f"cannot read the probe kernel {missing[0]} on {self.uri} "
+                        f"({exc.get_error_message()}): give --probe-kernel (and "
+                        "--probe-initrd) with files on the host",
+                    ) from exc
                 return "qemu"
             try:
                 deadline = time.monotonic() + timeout
@@ -600,7 +612,9 @@ class Hypervisor:
     def _domain(self, name: str) -> libvirt.virDomain:
         dom = self.lookup(name)
         if dom is None:
-            raise HypervisorError(f"no domain {name} on {self.uri}")
+            raise HypervisorError(
+                f"no domain {name} on its host", detail=f"no domain {name} on {self.uri}"
+            )
         return dom
 
     def state(self, name: str) -> str:
@@ -734,7 +748,10 @@ class Hypervisor:
         for port in range(low, high + 1):
             if port not in used:
                 return port
-        raise HypervisorError(f"no free SSH forward port in {low}-{high} on {self.uri}")
+        raise HypervisorError(
+            "The host has no free SSH port for a new capsul.",
+            detail=f"no free SSH forward port in {low}-{high} on {self.uri}",
+        )
 
     def open_console(self, name: str) -> ConsoleStream:
         """The guest's serial console as a byte stream (see :class:`ConsoleStream`)."""
@@ -755,7 +772,7 @@ class Hypervisor:
                 flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
             )
         except libvirt.libvirtError as exc:
-            raise HostDownError(f"{self.uri}: {exc.get_error_message()}") from exc
+            raise HostDownError(detail=f"{self.uri}: {exc.get_error_message()}") from exc
         for dom, stats in records:
             out[dom.name()] = summarize_counters(stats)
         return out

@@ -134,7 +134,7 @@ def enforce(session: Session, now: datetime, *, stop_timeout: float = 30.0) -> E
                 try:
                     capsuls.destroy(session, capsul)
                 except (HostDownError, HypervisorError) as exc:
-                    log.warning("could not destroy capsul %s: %s", capsul.id, exc.message)
+                    log.warning("could not destroy capsul %s: %s", capsul.id, exc.detail)
                     continue
                 gone.append(capsul)
                 done.destroyed.append(capsul.id)

@@ -91,7 +91,7 @@ def reconcile(session: Session, *, mail: bool = True) -> Report:
         except (HostDownError, HypervisorError) as exc:
             if host.up:  # mail once when it goes down, not on every run
                 report.newly_down.append(host.name)
-            host.up, host.last_error = False, exc.message[:500]
+            host.up, host.last_error = False, exc.detail[:500]
             report.hosts_down.append(host.name)
             continue
         host.up, host.last_seen_at = True, utcnow()
