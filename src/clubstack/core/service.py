@@ -1,4 +1,5 @@
-"""What a service package exposes to the app and the CLI; the core never imports a service."""
+"""What a service package exposes to the app and the CLI; the core never imports a service
+(clubstack.services lists them and loads each package's `service`)."""
 
 from __future__ import annotations
 
@@ -58,15 +59,3 @@ class Service:
     def load_tasks(self) -> None:
         if self.tasks:
             importlib.import_module(self.tasks)
-
-
-def load_service(name: str) -> Service | None:
-    """The service object of package clubstack.<name>, or None if it is not built yet."""
-    try:
-        module = importlib.import_module(f"clubstack.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"clubstack.{name}":
-            return None
-        raise
-    service = getattr(module, "service", None)
-    return service if isinstance(service, Service) else None

@@ -6,7 +6,7 @@ from flask import Blueprint
 
 from clubstack.core.service import Service
 from clubstack.drop.cli import cli
-from clubstack.drop.config import DropSettings
+from clubstack.drop.settings import DropSettings
 
 
 def _blueprint() -> Blueprint:

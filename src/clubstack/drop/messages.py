@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
 from clubstack.core.errors import InputError, NotFound, TooLarge
-from clubstack.drop.config import DropSettings
+from clubstack.drop.settings import DropSettings
 from clubstack.drop.store import MessageStore, StoredMessage
 
 ID_BYTES = 16  # 128 random bits from `secrets`, 22 URL-safe characters

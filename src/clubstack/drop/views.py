@@ -26,9 +26,9 @@ from clubstack.core.errors import ClubError, InputError
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import API_CSP, csrf, limiter, read_limit, secret_in_path, set_csp
 from clubstack.drop import messages
-from clubstack.drop.config import DropSettings
 from clubstack.drop.messages import CreateRequest, MessageTooLarge
 from clubstack.drop.openapi import openapi_document
+from clubstack.drop.settings import DropSettings
 from clubstack.drop.store import MessageStore, RedisStore, SqlStore, StoredMessage
 from clubstack.settings import Settings, service_settings
 
