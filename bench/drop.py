@@ -415,7 +415,7 @@ COMPONENTS = {
         ("clubstack/core/web.py", "open_session"),
     ],
     "drop store read": [("clubstack/drop/store.py", "read")],
-    "drop view, outside the store": [("clubstack/drop/views.py", "message")],
+    "drop view, outside the store": [("clubstack/drop/api.py", "message")],
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 
 from clubstack.core.service import Service
@@ -9,10 +11,13 @@ from clubstack.drop.cli import cli
 from clubstack.drop.settings import DropSettings
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
-    from clubstack.drop.views import make_blueprint
+    from clubstack.drop import api
+    from clubstack.drop.views import bp
 
-    return make_blueprint()
+    api.register(bp)
+    return bp
 
 
 service = Service(
