@@ -16,7 +16,7 @@ def _blueprint() -> Blueprint:
     from clubstack.drop import api
     from clubstack.drop.views import bp
 
-    api.register(bp)
+    api.routes.add_to(bp)
     return bp
 
 

@@ -2,7 +2,7 @@
 
 Every address answers JSON to API clients and a page to browsers (rendered by
 clubstack.drop.views); the views only parse, call clubstack.drop.messages and serialise.
-`register` adds the routes to the drop's blueprint; the service's __init__ calls it.
+clubstack.drop's __init__ adds `routes` to the drop's blueprint.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Response, jsonify, request, url_for
 
 from clubstack.core.errors import InputError
+from clubstack.core.service import Routes
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import limiter, read_limit, secret_in_path
 from clubstack.drop import messages
@@ -34,6 +35,8 @@ from clubstack.drop.views import (
 
 # Every method a route of ours answers itself, so even a wrong one gets our JSON 405.
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+routes = Routes()
 
 
 def _only(*allowed: str) -> None:
@@ -119,6 +122,7 @@ def _read_rate() -> str:
     return drop_settings().read_rate
 
 
+@routes.route("/", methods=ANY_METHOD, provide_automatic_options=False)
 @limiter.limit(_create_rate, methods=["POST"])
 @read_limit(_read_rate, scope="drop-page")
 def index() -> Response:
@@ -155,6 +159,7 @@ def index() -> Response:
     return response
 
 
+@routes.route("/msg/<message_id>", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")  # the unguessable id is the reader's credential
 @read_limit(_read_rate, scope="drop-read")
 def message(message_id: str) -> Response:
@@ -177,6 +182,7 @@ def message(message_id: str) -> Response:
     return jsonify(message_json(found))
 
 
+@routes.route("/msg/<message_id>/raw", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")
 @read_limit(_read_rate, scope="drop-read")
 def raw(message_id: str) -> Response:
@@ -186,18 +192,8 @@ def raw(message_id: str) -> Response:
     return Response(found.body, mimetype="text/plain")
 
 
+@routes.route("/openapi.json", methods=ANY_METHOD, provide_automatic_options=False)
 @limiter.exempt
 def openapi() -> Response:
     _only("GET")
     return jsonify(openapi_document(url_prefix(), drop_settings()))
-
-
-def register(bp: Blueprint) -> None:
-    """Add the API's routes to the drop's blueprint (once, before it is registered)."""
-    for rule, view in (
-        ("/", index),
-        ("/msg/<message_id>", message),
-        ("/msg/<message_id>/raw", raw),
-        ("/openapi.json", openapi),
-    ):
-        bp.add_url_rule(rule, view_func=view, methods=ANY_METHOD, provide_automatic_options=False)
