@@ -1,6 +1,6 @@
 """Throughput of the full clubstack stack vs a bare Flask app, both under gunicorn.
 
-Both servers use clubstack.core.server.gunicorn_options (what `clubstack serve` uses), the same
+Both servers use clubstack.server.gunicorn_options (what `clubstack serve` uses), the same
 worker and thread counts, and answer with the same bytes: the bare app replays the landing page
 and /healthz body the full app produced. Load comes from loopback only, bounded in time:
 `wrk` (keep-alive) if installed, else Python threads with keep-alive connections. Rounds
@@ -63,7 +63,7 @@ def _bare_app(bodies: dict[str, Any]) -> Any:
 def serve(kind: str, port: int, bodies_file: str) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from clubstack.core.server import gunicorn_options
+    from clubstack.server import gunicorn_options
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -1,7 +1,7 @@
 """Benchmark of the drop under gunicorn with the deployment settings.
 
 Starts three servers on this machine with the same gunicorn options
-(clubstack.core.server.gunicorn_options, as `clubstack serve` uses them):
+(clubstack.server.gunicorn_options, as `clubstack serve` uses them):
   redis  the real app, drop store in Redis (rate limits in Redis too, as deployed)
   sql    the real app, drop store in the SQL database (SQLite in a temporary instance)
   bare   a bare Flask app answering the same URLs with the same bytes, no store, no middleware
@@ -100,7 +100,7 @@ def serve(kind: str, port: int) -> None:
     """Run one server in this process (called as `python bench/drop.py --serve KIND PORT`)."""
     from gunicorn.app.base import BaseApplication
 
-    from clubstack.core.server import gunicorn_options
+    from clubstack.server import gunicorn_options
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -415,7 +415,7 @@ COMPONENTS = {
         ("clubstack/core/web.py", "open_session"),
     ],
     "drop store read": [("clubstack/drop/store.py", "read")],
-    "drop view, outside the store": [("clubstack/drop/views.py", "message")],
+    "drop view, outside the store": [("clubstack/drop/api.py", "message")],
 }
 
 

@@ -1,6 +1,6 @@
 """gunicorn configuration for production: `gunicorn -c deploy/gunicorn.conf.py`.
 
-It takes its options from clubstack.core.server.gunicorn_options, the function `clubstack serve`
+It takes its options from clubstack.server.gunicorn_options, the function `clubstack serve`
 uses, so a deployed server and `clubstack serve` never drift apart. Only the address and the
 process counts come from the environment:
 
@@ -13,7 +13,7 @@ Run `clubstack db upgrade` before starting it (the systemd unit does).
 
 import os
 
-from clubstack.core.server import gunicorn_options
+from clubstack.server import gunicorn_options
 
 _workers = os.environ.get("CLUBSTACK_WEB_WORKERS")
 _options = gunicorn_options(

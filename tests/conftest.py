@@ -24,8 +24,9 @@ from sqlalchemy.engine import make_url
 
 from clubstack.core import clock
 from clubstack.core.db import Base, db
-from clubstack.core.migrate import all_metadata, upgrade
+from clubstack.core.migrate import upgrade
 from clubstack.core.net import reset_http
+from clubstack.services import all_metadata
 from clubstack.settings import clear_settings_cache
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

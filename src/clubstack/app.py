@@ -14,7 +14,6 @@ from clubstack.core.db import db
 from clubstack.core.files import private_dir
 from clubstack.core.jobs import configure_jobs
 from clubstack.core.logs import setup_logging
-from clubstack.core.service import Service, load_service
 from clubstack.core.web import (
     ClubFlask,
     cache_anonymous_page,
@@ -23,19 +22,11 @@ from clubstack.core.web import (
     request_failed,
     request_id,
 )
+from clubstack.services import enabled
 from clubstack.settings import Settings, get_settings
 
 log = logging.getLogger("clubstack.app")
 access_log = logging.getLogger("clubstack.access")
-
-
-def enabled_services(settings: Settings) -> list[Service]:
-    services = []
-    for name in settings.services:
-        service = load_service(name)
-        if service is not None:
-            services.append(service)
-    return services
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -51,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
-    services = enabled_services(settings)
+    services = enabled(settings)
     app.extensions["clubstack.services"] = services
 
     @app.teardown_appcontext

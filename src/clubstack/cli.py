@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from clubstack.settings import ALL_SERVICES, SettingsError, get_settings
+from clubstack import services
+from clubstack.settings import SettingsError, get_settings
 
 
 class _ClubstackGroup(click.Group):
@@ -16,7 +17,7 @@ class _ClubstackGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
-        names.update(name for name in ALL_SERVICES if self._service_cli(name) is not None)
+        names.update(name for name in services.names() if self._service_cli(name) is not None)
         return sorted(names)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -34,11 +35,9 @@ class _ClubstackGroup(click.Group):
 
     @staticmethod
     def _service_cli(name: str) -> click.Command | None:
-        if name not in ALL_SERVICES:
+        if name not in services.REGISTRY:
             return None
-        from clubstack.core.service import load_service
-
-        service = load_service(name)
+        service = services.load(name)
         return service.cli if service is not None else None
 
 
@@ -78,7 +77,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
             "(CLUBSTACK_ENV=production); run `clubstack serve` without --dev."
         )
     from clubstack.core.migrate import upgrade
-    from clubstack.core.server import AddressInUse, check_address_free
+    from clubstack.server import AddressInUse, check_address_free
 
     try:
         check_address_free(host, port)
@@ -90,7 +89,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
 
         create_app(settings).run(host=host, port=port, debug=True, use_reloader=True)
         return
-    from clubstack.core.server import run_gunicorn
+    from clubstack.server import run_gunicorn
 
     run_gunicorn(host=host, port=port, workers=workers, threads=threads)
 
@@ -101,7 +100,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
 def worker(workers: int | None, no_periodic: bool) -> None:
     """Run the job worker (background and periodic jobs of all enabled services)."""
     settings = _settings()
-    from clubstack.core.worker import run_worker
+    from clubstack.worker import run_worker
 
     run_worker(settings, workers=workers or settings.jobs_workers, periodic=not no_periodic)
 
@@ -190,7 +189,7 @@ def settings_cmd(markdown: bool) -> None:
     """Show every setting (or the docs/configuration.md table with --markdown)."""
     from clubstack.core.settings_doc import settings_table
 
-    click.echo(settings_table(markdown=markdown))
+    click.echo(settings_table(services.available(), markdown=markdown))
 
 
 def run() -> None:  # pragma: no cover - console entry for python -m

@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-ALL_SERVICES = ("compute", "billing", "contest", "lookup", "blog", "drop")
+from clubstack.services import REGISTRY
 
 
 class SettingsError(Exception):
@@ -150,8 +150,8 @@ class Settings(_Base):
         description="Redis URL; when set, jobs, rate limits and quotas use Redis.",
     )
     services: Annotated[list[str], NoDecode] = Field(
-        default=list(ALL_SERVICES),
-        description="Enabled services, comma-separated (compute,billing,contest,lookup,blog,drop).",
+        default=list(REGISTRY),
+        description=f"Enabled services, comma-separated ({','.join(REGISTRY)}).",
     )
     signup: Literal["open", "invite"] = Field(
         default="open",
@@ -216,7 +216,7 @@ class Settings(_Base):
     @field_validator("services")
     @classmethod
     def _known_services(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(ALL_SERVICES))
+        unknown = sorted(set(value) - set(REGISTRY))
         if unknown:
             raise ValueError(f"unknown service(s) {', '.join(unknown)}")
         return value

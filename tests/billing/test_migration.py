@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from clubstack.core.db import db
-from clubstack.core.migrate import all_metadata
+from clubstack.services import all_metadata
 
 
 def test_models_match_migration(make_app: Any, db_kind: str) -> None:

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from clubstack.core.migrate import all_metadata, heads, upgrade
+from clubstack.core.migrate import heads, upgrade
+from clubstack.services import all_metadata
 
 
 def test_migration_matches_models(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from clubstack.core.db import db
-from clubstack.core.migrate import all_metadata
+from clubstack.services import all_metadata
 
 
 def test_migration_matches_models(make_app, db_kind):

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 
 from clubstack.core.accounts import login as accounts
 from clubstack.core.db import db
-from clubstack.core.migrate import all_metadata
+from clubstack.services import all_metadata
 from tests.conftest import login
 
 

@@ -37,7 +37,7 @@ def slow_write(path: str) -> None:
 def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import jobmod; "
-        "from clubstack.core.worker import run_worker; "
+        "from clubstack.worker import run_worker; "
         "from clubstack.settings import get_settings; run_worker(get_settings(), workers=1)"
     )
     return subprocess.Popen(

@@ -240,3 +240,54 @@ def test_a_view_may_accept_a_larger_body_and_others_may_not(make_app: Any) -> No
     assert client.post("/upload", data=b"x" * 8000).get_data(as_text=True) == "8000"
     assert client.post("/upload", data=b"x" * 12_000).status_code == 413
     assert client.post("/login", data={"email": "a" * 5000}).status_code == 413
+
+
+def test_a_blueprint_may_negotiate_its_errors_through_the_one_mapping(make_app: Any) -> None:
+    """A JSON-first blueprint (json_errors) gets JSON errors unless its rule says a page; the
+    mapping (status, code, message, headers) stays the core's; other blueprints keep the
+    core's rule, and so do routing errors, which reach no view."""
+    from flask import Blueprint, request
+
+    from clubstack.core.errors import NotFound, RateLimited
+    from clubstack.core.web import json_errors
+
+    app = make_app()
+    api, pages = Blueprint("jsonfirst", __name__), Blueprint("pagefirst", __name__)
+    for bp in (api, pages):
+
+        @bp.get("/missing")
+        def missing() -> str:
+            raise NotFound("no such thing")
+
+        @bp.get("/limited")
+        def limited() -> str:
+            raise RateLimited(retry_after=7)
+
+        @bp.get("/boom")
+        def boom() -> str:
+            raise RuntimeError("secret internals")
+
+    json_errors(
+        api,
+        lambda: (
+            request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html"
+        ),
+    )
+    app.register_blueprint(api, url_prefix="/jsonfirst")
+    app.register_blueprint(pages, url_prefix="/pagefirst")
+    client = app.test_client()
+
+    answer = client.get("/jsonfirst/missing")
+    assert answer.status_code == 404 and answer.mimetype == "application/json"
+    assert answer.json == {"error": "not_found", "message": "no such thing"}
+    slow_down = client.get("/jsonfirst/limited")
+    assert slow_down.status_code == 429 and slow_down.headers["Retry-After"] == "7"
+    assert slow_down.json["error"] == "rate_limited"
+    failed = client.get("/jsonfirst/boom")
+    assert failed.status_code == 500 and failed.json["error"] == "server_error"
+    assert "secret internals" not in failed.get_data(as_text=True)
+    browser = client.get("/jsonfirst/missing", headers={"Accept": "text/html"})
+    assert browser.status_code == 404 and browser.mimetype == "text/html"
+
+    assert client.get("/pagefirst/missing").mimetype == "text/html"
+    assert client.get("/jsonfirst/no-such-route").mimetype == "text/html"

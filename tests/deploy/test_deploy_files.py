@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clubstack.core.server import gunicorn_options
+from clubstack.server import gunicorn_options
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from clubstack.core.db import db
-from clubstack.core.migrate import all_metadata
+from clubstack.services import all_metadata
 
 
 def test_migration_matches_the_model(make_app: Any, db_kind: str) -> None:

@@ -15,10 +15,11 @@ from sqlalchemy import create_engine, func, select
 from clubstack.core import clock
 from clubstack.core.db import db
 from clubstack.drop import messages
-from clubstack.drop.config import DropSettings
+from clubstack.drop.errors import StoreUnavailable
 from clubstack.drop.messages import CreateRequest
 from clubstack.drop.models import DropMessage
-from clubstack.drop.store import RedisStore, SqlStore, StoreUnavailable
+from clubstack.drop.settings import DropSettings
+from clubstack.drop.store import RedisStore, SqlStore
 from tests.conftest import LiveServer, free_port
 from tests.drop.conftest import JSON, create
 

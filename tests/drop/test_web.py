@@ -268,3 +268,18 @@ def test_reads_are_served_when_the_rate_limit_store_is_down(make_app: Any) -> No
     created = create(client, "still readable")
     shown = client.get(f"/drop/msg/{created['message_id']}", headers=JSON)
     assert shown.status_code == 200 and shown.get_json()["message"] == "still readable"
+
+
+def test_errors_go_through_the_core_mapping_only(app: Any, client: Any) -> None:
+    """The drop registers no error handler of its own; the core answers its errors, JSON-first
+    as the drop negotiates (an API client sending no Accept gets JSON)."""
+    assert not any(app.error_handler_spec.get("drop", {}).values())
+    missing = client.delete("/drop/msg/" + "a" * 22, headers={"X-Delete-Token": "t"})
+    assert missing.status_code == 404 and missing.mimetype == "application/json"
+    assert missing.get_json()["error"] == "not_found"
+    wrong = client.put("/drop/openapi.json")
+    assert wrong.status_code == 405 and wrong.get_json() == {
+        "error": "method_not_allowed",
+        "message": "This address does not accept that.",
+    }
+    assert wrong.headers["Allow"] == "GET, HEAD"

@@ -2,20 +2,24 @@
 the comments service the generated pages embed.
 
 The generator (content, render, build, feeds, wordpress, preview) needs no web app:
-`python -m clubstack.blog build SRC OUT`. The comments service is the blueprint in views.
-`service` is created on first access (PEP 562), so the generator's command line does not
-pay for importing Flask and the settings machinery.
+`python -m clubstack.blog build SRC OUT`. The comments service is the blueprint of views, with
+the JSON API's routes from api. `service` is created on first access (PEP 562), so the
+generator's command line does not pay for importing Flask and the settings machinery.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Any:
-    from clubstack.blog.views import blueprint
+    from clubstack.blog import api
+    from clubstack.blog.views import bp
 
-    return blueprint()
+    api.routes.add_to(bp)
+    return bp
 
 
 def _forget(session: Any, user: Any) -> None:

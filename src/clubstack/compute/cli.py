@@ -20,7 +20,8 @@ def _session() -> Iterator[Session]:
     """Database and job queue configured from settings, one committed session."""
     from clubstack.core.db import session_scope
     from clubstack.core.jobs import configure_jobs
-    from clubstack.core.migrate import all_metadata, open_database
+    from clubstack.core.migrate import open_database
+    from clubstack.services import all_metadata
     from clubstack.settings import SettingsError, get_settings
 
     try:

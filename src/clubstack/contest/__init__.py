@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 
 from clubstack.contest.cli import contest_cli
@@ -9,11 +11,13 @@ from clubstack.contest.settings import ContestSettings
 from clubstack.core.service import Service
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
-    # each adds its routes to bp: the JSON API and the organiser's desk
-    from clubstack.contest import api, desk_views  # noqa: F401
+    from clubstack.contest import api, desk_views
     from clubstack.contest.views import bp
 
+    api.routes.add_to(bp)  # the JSON API
+    desk_views.routes.add_to(bp)  # the organiser's desk and the questions pages
     return bp
 
 

@@ -1,6 +1,7 @@
 """The contest's JSON API (bearer token or session): submit, status, break, list.
 
-Routes live on the contest blueprint under /api/ (the core maps errors to JSON there)."""
+Its routes join the contest blueprint under /api/ (the core maps errors to JSON there), added
+by clubstack.contest's __init__."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from clubstack.contest.models import Challenge
 from clubstack.contest.tasks import enqueue
 from clubstack.contest.views import (
     BreakForm,
-    bp,
     break_rate,
     public_board,
     rate_key,
@@ -23,8 +23,11 @@ from clubstack.contest.views import (
 from clubstack.core.accounts.auth import api_auth, current_user
 from clubstack.core.db import db
 from clubstack.core.errors import InputError, NotFound
+from clubstack.core.service import Routes
 from clubstack.core.validation import validate
 from clubstack.core.web import API_CSP, body_limit, limiter, set_csp
+
+routes = Routes()  # added to the service's blueprint by its __init__
 
 
 class SubmitBody(BaseModel):
@@ -69,7 +72,7 @@ def _public(c: Challenge) -> dict:
     }
 
 
-@bp.post("/api/submit")
+@routes.post("/api/submit")
 @body_limit(lambda: settings().source_bytes + 1_000_000)  # the source plus the JSON around it
 @api_auth
 @limiter.limit(submit_rate, key_func=rate_key)
@@ -101,7 +104,7 @@ def api_submit() -> tuple[Response, int]:
     return jsonify(_status(found)), 202
 
 
-@bp.get("/api/submissions/<public_id>")
+@routes.get("/api/submissions/<public_id>")
 @api_auth
 def api_status(public_id: str) -> Response:
     set_csp(API_CSP)
@@ -112,7 +115,7 @@ def api_status(public_id: str) -> Response:
     return jsonify(_status(found))
 
 
-@bp.post("/api/challenges/<name>/break")
+@routes.post("/api/challenges/<name>/break")
 @api_auth
 @limiter.limit(break_rate, key_func=rate_key)
 def api_break(name: str) -> tuple[Response, int]:
@@ -138,7 +141,7 @@ def api_break(name: str) -> tuple[Response, int]:
     ), 201
 
 
-@bp.get("/api/challenges")
+@routes.get("/api/challenges")
 def api_challenges() -> Response:
     set_csp(API_CSP)
     board = public_board()  # hidden and disqualified left out; frozen for the public

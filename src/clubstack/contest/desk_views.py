@@ -16,14 +16,17 @@ from clubstack.contest import challenges, desk
 from clubstack.contest.desk_tasks import enqueue_rejudge
 from clubstack.contest.kinds import KINDS
 from clubstack.contest.models import Challenge
-from clubstack.contest.views import bp, rate_key, settings
+from clubstack.contest.views import rate_key, settings
 from clubstack.core.accounts.auth import admin_required, current_user, login_required
 from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError
+from clubstack.core.service import Routes
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import limiter
+
+routes = Routes()  # added to the service's blueprint by its __init__
 
 Page = str | BaseResponse | tuple[str, int]
 
@@ -75,7 +78,7 @@ def _questions_page(
     ), status
 
 
-@bp.get("/questions")
+@routes.get("/questions")
 def questions() -> Page:
     return _questions_page()
 
@@ -84,7 +87,7 @@ def question_rate() -> str:
     return settings().question_rate
 
 
-@bp.post("/questions")
+@routes.post("/questions")
 @login_required
 @limiter.limit(question_rate, key_func=rate_key)
 def ask_question() -> Page:
@@ -102,14 +105,14 @@ def ask_question() -> Page:
     )
 
 
-@bp.get("/announcements")
+@routes.get("/announcements")
 def announcement_list() -> str:
     return render_template(
         "contest/desk/announcements.html", conf=settings(), rows=desk.announcements(db.session())
     )
 
 
-@bp.get("/decisions")
+@routes.get("/decisions")
 def decisions() -> str:
     return render_template(
         "contest/desk/decisions.html",
@@ -142,7 +145,7 @@ def _desk_page(
     ), status
 
 
-@bp.get("/admin/")
+@routes.get("/admin/")
 @admin_required
 def desk_index() -> Page:
     return _desk_page()
@@ -153,7 +156,7 @@ class FreezeForm(BaseModel):
     action: str = Field(pattern="^(set|now|clear)$")
 
 
-@bp.post("/admin/freeze")
+@routes.post("/admin/freeze")
 @admin_required
 def desk_freeze() -> Page:
     values = form_to_dict(request.form)
@@ -178,7 +181,7 @@ def desk_freeze() -> Page:
     )
 
 
-@bp.post("/admin/freeze/lift")
+@routes.post("/admin/freeze/lift")
 @admin_required
 def desk_lift() -> Page:
     try:
@@ -205,7 +208,7 @@ def _challenge_page(
     ), status
 
 
-@bp.get("/admin/challenges/<name>")
+@routes.get("/admin/challenges/<name>")
 @admin_required
 def desk_challenge(name: str) -> Page:
     return _challenge_page(name)
@@ -216,7 +219,7 @@ class RulingForm(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@bp.post("/admin/challenges/<name>/ruling")
+@routes.post("/admin/challenges/<name>/ruling")
 @admin_required
 def desk_ruling(name: str) -> Page:
     session = db.session()
@@ -237,7 +240,7 @@ class WithdrawForm(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@bp.post("/admin/breaks/<int:break_id>/withdraw")
+@routes.post("/admin/breaks/<int:break_id>/withdraw")
 @admin_required
 def desk_withdraw(break_id: int) -> Page:
     session = db.session()
@@ -257,7 +260,7 @@ class AnnouncementForm(BaseModel):
     body: str = Field(min_length=1, max_length=20_000)
 
 
-@bp.route("/admin/announcements", methods=["GET", "POST"])
+@routes.route("/admin/announcements", methods=["GET", "POST"])
 @admin_required
 def desk_announcements() -> Page:
     session = db.session()
@@ -283,7 +286,7 @@ def desk_announcements() -> Page:
     ), status
 
 
-@bp.get("/admin/questions")
+@routes.get("/admin/questions")
 @admin_required
 def desk_questions() -> str:
     return render_template(
@@ -300,7 +303,7 @@ class AnswerForm(BaseModel):
     public: bool = False
 
 
-@bp.post("/admin/questions/<public_id>/answer")
+@routes.post("/admin/questions/<public_id>/answer")
 @admin_required
 def desk_answer(public_id: str) -> Page:
     session = db.session()
@@ -341,7 +344,7 @@ def _rejudge_page(
     ), status
 
 
-@bp.route("/admin/rejudge", methods=["GET", "POST"])
+@routes.route("/admin/rejudge", methods=["GET", "POST"])
 @admin_required
 def desk_rejudge() -> Page:
     if request.method == "GET":
@@ -363,7 +366,7 @@ def desk_rejudge() -> Page:
     return redirect(url_for("contest.desk_rejudge_run", public_id=public_id), code=303)
 
 
-@bp.get("/admin/rejudge/<public_id>")
+@routes.get("/admin/rejudge/<public_id>")
 @admin_required
 def desk_rejudge_run(public_id: str) -> str:
     return render_template(
@@ -373,7 +376,7 @@ def desk_rejudge_run(public_id: str) -> str:
     )
 
 
-@bp.post("/admin/rejudge/<public_id>/requeue")
+@routes.post("/admin/rejudge/<public_id>/requeue")
 @admin_required
 def desk_rejudge_requeue(public_id: str) -> BaseResponse:
     """Queue again the jobs still without an answer (their sandbox node died)."""
@@ -389,7 +392,7 @@ def desk_rejudge_requeue(public_id: str) -> BaseResponse:
     return redirect(url_for("contest.desk_rejudge_run", public_id=public_id), code=303)
 
 
-@bp.get("/admin/log")
+@routes.get("/admin/log")
 @admin_required
 def desk_log() -> str:
     return render_template(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -10,12 +9,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect
+from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from clubstack.core.db import Base, db, ensure_sqlite_folder
+from clubstack.core.db import db, ensure_sqlite_folder
 from clubstack.core.errors import ClubError
-from clubstack.settings import ALL_SERVICES
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -28,19 +26,6 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("path_separator", "space")
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
-
-
-def all_metadata() -> MetaData:
-    """The metadata of the core and of every service whose package exists."""
-    importlib.import_module("clubstack.core.accounts.models")
-    importlib.import_module("clubstack.core.net")
-    for name in ALL_SERVICES:
-        try:
-            importlib.import_module(f"clubstack.{name}.models")
-        except ModuleNotFoundError as error:
-            if error.name not in (f"clubstack.{name}", f"clubstack.{name}.models"):
-                raise
-    return Base.metadata
 
 
 def upgrade(url: str) -> None:

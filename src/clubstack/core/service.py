@@ -1,11 +1,12 @@
-"""What a service package exposes to the app and the CLI; the core never imports a service."""
+"""What a service package exposes to the app and the CLI; the core never imports a service
+(clubstack.services lists them and loads each package's `service`)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from flask import Blueprint
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from clubstack.core.accounts.models import User
 
 AccountStep = Callable[[Session, "User"], None]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,38 @@ class Service:
             importlib.import_module(self.tasks)
 
 
-def load_service(name: str) -> Service | None:
-    """The service object of package clubstack.<name>, or None if it is not built yet."""
-    try:
-        module = importlib.import_module(f"clubstack.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"clubstack.{name}":
-            return None
-        raise
-    service = getattr(module, "service", None)
-    return service if isinstance(service, Service) else None
+class Routes:
+    """Routes a module declares for a blueprint it does not own.
+
+    A service's api.py (and the contest's desk) collect their routes here with the decorators
+    a blueprint has; the service's __init__ adds them to the blueprint of views.py with
+    `add_to`, once, before an app registers it. So the endpoints keep the service's name
+    (`lookup.api_status`), and nothing is added by the mere import of a module.
+    """
+
+    def __init__(self) -> None:
+        self._rules: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+        self._after: list[Callable[..., Any]] = []
+
+    def route(self, rule: str, **options: Any) -> Callable[[F], F]:
+        def decorate(view: F) -> F:
+            self._rules.append((rule, view, options))
+            return view
+
+        return decorate
+
+    def get(self, rule: str, **options: Any) -> Callable[[F], F]:
+        return self.route(rule, methods=["GET"], **options)
+
+    def post(self, rule: str, **options: Any) -> Callable[[F], F]:
+        return self.route(rule, methods=["POST"], **options)
+
+    def after_request(self, hook: F) -> F:
+        self._after.append(hook)
+        return hook
+
+    def add_to(self, bp: Blueprint) -> None:
+        for hook in self._after:
+            bp.after_request(hook)
+        for rule, view, options in self._rules:
+            bp.add_url_rule(rule, view_func=view, **options)

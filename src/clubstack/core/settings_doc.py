@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic_settings import BaseSettings
 
-from clubstack.settings import ALL_SERVICES, Settings
+from clubstack.core.service import Service
+from clubstack.settings import Settings
 
 
 def _rows(cls: type[BaseSettings], prefix: str) -> list[tuple[str, str, str]]:
@@ -20,17 +22,16 @@ def _rows(cls: type[BaseSettings], prefix: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def settings_table(markdown: bool = True) -> str:
-    from clubstack.core.service import load_service
-
+def settings_table(services: Iterable[Service], markdown: bool = True) -> str:
+    """The core's settings, then those of each of `services` (the caller's list: the core
+    imports no service)."""
     sections: list[tuple[str, list[tuple[str, str, str]]]] = [
         ("core", _rows(Settings, "CLUBSTACK_"))
     ]
-    for name in ALL_SERVICES:
-        service = load_service(name)
-        if service is not None and service.settings is not None:
+    for service in services:
+        if service.settings is not None:
             prefix = str(service.settings.model_config.get("env_prefix"))
-            sections.append((name, _rows(service.settings, prefix)))
+            sections.append((service.name, _rows(service.settings, prefix)))
     lines = []
     if markdown:
         lines += [

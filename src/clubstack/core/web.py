@@ -14,7 +14,18 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, current_app, g, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+)
+from flask.blueprints import BlueprintSetupState
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
@@ -296,8 +307,27 @@ def cache_anonymous_page(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+ERROR_FORMATS = "clubstack.error_formats"  # app.extensions: blueprint name -> its negotiation
+
+
+def json_errors(bp: Blueprint, wanted: Callable[[], bool]) -> None:
+    """Let a JSON-first blueprint negotiate its errors itself: an error raised in one of its
+    views answers JSON when `wanted()` is true, the error page otherwise. The mapping from
+    errors to statuses and bodies stays the one below. Routing errors (no such URL, a method no
+    rule takes) reach no view and keep the core's rule. Call it where the blueprint is made."""
+
+    def remember(state: BlueprintSetupState) -> None:
+        state.app.extensions.setdefault(ERROR_FORMATS, {})[bp.name] = wanted
+
+    bp.record_once(remember)
+
+
 def wants_json() -> bool:
-    """API paths and clients that prefer JSON get JSON errors; browsers get pages."""
+    """API paths and clients that prefer JSON get JSON errors; browsers get pages. A blueprint
+    that registered its own negotiation (json_errors) decides for its views."""
+    own = current_app.extensions.get(ERROR_FORMATS, {}).get(request.blueprint or "")
+    if own is not None:
+        return bool(own())
     if "/api/" in request.path or request.path.endswith(".json") or request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 
 from clubstack.core.service import Service
 from clubstack.drop.cli import cli
-from clubstack.drop.config import DropSettings
+from clubstack.drop.settings import DropSettings
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
-    from clubstack.drop.views import make_blueprint
+    from clubstack.drop import api
+    from clubstack.drop.views import bp
 
-    return make_blueprint()
+    api.routes.add_to(bp)
+    return bp
 
 
 service = Service(

@@ -47,10 +47,10 @@ def encrypt_text(text: str) -> tuple[str, str]:
 
 
 def _default_server() -> str:
-    from clubstack.core.service import load_service
+    from clubstack.services import load
     from clubstack.settings import get_settings
 
-    service = load_service("drop")
+    service = load("drop")
     prefix = service.prefix if service is not None else "/drop"
     return get_settings().base_url.rstrip("/") + prefix
 

@@ -11,25 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clubstack.core.clock import utcnow
 from clubstack.core.db import random_id
-from clubstack.core.errors import InputError, NotFound, TooLarge
-from clubstack.drop.config import DropSettings
+from clubstack.core.errors import InputError
+from clubstack.drop.errors import MessageNotFound, MessageTooLarge
+from clubstack.drop.settings import DropSettings
 from clubstack.drop.store import MessageStore, StoredMessage
 
 ID_BYTES = 16  # 128 random bits from `secrets`, 22 URL-safe characters
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 # A message encrypted in the browser starts with this marker; the server treats it as text.
 E2E_PREFIX = "clubstack-e2e:v1:"
-
-
-class MessageNotFound(NotFound):
-    """One answer for missing, expired, burned, malformed, or wrong delete token."""
-
-    code = "not_found"
-    message = "There is no message here: it never existed, expired, or was already read."
-
-
-class MessageTooLarge(TooLarge):
-    code = "message_too_large"
 
 
 class CreateRequest(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clubstack.drop.config import DropSettings
+from clubstack.drop.settings import DropSettings
 
 ID_PATTERN = "^[A-Za-z0-9_-]{22}$"
 # Some non-space character and no NUL: what the server accepts as a message.

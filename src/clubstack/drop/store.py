@@ -19,18 +19,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clubstack.core.clock import utcnow
-from clubstack.core.errors import Unavailable
+from clubstack.drop.errors import StoreUnavailable
 from clubstack.drop.models import DropMessage
 
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger("clubstack.drop")
-
-
-class StoreUnavailable(Unavailable):
-    code = "store_unavailable"
-    message = "The message store is unreachable; try again in a moment."
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 from sqlalchemy.orm import Session
 
@@ -11,10 +13,12 @@ from clubstack.lookup.cli import lookup_command
 from clubstack.lookup.settings import LookupSettings
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
-    from clubstack.lookup import api  # noqa: F401 - registers the API routes on bp
+    from clubstack.lookup import api
     from clubstack.lookup.views import bp
 
+    api.routes.add_to(bp)
     return bp
 
 

@@ -7,10 +7,13 @@ from pydantic import BaseModel, Field, model_validator
 
 from clubstack.core.accounts.auth import api_auth, current_user
 from clubstack.core.db import db
+from clubstack.core.service import Routes
 from clubstack.core.validation import validate
 from clubstack.core.web import API_CSP, limiter, with_csp
 from clubstack.lookup import batches
-from clubstack.lookup.views import _rate, bp, start, user_key
+from clubstack.lookup.views import _rate, start, user_key
+
+routes = Routes()  # added to the service's blueprint by its __init__
 
 
 class LookupRequest(BaseModel):
@@ -24,7 +27,7 @@ class LookupRequest(BaseModel):
         return self
 
 
-@bp.post("/api/lookups")
+@routes.post("/api/lookups")
 @api_auth
 @with_csp(API_CSP)
 @limiter.limit(_rate, key_func=user_key)
@@ -44,7 +47,7 @@ def api_create() -> tuple[Response, int]:
     return response, 202
 
 
-@bp.get("/api/lookups/<batch_id>")
+@routes.get("/api/lookups/<batch_id>")
 @api_auth
 @with_csp(API_CSP)
 def api_status(batch_id: str) -> Response:

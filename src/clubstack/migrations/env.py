@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from clubstack.core.migrate import all_metadata
+from clubstack.services import all_metadata
 
 config = context.config
 target_metadata = all_metadata()

@@ -7,16 +7,16 @@ import logging
 from clubstack.core.db import db
 from clubstack.core.jobs import configure_jobs, huey, requeue_lost_tasks
 from clubstack.core.logs import setup_logging
+from clubstack.services import enabled
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.worker")
 
 
 def load_all_tasks(settings: Settings) -> None:
-    from clubstack.app import enabled_services
     from clubstack.core import tasks  # noqa: F401 - registers the core's periodic jobs
 
-    for service in enabled_services(settings):
+    for service in enabled(settings):
         service.load_tasks()
 
 
