@@ -80,10 +80,6 @@ def test_the_app_mounts_the_enabled_services_in_the_settings_order(make_app: Any
     assert {bp for bp in app.blueprints} == {"accounts", "drop", "blog"}
 
 
-# JSON routes still in views.py, until the branch reworking those views has landed.
-API_IN_VIEWS = {"compute", "billing"}
-
-
 def test_json_routes_live_in_the_service_s_api_module(make_app: Any) -> None:
     app = make_app()
     misplaced = []
@@ -92,7 +88,7 @@ def test_json_routes_live_in_the_service_s_api_module(make_app: Any) -> None:
         if "/api/" not in rule.rule or service not in services.REGISTRY:
             continue
         module = app.view_functions[rule.endpoint].__module__
-        if service not in API_IN_VIEWS and module != f"clubstack.{service}.api":
+        if module != f"clubstack.{service}.api":
             misplaced.append((rule.rule, module))
     assert misplaced == []
     drop_modules = {
@@ -118,7 +114,7 @@ def test_importing_an_api_module_adds_no_route(tmp_path: Path) -> None:
         "    api.routes.add_to(bp)\n"
         "    assert len(bp.deferred_functions) > before, name\n"
     )
-    names = [n for n in services.REGISTRY if n not in API_IN_VIEWS]
+    names = list(services.REGISTRY)
     done = subprocess.run(
         [sys.executable, "-c", code, *names], capture_output=True, text=True, cwd=tmp_path
     )

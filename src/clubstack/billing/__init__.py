@@ -7,6 +7,8 @@ Other services use only `clubstack.billing.ledger` (balance, charge, runway),
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 
 from clubstack.billing.cli import billing_cli
@@ -14,9 +16,12 @@ from clubstack.billing.settings import BillingSettings
 from clubstack.core.service import Service
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
+    from clubstack.billing import api
     from clubstack.billing.views import bp
 
+    api.routes.add_to(bp)
     return bp
 
 

@@ -20,7 +20,7 @@ from clubstack.billing.money import format_money, parse_amount, precision
 from clubstack.billing.payments import PROVIDERS, check_purchase, enabled_providers, member_payment
 from clubstack.billing.settings import billing_settings
 from clubstack.billing.standing import standing
-from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
+from clubstack.core.accounts.auth import admin_required, current_user, login_required
 from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db, random_id
@@ -249,22 +249,6 @@ def payments() -> str:
         )
     )
     return render_template("billing/payments.html", rows=rows, providers=PROVIDERS)
-
-
-@bp.get("/api/v1/balance")
-@api_auth
-def api_balance() -> Response:
-    user = _user()
-    session = db.session()
-    info = standing(session, user.id, hourly_burn(session, user.id), utcnow())
-    return jsonify(
-        balance_cents=info.balance_cents,
-        currency=billing_settings().currency,
-        balance=format_money(info.balance_cents),
-        hourly_burn_cents=info.burn_cents,
-        runway_seconds=None if info.runway is None else int(info.runway.total_seconds()),
-        state=info.state.value,
-    )
 
 
 # --- webhooks ---------------------------------------------------------------------------------

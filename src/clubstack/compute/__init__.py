@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint
 from sqlalchemy.orm import Session
 
@@ -11,9 +13,12 @@ from clubstack.core.accounts.models import User
 from clubstack.core.service import AccountClosing, Service
 
 
+@cache  # a blueprint takes no more routes once an app has it; tests make many apps
 def _blueprint() -> Blueprint:
+    from clubstack.compute import api
     from clubstack.compute.views import bp
 
+    api.routes.add_to(bp)
     return bp
 
 

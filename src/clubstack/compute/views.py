@@ -1,4 +1,6 @@
-"""Member and admin pages of the compute service, and its JSON API. Thin: parse, call, render."""
+"""Member and admin pages of the compute service. Thin: parse, call, render.
+
+The request models, `create_capsul` and `power_action` are shared with the JSON API (api.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from clubstack.compute import console as console_logic
 from clubstack.compute.errors import ClubError, ConsoleRefused, InputError
 from clubstack.compute.models import CREATING, Capsul, ConsoleSession, Finding
 from clubstack.compute.settings import ComputeSettings
-from clubstack.core.accounts.auth import admin_required, api_auth, current_user, login_required
+from clubstack.core.accounts.auth import admin_required, current_user, login_required
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.validation import form_errors, form_to_dict, validate
@@ -65,7 +67,7 @@ def _settings() -> ComputeSettings:
     return service_settings(ComputeSettings)
 
 
-def _user_id() -> int:
+def member_id() -> int:
     user = current_user()
     assert user is not None
     return user.id
@@ -94,13 +96,13 @@ class KeyRequest(BaseModel):
     public_key: str = Field(min_length=1, max_length=capsuls.MAX_KEY_LENGTH)
 
 
-def _create(data: Any) -> Capsul:
+def create_capsul(data: Any) -> Capsul:
     """Shared by the form and the API: validate, check credit and room, enqueue the job."""
     from clubstack.compute.tasks import enqueue_provision
 
     req = validate(CreateRequest, data)
     session = db.session()
-    user_id = _user_id()
+    user_id = member_id()
     settings = _settings()
     capsul = capsuls.request_capsul(
         session,
@@ -197,7 +199,7 @@ def create() -> str | BaseResponse | tuple[str, int]:
         new_key = request.form.get("new_key", "").strip()
         data["ssh_keys"] = [new_key] if new_key else []
         try:
-            capsul = _create(data)
+            capsul = create_capsul(data)
         except InputError as exc:
             session.rollback()
             errors = {k.split(".")[0]: v for k, v in exc.fields.items()}
@@ -213,9 +215,9 @@ def create() -> str | BaseResponse | tuple[str, int]:
             return redirect(url_for("compute.status", capsul_id=capsul.id))
     plans = capsuls.active_plans(session)
     images = capsuls.active_images(session)
-    keys = capsuls.ssh_keys(session, _user_id())
+    keys = capsuls.ssh_keys(session, member_id())
     try:
-        balance = billing_port.balance(session, _user_id())
+        balance = billing_port.balance(session, member_id())
     except ClubError:
         balance = None
     return render_template(
@@ -239,7 +241,7 @@ def keys() -> str | BaseResponse | tuple[str, int]:
     if request.method == "POST":
         with form_errors(session) as result:
             req = validate(KeyRequest, form_to_dict(request.form))
-            capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
+            capsuls.add_ssh_key(session, member_id(), req.name, req.public_key)
             session.commit()
         if result.ok:
             flash("Key added.", "success")
@@ -247,7 +249,7 @@ def keys() -> str | BaseResponse | tuple[str, int]:
         errors = result.fields
     page = render_template(
         "compute/keys.html",
-        keys=capsuls.ssh_keys(session, _user_id()),
+        keys=capsuls.ssh_keys(session, member_id()),
         errors=errors,
         form=form_to_dict(request.form),
     )
@@ -258,7 +260,7 @@ def keys() -> str | BaseResponse | tuple[str, int]:
 @login_required
 def delete_key(key_id: int) -> BaseResponse:
     session = db.session()
-    capsuls.delete_ssh_key(session, _user_id(), key_id)
+    capsuls.delete_ssh_key(session, member_id(), key_id)
     session.commit()
     flash("Key removed.", "success")
     return redirect(url_for("compute.keys"))
@@ -268,7 +270,7 @@ def delete_key(key_id: int) -> BaseResponse:
 @login_required
 def status(capsul_id: str) -> str:
     session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsul = capsuls.get_capsul(session, capsul_id, member_id())
     capsuls.refresh(session, capsul)
     session.commit()
     span = request.args.get("range", "hour")
@@ -295,7 +297,7 @@ def status(capsul_id: str) -> str:
 @limiter.limit("60/hour")
 def action(capsul_id: str) -> BaseResponse:
     try:
-        action_name, capsul = _act(capsul_id, request.form.get("action", ""))
+        action_name, capsul = power_action(capsul_id, request.form.get("action", ""))
     except ClubError as exc:
         if exc.status == 404:
             raise
@@ -313,13 +315,13 @@ def action(capsul_id: str) -> BaseResponse:
     return redirect(url_for("compute.status", capsul_id=capsul_id))
 
 
-def _act(capsul_id: str, action: object) -> tuple[str, Capsul]:
+def power_action(capsul_id: str, action: object) -> tuple[str, Capsul]:
     """Power actions for the page and the API. A stop waits for the guest, so it runs as a
     job (the ACPI button is pressed right away); the others are quick and run here."""
     from clubstack.compute.tasks import enqueue_stop
 
     session = db.session()
-    user_id = _user_id()
+    user_id = member_id()
     capsul = capsuls.get_capsul(session, capsul_id, user_id)
     req = validate(ActionRequest, {"action": action})
     if req.action != "stop":
@@ -336,7 +338,7 @@ def _act(capsul_id: str, action: object) -> tuple[str, Capsul]:
 @login_required
 def destroy(capsul_id: str) -> str | BaseResponse | tuple[str, int]:
     session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsul = capsuls.get_capsul(session, capsul_id, member_id())
     error = None
     if request.method == "POST":
         if request.form.get("confirm", "").strip() != capsul.name:
@@ -354,7 +356,7 @@ def destroy(capsul_id: str) -> str | BaseResponse | tuple[str, int]:
 @bp.get("/capsuls/<capsul_id>/console")
 @login_required
 def console(capsul_id: str) -> str:
-    capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
+    capsul = capsuls.get_capsul(db.session(), capsul_id, member_id())
     return render_template(
         "compute/console.html",
         capsul=capsul,
@@ -370,9 +372,9 @@ def console(capsul_id: str) -> str:
 def console_ticket(capsul_id: str) -> tuple[Response, int]:
     """A one-time ticket for the console's WebSocket (this POST carries the CSRF token)."""
     session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsul = capsuls.get_capsul(session, capsul_id, member_id())
     capsuls.refresh(session, capsul)
-    ticket = console_logic.issue_ticket(session, capsul, _user_id())
+    ticket = console_logic.issue_ticket(session, capsul, member_id())
     session.commit()
     # url_for gives a WebSocket rule an absolute ws:// URL; the page keeps its own scheme and
     # host (wss:// behind TLS), so it gets the path
@@ -441,7 +443,7 @@ def console_socket(ws: Any, capsul_id: str) -> None:
     """The live console: guest output as binary messages, keystrokes as text messages."""
     session = db.session()
     row = session.get(ConsoleSession, g.console_session)
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
+    capsul = capsuls.get_capsul(session, capsul_id, member_id())
     assert row is not None and capsul.host is not None
     uri, args, name = capsul.host.uri, capsul.host.connection_args(), capsul.domain_name
     session.commit()
@@ -491,143 +493,3 @@ def admin() -> str:
         capsuls=all_capsuls,
         setup=hosts.setup_status(session),
     )
-
-
-# --- JSON API -----------------------------------------------------------------------------
-
-
-@bp.get("/api/capsuls")
-@api_auth
-def api_list() -> Response:
-    return jsonify(
-        capsuls=[capsul_json(c) for c in capsuls.member_capsuls(db.session(), _user_id())]
-    )
-
-
-@bp.post("/api/capsuls")
-@api_auth
-@limiter.limit("20/hour")
-def api_create() -> tuple[Response, int]:
-    capsul = _create(request.get_json(silent=True))
-    return jsonify(capsul_json(capsul)), 202
-
-
-@bp.get("/api/capsuls/<capsul_id>")
-@api_auth
-def api_get(capsul_id: str) -> Response:
-    session = db.session()
-    capsul = capsuls.refresh(session, capsuls.get_capsul(session, capsul_id, _user_id()))
-    session.commit()
-    return jsonify(capsul_json(capsul))
-
-
-@bp.post("/api/capsuls/<capsul_id>/actions")
-@api_auth
-@limiter.limit("60/hour")
-def api_action(capsul_id: str) -> Response:
-    _, capsul = _act(
-        capsul_id,
-        (request.get_json(silent=True) or {}).get("action")
-        if isinstance(request.get_json(silent=True), dict)
-        else None,
-    )
-    return jsonify(capsul_json(capsul))
-
-
-@bp.delete("/api/capsuls/<capsul_id>")
-@api_auth
-def api_destroy(capsul_id: str) -> Response:
-    session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
-    metering.meter_capsul(session, capsul, utcnow())
-    capsuls.destroy(session, capsul)
-    session.commit()
-    return jsonify(id=capsul.id, status=capsul.status)
-
-
-@bp.get("/api/capsuls/<capsul_id>/console")
-@api_auth
-def api_console(capsul_id: str) -> Response:
-    capsul = capsuls.get_capsul(db.session(), capsul_id, _user_id())
-    return jsonify(id=capsul.id, console=capsuls.console(capsul))
-
-
-@bp.get("/api/capsuls/<capsul_id>/stats")
-@api_auth
-def api_stats(capsul_id: str) -> Response:
-    session = db.session()
-    capsul = capsuls.get_capsul(session, capsul_id, _user_id())
-    span = request.args.get("range", "hour")
-    if span not in stats.RANGES:
-        raise InputError(fields={"range": f"One of {', '.join(stats.RANGES)}."})
-    points = stats.series(session, capsul.id, span, utcnow())
-    return jsonify(
-        id=capsul.id,
-        range=span,
-        points=[
-            {
-                "at": p.at.isoformat(),
-                "cpu_percent": round(p.cpu_percent, 2),
-                "mem_mib": p.mem_mib,
-                "disk_read": p.disk_read,
-                "disk_write": p.disk_write,
-                "net_rx": p.net_rx,
-                "net_tx": p.net_tx,
-            }
-            for p in points
-        ],
-    )
-
-
-@bp.get("/api/ssh-keys")
-@api_auth
-def api_keys() -> Response:
-    return jsonify(
-        ssh_keys=[
-            {"id": k.id, "name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint}
-            for k in capsuls.ssh_keys(db.session(), _user_id())
-        ]
-    )
-
-
-@bp.post("/api/ssh-keys")
-@api_auth
-def api_add_key() -> tuple[Response, int]:
-    req = validate(KeyRequest, request.get_json(silent=True))
-    session = db.session()
-    key = capsuls.add_ssh_key(session, _user_id(), req.name, req.public_key)
-    session.commit()
-    return jsonify(id=key.id, name=key.name, fingerprint=key.fingerprint), 201
-
-
-@bp.delete("/api/ssh-keys/<int:key_id>")
-@api_auth
-def api_delete_key(key_id: int) -> Response:
-    session = db.session()
-    capsuls.delete_ssh_key(session, _user_id(), key_id)
-    session.commit()
-    return jsonify(id=key_id, deleted=True)
-
-
-@bp.get("/api/plans")
-def api_plans() -> Response:
-    plans = capsuls.active_plans(db.session())
-    return jsonify(
-        plans=[
-            {
-                "name": p.name,
-                "vcpus": p.vcpus,
-                "memory_mib": p.memory_mib,
-                "disk_gib": p.disk_gib,
-                "price_month_cents": p.price_month_cents,
-                "price_hour_cents": p.price_hour_cents,
-            }
-            for p in plans
-        ]
-    )
-
-
-@bp.get("/api/images")
-def api_images() -> Response:
-    images = capsuls.active_images(db.session())
-    return jsonify(images=[{"name": i.name, "title": i.title} for i in images])

@@ -88,6 +88,9 @@ class Routes:
     def post(self, rule: str, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods=["POST"], **options)
 
+    def delete(self, rule: str, **options: Any) -> Callable[[F], F]:
+        return self.route(rule, methods=["DELETE"], **options)
+
     def after_request(self, hook: F) -> F:
         self._after.append(hook)
         return hook
