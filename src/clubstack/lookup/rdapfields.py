@@ -120,6 +120,6 @@ def _own_fields(kind: str, value: str, raw: dict[str, Any]) -> dict[str, Any]:
     fields.update(
         country=str(raw.get("country") or ""),
         cidrs=cidrs,
-        network=(containing or cidrs or [None])[0],
+        network=next(iter(containing or cidrs), None),
     )
     return fields
