@@ -14,9 +14,9 @@ from clubstack.core.net import GuardUnavailable, HttpClient, SSRFBlocked
 
 def test_the_hooks_run_only_on_tested_versions() -> None:
     assert net.PEER_CHECK  # this test environment is inside the tested range
-    assert net.peer_check_fits("2.8.0") and net.peer_check_fits("2.0.7")
+    assert net.peer_check_fits("2.8.0") and net.peer_check_fits("2.6.3")
     assert not net.peer_check_fits("3.0.0")
-    assert not net.peer_check_fits("1.26.20")
+    assert not net.peer_check_fits("2.5.0") and not net.peer_check_fits("1.26.20")
 
 
 def test_without_the_hooks_nothing_is_sent(app: Any, http_stub: Any, monkeypatch: Any) -> None:

@@ -16,7 +16,7 @@ connected peer overrides ``HTTPConnection._new_conn`` (the socket before any byt
 TLS included) and sets the pool manager's ``pool_classes_by_scheme``, because requests and
 urllib3 have no public hook between connecting and sending. Used only on URLLIB3_TESTED;
 pyproject.toml bounds urllib3 below its end, so an upgrade past it is a deliberate change that
-re-runs tests/core/test_net.py and tests/security (they passed on urllib3 2.8.0).
+re-runs tests/core/test_net.py and tests/security (they passed on urllib3 2.6.3 and 2.8.0).
 
 There is no public path that is as safe: checking the peer after ``connect()`` would already
 have sent a TLS ClientHello to it. So outside those versions, or where the hooks are gone
@@ -75,7 +75,7 @@ class GuardUnavailable(UpstreamError):
 
 
 # [first, last) urllib3 versions the peer check's hooks were tested on (module docstring).
-URLLIB3_TESTED = ((2, 0), (3, 0))
+URLLIB3_TESTED = ((2, 6), (3, 0))
 
 
 def peer_check_fits(urllib3_version: str) -> bool:

@@ -9,7 +9,7 @@ would hand one resolver's answers to another and keep them past their TTL.
 The gate. This is the one module of clubstack that touches checkdmarc's internals: it replaces
 ``checkdmarc.utils.DNS_CACHE``, an undocumented module attribute, with a cache that never
 remembers (the query helpers then skip caching altogether). Used only on CHECKDMARC_TESTED;
-pyproject.toml bounds checkdmarc below its end (tested on 6.0.4).
+pyproject.toml bounds checkdmarc below its end (tested on 6.0.0 and 6.0.4).
 
 Outside those versions the cache is switched off through checkdmarc's own settings instead: the
 environment variables DNS_CACHE_MAX_LEN and DNS_CACHE_MAX_AGE_SECONDS, which checkdmarc reads

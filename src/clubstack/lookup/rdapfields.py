@@ -6,7 +6,7 @@ The gate. This is the one module of clubstack that uses an internal of whoisit: 
 which it asks for the registry behind a link. Its public API (``whoisit.domain`` ...) fetches by
 itself, with its own HTTP session and the IANA bootstrap files from the internet, which the
 core's HTTP client (SSRF guard, quotas) must do instead. Used only on WHOISIT_TESTED; pyproject
-bounds whoisit below its end (tested on 4.1.0).
+bounds whoisit below its end (tested on 4.0.3 and 4.1.0).
 
 Outside those versions, or without the bootstrap object, ``rdap_fields`` reads the handful of
 fields itself, from the RFC's JSON names: the same values the registration check shows
