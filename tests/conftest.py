@@ -28,6 +28,7 @@ from clubstack.core.migrate import upgrade
 from clubstack.core.net import reset_http
 from clubstack.services import all_metadata
 from clubstack.settings import clear_settings_cache
+from tests.httpstub import Handler, StubServer
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKEND_URLS = {
@@ -299,6 +300,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def http_stub() -> Iterator[Callable[..., StubServer]]:
+    """Start local HTTP stand-ins: ``http_stub(handler)`` (see tests/httpstub.py); each is
+    stopped after the test."""
+    started: list[StubServer] = []
+
+    def start(handler: Handler, **options: Any) -> StubServer:
+        server = StubServer(handler, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 class SMTPSink:

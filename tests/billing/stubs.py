@@ -8,62 +8,31 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
 
-from tests.conftest import free_port
+from tests.httpstub import Request, StubServer
 
 
 class _Server:
+    """A stand-in on the shared stub server (tests/httpstub.py): `handle` answers in JSON."""
+
     def __init__(self) -> None:
-        self.port = free_port()
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        stub = self
+        self.stub = StubServer(self._serve)
+        self.requests = self.stub.requests
+        self.port, self.url, self.host = self.stub.port, self.stub.url, self.stub.host
+        self.stop = self.stub.stop
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                stub.requests.append((self.command, self.path, dict(self.headers), body))
-                status, answer = stub.handle(self.command, self.path, dict(self.headers), body)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = _serve  # noqa: N815
-            do_POST = _serve  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def _serve(self, request: Request) -> tuple[int, Any]:
+        return self.handle(request.method, request.target, dict(request.headers), request.body)
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Any]:
         raise NotImplementedError
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:

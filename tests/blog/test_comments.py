@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import feedparser
 import pytest
 
 from clubstack.core import clock
 from tests.conftest import csrf_token, login, make_admin, message_text, outbox_messages
+from tests.httpstub import Request
 
 POST = "/2021/02/writing-a-generator/"
 ORIGIN = "https://blog.example.org"
@@ -303,86 +301,93 @@ def test_comments_feed(client: Any) -> None:
     assert [e.title for e in one.entries] == [f"Alice on {POST}"]
 
 
-class FakeAkismet:
-    """A local server speaking Akismet's comment-check API (form POST, "true"/"false")."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, list[str]]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = parse_qs(self.rfile.read(length).decode())
-                fake.requests.append(form | {"_path": [self.path]})
-                key = form.get("api_key") or form.get("key")  # verify-key sends "key"
-                key_ok = key == ["test-key"] and form.get("blog") == [ORIGIN]
-                if self.path == "/1.1/verify-key":
-                    body, status = (b"valid" if key_ok else b"invalid"), 200
-                elif self.path != "/1.1/comment-check" or not key_ok:
-                    body, status = b"invalid", 200
-                else:
-                    spam = "viagra" in form.get("comment_content", [""])[0]
-                    body, status = (b"true" if spam else b"false"), 200
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def akismet_api(request: Request) -> Any:
+    """Akismet's REST API as documented: form POSTs to /1.1/verify-key ("valid"/"invalid")
+    and /1.1/comment-check ("true"/"false", or "invalid" with a debug header)."""
+    form = request.form
+    key = form.get("api_key") or form.get("key")  # verify-key sends "key"
+    key_ok = key == ["test-key"] and form.get("blog") == [ORIGIN]
+    if request.method != "POST":
+        return 405, "POST only"
+    if request.path == "/1.1/verify-key":
+        return 200, "valid" if key_ok else "invalid"
+    if request.path != "/1.1/comment-check":
+        return 404, "not found"
+    if not key_ok:
+        return 200, "invalid", {"X-akismet-debug-help": "Invalid API key."}
+    if form.get("comment_author") == ["akismet-error"]:
+        return 500, "Internal Server Error"
+    spam = "viagra" in form.get("comment_content", [""])[0]
+    return 200, "true" if spam else "false"
 
 
-def test_akismet_check_against_local_server(make_app: Any) -> None:
-    fake = FakeAkismet()
-    try:
-        app = make_app(
-            blog_akismet_key="test-key",
-            blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
-            blog_site_url=ORIGIN,
-            http_allow_hosts=f"127.0.0.1:{fake.port}",
-        )
-        client = app.test_client()
-        ham = post(client, body="An honest opinion", ip="198.51.100.7")
-        assert ham.get_json()["comment"]["status"] == "approved"
-        spam = post(client, body="cheap viagra here")
-        assert spam.get_json()["comment"]["status"] == "spam"
-        assert [c["html"] for c in listed(client)] == ["<p>An honest opinion</p>\n"]
-        checks = [r for r in fake.requests if r["_path"] == ["/1.1/comment-check"]]
-        assert len(checks) == 2 == len(fake.requests)
-        sent = checks[0]
-        assert sent["blog"] == [ORIGIN] and sent["user_ip"] == ["198.51.100.7"]
-        assert sent["permalink"] == [ORIGIN + POST] and sent["comment_type"] == ["comment"]
-    finally:
-        fake.stop()
+def test_akismet_check_against_local_server(make_app: Any, http_stub: Any) -> None:
+    fake = http_stub(akismet_api)
+    app = make_app(
+        blog_akismet_key="test-key",
+        blog_akismet_api_url=fake.url,
+        blog_site_url=ORIGIN,
+        http_allow_hosts=fake.host,
+    )
+    client = app.test_client()
+    ham = post(client, body="An honest opinion", ip="198.51.100.7")
+    assert ham.get_json()["comment"]["status"] == "approved"
+    spam = post(client, body="cheap viagra here")
+    assert spam.get_json()["comment"]["status"] == "spam"
+    assert [c["html"] for c in listed(client)] == ["<p>An honest opinion</p>\n"]
+    assert [r.path for r in fake.requests] == ["/1.1/comment-check"] * 2  # no verify-key
+    sent = fake.requests[0].form
+    assert sent["blog"] == [ORIGIN] and sent["user_ip"] == ["198.51.100.7"]
+    assert sent["permalink"] == [ORIGIN + POST] and sent["comment_type"] == ["comment"]
+    assert fake.requests[0].headers["User-Agent"].startswith("clubstack/")  # core.net's client
+    fake.stop()
     # Akismet unreachable: the comment is held for moderation, not lost and not published
     held = post(client, body="while akismet is down")
     assert held.status_code == 201 and held.get_json()["comment"]["status"] == "pending"
 
 
-def test_akismet_wrong_key_holds_comments(make_app: Any) -> None:
-    fake = FakeAkismet()
-    try:
-        client = make_app(
-            blog_akismet_key="wrong-key",
-            blog_akismet_api_url=f"http://127.0.0.1:{fake.port}",
-            blog_site_url=ORIGIN,
-            http_allow_hosts=f"127.0.0.1:{fake.port}",
-        ).test_client()
-        res = post(client, body="hello")
-        assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
-        assert len(fake.requests) == 1  # Akismet answered "invalid"
-    finally:
-        fake.stop()
+def test_akismet_wrong_key_holds_comments(make_app: Any, http_stub: Any) -> None:
+    fake = http_stub(akismet_api)
+    client = make_app(
+        blog_akismet_key="wrong-key",
+        blog_akismet_api_url=fake.url,
+        blog_site_url=ORIGIN,
+        http_allow_hosts=fake.host,
+    ).test_client()
+    res = post(client, body="hello")
+    assert res.status_code == 201 and res.get_json()["comment"]["status"] == "pending"
+    assert len(fake.requests) == 1  # Akismet answered "invalid"
+
+
+def test_akismet_adapter_verdicts_and_failures(app: Any, http_stub: Any) -> None:
+    from clubstack.blog.comments import CommentIn, SpamCheckUnavailableError
+    from clubstack.blog.spam import AkismetCheck
+    from clubstack.core.net import HttpClient
+
+    fake = http_stub(akismet_api)
+    client = HttpClient(allow_hosts=[fake.host])
+    check = AkismetCheck("test-key", ORIGIN, fake.url + "/", client)
+    comment = CommentIn(path=POST, author="Ann", body="fine words", email="ann@example.org")
+    assert check(comment, "203.0.113.9") is False
+    assert check(comment.model_copy(update={"body": "viagra"}), "203.0.113.9") is True
+    assert fake.requests[0].form["comment_author_email"] == ["ann@example.org"]
+    with pytest.raises(SpamCheckUnavailableError, match="Invalid API key"):
+        AkismetCheck("wrong-key", ORIGIN, fake.url, client)(comment, "203.0.113.9")
+    with pytest.raises(SpamCheckUnavailableError, match="HTTP 500"):
+        check(comment.model_copy(update={"author": "akismet-error"}), "203.0.113.9")
+
+
+def test_akismet_goes_through_the_ssrf_guard(app: Any, http_stub: Any) -> None:
+    """Not allow-listed, the loopback stand-in is refused before anything is sent to it."""
+    from clubstack.blog.comments import CommentIn, SpamCheckUnavailableError
+    from clubstack.blog.spam import AkismetCheck
+    from clubstack.core.net import HttpClient
+
+    fake = http_stub(akismet_api)
+    check = AkismetCheck("test-key", ORIGIN, fake.url, HttpClient(allow_hosts=[]))
+    with pytest.raises(SpamCheckUnavailableError, match="may not reach"):
+        check(CommentIn(path=POST, author="Ann", body="hi"), "203.0.113.9")
+    assert fake.requests == []
 
 
 def test_wordpress_comments_import(blog_app: Any, client: Any, tmp_path: Path) -> None:

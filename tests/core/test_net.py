@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 import time
@@ -19,35 +18,19 @@ from clubstack.core.net import (
     UpstreamError,
     address_refused,
 )
+from tests.httpstub import Request
 
 
 @pytest.fixture
-def local_http() -> Iterator[str]:
-    """A real HTTP server on loopback that counts the requests it gets."""
+def local_http(http_stub: Any) -> str:
+    """A real HTTP server on loopback: "hello", or a redirect to the metadata address."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        hits = 0
+    def answer(request: Request) -> Any:
+        if request.path == "/redirect":
+            return 302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"}
+        return 200, b"hello"
 
-        def do_GET(self) -> None:
-            Handler.hits += 1
-            if self.path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
-                self.end_headers()
-                return
-            body = b"hello"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    return str(http_stub(answer).host)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Local HTTP servers speaking the documented VirusTotal v3, AbuseIPDB v2, URLhaus v1 and RDAP
 APIs.
 
-One ThreadingHTTPServer on loopback answers all three (the adapters only know base URLs).
+One stub server (tests/httpstub.py) on loopback answers all of them (the adapters only know
+base URLs).
 Behaviour per indicator is data: ``provider.vt[...]``, ``provider.abuse[...]``,
 ``provider.rdap_domains[...]``; special values make it answer 429 or malformed bodies.
 """
@@ -9,12 +10,11 @@ Behaviour per indicator is data: ``provider.vt[...]``, ``provider.abuse[...]``,
 from __future__ import annotations
 
 import base64
-import http.server
-import json
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
+
+from tests.httpstub import Request, StubServer
 
 VT_KEY = "vt-test-key-0123456789abcdef"
 ABUSE_KEY = "abuse-test-key-fedcba9876543210"
@@ -162,8 +162,6 @@ def urlhaus_host(host: str, statuses: list[str]) -> dict[str, Any]:
 class ProviderServer:
     def __init__(self) -> None:
         now = datetime.now(UTC)
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
         # VirusTotal: key -> malicious count or a special value; unknown keys -> 404
         self.vt: dict[str, Any] = {
             "domains/evil.example.com": 12,
@@ -218,63 +216,21 @@ class ProviderServer:
             "host:quota.example.com": QUOTA,
             "host:broken.example.com": MALFORMED,
         }
-        server = self
+        self.stub = StubServer(self._serve)
+        self.requests = self.stub.requests
+        self.port = self.stub.port
+        self.host, self.url = self.stub.host, self.stub.url
+        self.stop, self.count = self.stub.stop, self.stub.count
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                with server.lock:
-                    server.requests.append(
-                        {"path": parts.path, "query": parts.query, "headers": dict(self.headers)}
-                    )
-                status, body, ctype = server.answer(parts.path, parse_qs(parts.query), self.headers)
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                if status == 429:
-                    self.send_header("Retry-After", "60")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode())
-                with server.lock:
-                    server.requests.append(
-                        {"path": parts.path, "form": form, "headers": dict(self.headers)}
-                    )
-                status, body, ctype = server.answer_post(parts.path, form, self.headers)
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def count(self, prefix: str) -> int:
-        with self.lock:
-            return sum(1 for r in self.requests if r["path"].startswith(prefix))
+    def _serve(self, request: Request) -> tuple:
+        if request.method == "POST":
+            status, body, ctype = self.answer_post(request.path, request.form, request.headers)
+        else:
+            status, body, ctype = self.answer(request.path, request.query, request.headers)
+        headers = {"Content-Type": ctype}
+        if status == 429:
+            headers["Retry-After"] = "60"
+        return status, body, headers
 
     # --- the APIs ------------------------------------------------------------------
 

@@ -115,12 +115,12 @@ def test_vt_levels_and_paths(http, providers) -> None:
     assert check.run(parse_one("44d88612fea8a8f36de82e1278abb02f")).level is Level.MALICIOUS
     unknown = check.run(parse_one("https://unknown.example.org/x"))
     assert unknown.status is Status.OK and unknown.summary == "not known to VirusTotal"
-    paths = [r["path"] for r in providers.requests]
+    paths = [r.path for r in providers.requests]
     assert "/vt/api/v3/domains/evil.example.com" in paths
     assert "/vt/api/v3/ip_addresses/185.220.101.4" in paths
     assert "/vt/api/v3/files/44d88612fea8a8f36de82e1278abb02f" in paths
     assert f"/vt/api/v3/urls/{vt_url_id('https://unknown.example.org/x')}" in paths
-    assert all(r["headers"].get("x-apikey") == VT_KEY for r in providers.requests)
+    assert all(r.headers.get("x-apikey") == VT_KEY for r in providers.requests)
 
 
 def test_vt_429_and_malformed(http, providers) -> None:
@@ -155,9 +155,9 @@ def test_abuseipdb_check(http, providers) -> None:
     clean = check.run(parse_one("192.0.2.10"))
     assert clean.level is Level.HARMLESS
     request = providers.requests[0]
-    assert request["query"] == "ipAddress=185.220.101.4&maxAgeInDays=90"
-    assert request["headers"]["Key"] == ABUSE_KEY
-    assert request["headers"]["Accept"] == "application/json"
+    assert request.target == "/abuseipdb/api/v2/check?ipAddress=185.220.101.4&maxAgeInDays=90"
+    assert request.headers["Key"] == ABUSE_KEY
+    assert request.headers["Accept"] == "application/json"
     assert check.run(parse_one("evil.example.com")).status is Status.NOT_APPLICABLE
 
 

@@ -37,9 +37,9 @@ def test_host_with_online_malware_urls_is_malicious(http, providers) -> None:
     assert result.data["threats"] == ["malware_download"]
     assert result.data["blacklists"] == {"spamhaus_dbl": "abused_legit_malware"}
     sent = providers.requests[-1]
-    assert sent["path"] == "/urlhaus/v1/host/"
-    assert sent["form"] == {"host": ["evil.example.com"]}
-    assert sent["headers"]["Auth-Key"] == URLHAUS_KEY
+    assert sent.path == "/urlhaus/v1/host/"
+    assert sent.form == {"host": ["evil.example.com"]}
+    assert sent.headers["Auth-Key"] == URLHAUS_KEY
     assert URLHAUS_KEY not in json.dumps(result.to_dict())
 
 
@@ -54,10 +54,10 @@ def test_url_and_payload_lookups(http, providers) -> None:
     url = check.run(parse_one("hxxp://evil[.]example[.]com/payload.exe"))
     assert url.level is Level.MALICIOUS
     assert url.data["url_status"] == "online" and url.data["tags"] == ["exe", "Emotet"]
-    assert providers.requests[-1]["form"] == {"url": ["http://evil.example.com/payload.exe"]}
+    assert providers.requests[-1].form == {"url": ["http://evil.example.com/payload.exe"]}
     payload = check.run(parse_one("44D88612FEA8A8F36DE82E1278ABB02F"))
     assert payload.level is Level.MALICIOUS and payload.summary == "malware payload: Emotet"
-    assert providers.requests[-1]["path"] == "/urlhaus/v1/payload/"
+    assert providers.requests[-1].path == "/urlhaus/v1/payload/"
 
 
 def test_not_listed_unknown_key_quota_malformed(http, providers) -> None:

@@ -4,7 +4,6 @@ to private IPv4 ones. Nothing may so much as open a TCP connection to the intern
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 import time
@@ -47,7 +46,7 @@ def internal() -> Iterator[Listener]:
 
 
 @pytest.fixture
-def redirector(internal: Listener) -> Iterator[str]:
+def redirector(internal: Listener, http_stub: Any) -> str:
     """The "public" server: it sends every visitor on to the internal service, by several
     spellings of the address."""
     targets = {
@@ -56,21 +55,7 @@ def redirector(internal: Listener) -> Iterator[str]:
         "/relative-host": f"//127.0.0.1:{internal.port}/admin",
         "/hop": "/plain",
     }
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(302)
-            self.send_header("Location", targets[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    return str(http_stub(lambda request: (302, b"", {"Location": targets[request.path]})).host)
 
 
 @pytest.mark.parametrize("path", ["/plain", "/mapped", "/relative-host", "/hop"])

@@ -7,12 +7,8 @@ checked with check_destination, which resolves but never connects."""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,54 +20,27 @@ from clubstack.core.net import HttpClient, SSRFBlocked, check_destination
 sys.path.insert(0, str(Path(__file__).parents[1] / "lookup"))
 from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver
 
+from tests.httpstub import Answer, Request, StubServer
 from tests.security.conftest import BLOG_ORIGIN
 
 
 class Canary:
-    """An HTTP server on 127.0.0.1 and ::1 (same port) that answers 200 and counts requests;
+    """An HTTP stub on 127.0.0.1 and ::1 (same port) that answers 200 and records requests;
     with `location` set it answers every request with a redirect there instead."""
 
     def __init__(self, location: str | None = None) -> None:
-        self.hits: list[str] = []
         self.location = location
-        canary = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                canary.hits.append(self.path)
-                if canary.location:
-                    self.send_response(302)
-                    self.send_header("Location", canary.location)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "7")
-                self.end_headers()
-                self.wfile.write(b"reached")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class V6(http.server.ThreadingHTTPServer):
-            address_family = socket.AF_INET6
-
-        self.servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)]
-        self.port = self.servers[0].server_address[1]
-        # Without IPv6 loopback here the v6 spellings reach nothing anyway.
-        with contextlib.suppress(OSError):
-            self.servers.append(V6(("::1", self.port), Handler))
-        for server in self.servers:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.stub = StubServer(self._answer, ipv6=True)
+        self.port, self.host, self.stop = self.stub.port, self.stub.host, self.stub.stop
 
     @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def hits(self) -> list[str]:
+        return [request.target for request in self.stub.requests]
 
-    def stop(self) -> None:
-        for server in self.servers:
-            server.shutdown()
-            server.server_close()
+    def _answer(self, request: Request) -> Answer:
+        if self.location:
+            return 302, b"", {"Location": self.location}
+        return 200, b"reached"
 
 
 @pytest.fixture

@@ -50,13 +50,10 @@ def _spam_check() -> logic.SpamCheck | None:
         return None
     from clubstack.blog.spam import AkismetCheck
 
-    core = get_settings()
     return AkismetCheck(
         settings.akismet_key.get_secret_value(),
-        settings.site_url or core.base_url,
+        settings.site_url or get_settings().base_url,
         settings.akismet_api_url,
-        core.http_allow_hosts,
-        core.http_timeout,
     )
 
 

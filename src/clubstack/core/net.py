@@ -10,15 +10,31 @@ refusal), for the URL asked for and for every redirect target before it is follo
 address the socket really connected to (so DNS rebinding between the check and the connection
 cannot slip through). Hosts listed in CLUBSTACK_HTTP_ALLOW_HOSTS are let through,
 which is how tests reach their local stand-ins of remote APIs.
+
+The gate. This is the one module of clubstack that uses urllib3's internals: the check of the
+connected peer overrides ``HTTPConnection._new_conn`` (the socket before any byte is sent on it,
+TLS included) and sets the pool manager's ``pool_classes_by_scheme``, because requests and
+urllib3 have no public hook between connecting and sending. Used only on URLLIB3_TESTED;
+pyproject.toml bounds urllib3 below its end, so an upgrade past it is a deliberate change that
+re-runs tests/core/test_net.py and tests/security (they passed on urllib3 2.6.3 and 2.8.0).
+
+There is no public path that is as safe: checking the peer after ``connect()`` would already
+have sent a TLS ClientHello to it. So outside those versions, or where the hooks are gone
+(``peer_check_fits``), the HTTP client sends nothing at all: every request, and every user of
+its requests session, fails with GuardUnavailable, which says why (tests/core/test_net_gate.py
+forces that). Plain TCP (``guarded_connect``) does not use urllib3 and is not affected.
+``PEER_CHECK`` says which way this process goes.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterable
+from importlib.metadata import version as installed_version
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -29,6 +45,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 from urllib3.util.retry import Retry
 
 from clubstack.core.db import Base, own_session
@@ -49,6 +66,31 @@ class UpstreamError(ClubError):
     status = 502
     code = "upstream_error"
     message = "The remote service did not answer properly."
+
+
+class GuardUnavailable(UpstreamError):
+    status = 503
+    code = "ssrf_guard_unavailable"
+    message = "Outbound HTTP is switched off: the SSRF guard cannot run on this urllib3."
+
+
+# [first, last) urllib3 versions the peer check's hooks were tested on (module docstring).
+URLLIB3_TESTED = ((2, 6), (3, 0))
+
+
+def peer_check_fits(urllib3_version: str) -> bool:
+    """Whether the peer check may hook into this urllib3 (see the module docstring)."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", urllib3_version)[:2])
+    if not URLLIB3_TESTED[0] <= numbers < URLLIB3_TESTED[1]:
+        return False
+    return callable(getattr(HTTPConnection, "_new_conn", None)) and isinstance(
+        getattr(PoolManager(), "pool_classes_by_scheme", None), dict
+    )
+
+
+URLLIB3_VERSION = installed_version("urllib3")
+# True: requests go through the guarded connections; False: the client sends nothing.
+PEER_CHECK = peer_check_fits(URLLIB3_VERSION)
 
 
 class QuotaExhausted(ClubError):
@@ -236,7 +278,22 @@ class _GuardedAdapter(HTTPAdapter):
             "http": type("HTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
             "https": type("HTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
         }
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+
+class _RefusingAdapter(HTTPAdapter):
+    """Mounted instead of the guarded adapter where the peer check cannot run: sends nothing,
+    also for code handed the client's requests session (the Stripe gateway)."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        raise _guard_unavailable()
+
+
+def _guard_unavailable() -> GuardUnavailable:
+    low, high = (".".join(map(str, bound)) for bound in URLLIB3_TESTED)
+    return GuardUnavailable(
+        f"Outbound HTTP is switched off: urllib3 {URLLIB3_VERSION} is not one the SSRF guard's "
+        f"peer check was tested on (>={low},<{high}, as pyproject.toml requires)."
+    )
 
 
 class HttpClient:
@@ -262,7 +319,11 @@ class HttpClient:
         )
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        adapter = _GuardedAdapter(self.allow, max_retries=retry, pool_maxsize=32)
+        adapter: HTTPAdapter = (
+            _GuardedAdapter(self.allow, max_retries=retry, pool_maxsize=32)
+            if PEER_CHECK
+            else _RefusingAdapter()
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -274,7 +335,10 @@ class HttpClient:
         quota: Quota | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one request. Raises SSRFBlocked, QuotaExhausted (nothing sent), UpstreamError."""
+        """Send one request. Raises SSRFBlocked, QuotaExhausted (nothing sent), UpstreamError
+        (GuardUnavailable, nothing sent, where the guard cannot run)."""
+        if not PEER_CHECK:
+            raise _guard_unavailable()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SSRFBlocked("Only http and https URLs can be fetched.")

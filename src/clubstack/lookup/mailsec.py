@@ -7,8 +7,9 @@ nameservers are used. The top-level TXT records are read by us, through the same
 resolver cache as the DNS check: checkdmarc's query_* helpers add SPF-type and CNAME
 queries per record, a quarter of all queries in a batch, for warnings we do not show.
 checkdmarc's module-level DNS cache (keyed by name only, not by nameserver, with its own
-lifetime) is switched off: caching is done per (indicator, check) by
-clubstack.lookup.cache, and within a batch by the resolver's TTL-honouring cache.
+lifetime) is switched off by checkdmarc_cache.py, which is why checkdmarc is imported from
+there: caching is done per (indicator, check) by clubstack.lookup.cache, and within a batch
+by the resolver's TTL-honouring cache.
 
 Written here instead of checkdmarc:
 - MTA-STS policy *fetch*: checkdmarc fetches with its own requests session; every fetch
@@ -28,38 +29,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import checkdmarc.dmarc
-import checkdmarc.mta_sts
-import checkdmarc.smtp_tls_reporting
-import checkdmarc.spf
-import checkdmarc.utils
 import dns.exception
 import dns.flags
 import dns.resolver
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from clubstack.lookup.checkdmarc_cache import checkdmarc
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, is_public_name, registered_domain
 
 log = logging.getLogger("clubstack.lookup.mailsec")
 
-
-class _NoCache:
-    """Stands in for checkdmarc's module-level ExpiringDict: never remembers anything."""
-
-    def get(self, key: object, default: object = None) -> object:
-        return default
-
-    def __setitem__(self, key: object, value: object) -> None:
-        return None
-
-    def __contains__(self, key: object) -> bool:
-        return False
-
-
-checkdmarc.utils.DNS_CACHE = _NoCache()
 
 # A policy fetcher: url -> policy text. Raises on refusal or failure (the message is shown).
 PolicyFetcher = Callable[[str], str]

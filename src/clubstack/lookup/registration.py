@@ -3,9 +3,9 @@ not know, see whoisquery.py), ASN and country via Team Cymru DNS.
 
 RDAP answers are fetched through the core HTTP client (SSRF guard, timeouts) from a
 configurable base URL (a bootstrap redirector such as rdap.org in production, a local
-stand-in in tests) and parsed with whoisit's parser, so we read the same fields whoisit
-users get. whoisit's own fetching is not used: it has its own HTTP session and needs the
-IANA bootstrap files from the internet.
+stand-in in tests) and read by rdapfields.py (whoisit's parser where it may run), so we read
+the same fields whoisit users get. whoisit's own fetching is not used: it has its own HTTP
+session and needs the IANA bootstrap files from the internet.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from typing import Any
 
 import dns.exception
 import dns.resolver
-import whoisit
-from whoisit.errors import ParseError
-from whoisit.parser import parse as parse_rdap
 
 from clubstack.core.clock import utcnow
 from clubstack.core.net import HttpClient, SSRFBlocked, UpstreamError
 from clubstack.lookup.dnsrecords import lookup
 from clubstack.lookup.findings import CheckResult, Level, Status, not_applicable
 from clubstack.lookup.indicators import Indicator, Kind, registered_domain
+from clubstack.lookup.rdapfields import MALFORMED, rdap_fields
 from clubstack.lookup.whoisquery import WhoisClient, WhoisFailed
 
 Clock = Callable[[], datetime]
@@ -99,8 +97,8 @@ class RdapCheck:
             raw = response.json()
             if not isinstance(raw, dict):
                 raise ValueError("not an object")
-            parsed = parse_rdap(whoisit._bootstrap, kind, value, raw)
-        except (ValueError, ParseError, KeyError, TypeError, AttributeError) as exc:
+            parsed = rdap_fields(kind, value, raw)
+        except MALFORMED as exc:
             return CheckResult(self.name, Status.ERROR, summary=f"malformed RDAP answer: {exc}")
         if kind == "domain":
             return self._domain(value, parsed)
