@@ -341,6 +341,7 @@ def _evening(
         )
     fleet.kill(worker)  # mid-job: slow.example.com answers only after 3 s
     fleet.restart(worker)  # the batch comes back
+    assert "requeued 1 task(s) whose worker died" in worker.log_text()
 
     # -- contest programs; the sandbox node dies mid-run --------------------------------------
     aes = (STARTERS / "aes.c").read_text()
