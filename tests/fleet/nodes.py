@@ -399,11 +399,18 @@ class Fleet:
     # -- the context manager --------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop every node, each even if stopping another failed, then raise the first error."""
+        errors: list[Exception] = []
         for node in reversed(self.nodes):
-            self.stop(node)
+            try:
+                self.stop(node)
+            except Exception as error:  # the other nodes must stop too
+                errors.append(error)
         for folder in self._own_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         self._own_dirs.clear()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Fleet:
         return self

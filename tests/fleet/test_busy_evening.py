@@ -253,19 +253,20 @@ def test_busy_evening(
         "CLUBSTACK_CONTEST_CALL_CPU_SECONDS": "1",
         "CLUBSTACK_COMPUTE_STOP_TIMEOUT": "20",
     }
-    with (
-        remote_libvirt_host(work) as libvirt_uri,
-        Fleet(tmp_path, fleet_database, fleet_redis, settings) as fleet,
-    ):
-        web_a, web_b = fleet.start_web_node("web-a"), fleet.start_web_node("web-b")
-        fleet.start_nginx([web_a, web_b])
-        worker = fleet.start_worker("worker")
-        sandbox = fleet.start_sandbox_node("sandbox")
-        engine = create_engine(fleet_database)
+    with remote_libvirt_host(work) as libvirt_uri:
         try:
-            _evening(fleet, engine, smtp, web_a, worker, sandbox, libvirt_uri, work)
-        finally:
-            engine.dispose()
+            with Fleet(tmp_path, fleet_database, fleet_redis, settings) as fleet:
+                web_a, web_b = fleet.start_web_node("web-a"), fleet.start_web_node("web-b")
+                fleet.start_nginx([web_a, web_b])
+                worker = fleet.start_worker("worker")
+                sandbox = fleet.start_sandbox_node("sandbox")
+                engine = create_engine(fleet_database)
+                try:
+                    _evening(fleet, engine, smtp, web_a, worker, sandbox, libvirt_uri, work)
+                finally:
+                    engine.dispose()
+        finally:  # once no node can create anything more on the host
+            _remove_pool(libvirt_uri, work / "pool")
     # The whole fleet test must stay short on a 2-core machine.
     print(f"fleet test: {time.monotonic() - started:.1f} s")
 
@@ -469,88 +470,96 @@ def _capsul(fleet: Fleet, engine: Engine, member: Member, uri: str, work: Path) 
     pool = work / "pool"
     pool.mkdir()
     pool.chmod(0o755)
-    pool_name = f"clubstack-fleet-{os.getpid()}"
+    pool_name = _pool_name()
     with hypervisor.Hypervisor(uri, pool_name=pool_name, pool_path=str(pool)) as hv:
         domain_type = hv.detect_domain_type(str(guest.kernel), str(guest.initrd))
-    try:
-        with Session(engine) as session:
-            session.add(
-                Host(
-                    name="remote",
-                    uri=uri,
-                    pool_name=pool_name,
-                    pool_path=str(pool),
-                    network="none",
-                    domain_type=domain_type,
-                    vcpus=2,
-                    memory_mib=4096,
-                    disk_gib=20,
-                    up=True,
-                    last_seen_at=clock.utcnow(),
-                )
+    with Session(engine) as session:
+        session.add(
+            Host(
+                name="remote",
+                uri=uri,
+                pool_name=pool_name,
+                pool_path=str(pool),
+                network="none",
+                domain_type=domain_type,
+                vcpus=2,
+                memory_mib=4096,
+                disk_gib=20,
+                up=True,
+                last_seen_at=clock.utcnow(),
             )
-            session.add(
-                Image(
-                    name="tiny",
-                    title="Tiny busybox guest",
-                    path=str(guest.disk),
-                    kernel=str(guest.kernel),
-                    initrd=str(guest.initrd),
-                    cmdline=guest.cmdline,
-                )
+        )
+        session.add(
+            Image(
+                name="tiny",
+                title="Tiny busybox guest",
+                path=str(guest.disk),
+                kernel=str(guest.kernel),
+                initrd=str(guest.initrd),
+                cmdline=guest.cmdline,
             )
-            session.add(
-                Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
-            )
-            user_id = session.scalar(select(User.id).where(User.email == member.address))
-            ledger.credit(
-                session,
-                user_id,
-                5000,
-                reason="fleet test",
-                reference="test",
-                idempotency_key=f"fleet-{uuid.uuid4().hex}",
-            )
-            session.commit()
-        response = member.request(
-            "POST",
-            "/compute/create",
-            data={
-                "csrf_token": member.csrf("/compute/create"),
-                "name": "evening",
-                "plan": "f1-xs",
-                "image": "tiny",
-                "new_key": SSH_KEY,
-            },
         )
-        assert response.status_code == 302, response.text
-        path = response.headers["Location"]
-        capsul_id = path.rsplit("/", 1)[1]
-        wait_for(
-            "the site worker to create the capsul",
-            lambda: capsul_status(engine, capsul_id) == "active",
-            timeout=120,
+        session.add(Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730))
+        user_id = session.scalar(select(User.id).where(User.email == member.address))
+        ledger.credit(
+            session,
+            user_id,
+            5000,
+            reason="fleet test",
+            reference="test",
+            idempotency_key=f"fleet-{uuid.uuid4().hex}",
         )
-        gone = member.request(
-            "POST",
-            f"{path}/destroy",
-            data={"csrf_token": member.csrf(f"{path}/destroy"), "confirm": "evening"},
-        )
-        assert gone.status_code == 302, gone.text
-        wait_for(
-            "the capsul to be destroyed",
-            lambda: capsul_status(engine, capsul_id) == "destroyed",
-            timeout=120,
-        )
-        return True
-    finally:
-        with (
-            contextlib.suppress(Exception),
-            hypervisor.Hypervisor(uri, pool_name=pool_name, pool_path=str(pool)) as hv,
-        ):
-            for dom in hv.conn.listAllDomains(0):
-                if str(pool) in dom.XMLDesc(0):
-                    if dom.isActive():
-                        dom.destroy()
-                    dom.undefine()
-            hv.remove_pool()
+        session.commit()
+    response = member.request(
+        "POST",
+        "/compute/create",
+        data={
+            "csrf_token": member.csrf("/compute/create"),
+            "name": "evening",
+            "plan": "f1-xs",
+            "image": "tiny",
+            "new_key": SSH_KEY,
+        },
+    )
+    assert response.status_code == 302, response.text
+    path = response.headers["Location"]
+    capsul_id = path.rsplit("/", 1)[1]
+    wait_for(
+        "the site worker to create the capsul",
+        lambda: capsul_status(engine, capsul_id) == "active",
+        timeout=120,
+    )
+    gone = member.request(
+        "POST",
+        f"{path}/destroy",
+        data={"csrf_token": member.csrf(f"{path}/destroy"), "confirm": "evening"},
+    )
+    assert gone.status_code == 302, gone.text
+    wait_for(
+        "the capsul to be destroyed",
+        lambda: capsul_status(engine, capsul_id) == "destroyed",
+        timeout=120,
+    )
+    return True
+
+
+def _remove_pool(uri: str, pool: Path) -> None:
+    """Every domain with a disk in ``pool``, and the pool, off the host."""
+    from clubstack.compute import hypervisor
+
+    if not pool.exists():
+        return
+    with (
+        contextlib.suppress(Exception),
+        hypervisor.Hypervisor(uri, pool_name=_pool_name(), pool_path=str(pool)) as hv,
+    ):
+        for dom in hv.conn.listAllDomains(0):
+            if str(pool) in dom.XMLDesc(0):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+        hv.remove_pool()
+
+
+def _pool_name() -> str:
+    return f"clubstack-fleet-{os.getpid()}"
