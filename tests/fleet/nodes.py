@@ -18,7 +18,8 @@ Plain Python, so tests/fleet and bench/fleet.py share it:
 - site worker: `clubstack worker`;
 - sandbox node: `clubstack contest worker` with only an instance folder and the job store's
   address (no database URL, no secret key), as root like its systemd unit (every run drops to
-  uid 65534 inside its own cgroup; see start_sandbox_node for why not another user).
+  uid 65534 inside its own cgroup); ``user=SANDBOX_USER`` runs it as another Unix user, which
+  cannot judge here (see start_sandbox_node).
 
 Every node runs in a session (process group) of its own, so ``kill`` takes the whole node
 down at once with SIGKILL, as a machine that loses power would: no graceful shutdown.
@@ -27,10 +28,14 @@ down at once with SIGKILL, as a machine that loses power would: no graceful shut
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +54,7 @@ from tests.deploy.stack import (
     wait_for_port,
 )
 
+SANDBOX_USER = "clubstack-sandbox"
 SRC = ROOT / "src"
 
 
@@ -63,6 +69,7 @@ class Node:
     folder: Path
     ready: str  # words in its log that say it is ready (for nodes without a port)
     port: int | None = None
+    user: str | None = None
     process: subprocess.Popen | None = None
     starts: int = 0
     extra_ports: list[int] = field(default_factory=list)
@@ -88,9 +95,61 @@ class Node:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def _first_closed_folder(path: Path, user: str) -> Path | None:
+    """The first folder on the way to ``path`` that ``user`` may not search, if any."""
+    entry = pwd.getpwnam(user)
+    for folder in [*reversed(path.parents)]:
+        info = folder.stat()
+        if info.st_uid != entry.pw_uid and not info.st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+def ensure_user(name: str) -> str | None:
+    """The system user a node runs as; made if missing. None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return name
+
+
+def command_as(user: str | None, home: Path) -> list[str]:
+    """The words before ``python -m clubstack ...`` that run it as ``user``, or [].
+
+    The venv's interpreter may live where another user cannot go (a pyenv build under /root,
+    0700). Changing /root's mode would change this machine for everyone, so the node gets a
+    private mount namespace instead, in which that folder is an empty tmpfs holding only the
+    interpreter's tree (bound back in, read-only): the node's user can run Python and still
+    sees nothing else of root's home. Then setpriv drops to the user (no capabilities left)."""
+    if user is None:
+        return []
+    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+            "--inh-caps=-all", "--"]  # fmt: skip
+    interpreter = Path(os.path.realpath(sys.executable))
+    closed = _first_closed_folder(interpreter, user)
+    if closed is None:
+        return drop
+    inner = closed / interpreter.relative_to(closed).parts[0]
+    holder = home / "interpreter"
+    holder.mkdir(exist_ok=True)
+    script = (
+        'set -e; mount --bind "$1" "$2"; mount -t tmpfs -o mode=0755,size=1m tmpfs "$3"; '
+        'mkdir "$4"; mount --bind -o ro "$2" "$4"; shift 4; exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+            "sh", str(inner), str(holder), str(closed), str(inner), *drop]  # fmt: skip
+
+
 class Fleet:
     """Nodes on this machine sharing one PostgreSQL database and one Redis; a context manager
-    that stops every node on exit."""
+    that stops every node (and removes the folders made for other users) on exit."""
 
     def __init__(
         self,
@@ -106,6 +165,7 @@ class Fleet:
         self.secret_key = "fleet-" + secrets.token_urlsafe(40)
         self.https_port, self.http_port = free_port(), free_port()
         self.nodes: list[Node] = []
+        self._own_dirs: list[Path] = []
         self.cert, self.key = make_certificate(folder)
         self._migrated = False
 
@@ -211,32 +271,45 @@ class Fleet:
         name: str = "sandbox",
         settings: Mapping[str, str] | None = None,
         slots: int = 1,
+        user: str | None = None,
     ) -> Node:
         """`clubstack contest worker` with only the job store's address.
 
-        Its settings hold no database URL and no secret key. It runs as root, as
+        Its settings hold no database URL and no secret key. It runs as root by default, as
         deploy/systemd/clubstack-sandbox.service does: each run gets its own cgroup and drops
-        to uid 65534 itself. (As an ordinary user there are no cgroups, and RLIMIT_NPROC,
-        counted per uid, then counts the worker's own threads too: bubblewrap fails to clone,
-        "Resource temporarily unavailable". docs/operations.md, "Node settings".)
+        to uid 65534 itself. As another ``user`` (say SANDBOX_USER; made if missing) there
+        are no cgroups, and RLIMIT_NPROC, counted per uid, then counts the worker's own
+        threads too, so bubblewrap fails to clone ("Resource temporarily unavailable").
         """
-        instance = self._instance(name)
-        cache = self.folder / name / "cache"  # the compiled sandbox launcher
-        cache.mkdir(mode=0o700, exist_ok=True)
+        runas = ensure_user(user) if user else None
+        home = Path(tempfile.mkdtemp(prefix=f"clubstack-{name}-"))
+        self._own_dirs.append(home)
+        instance = home / "instance"
+        instance.mkdir(mode=0o700)
+        (home / "cache").mkdir(mode=0o700)
+        if runas is not None:
+            entry = pwd.getpwnam(runas)
+            for folder in (home, instance, home / "cache"):
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+            home.chmod(0o700)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
-            "HOME": str(self.folder / name),
+            "HOME": str(home),
             "PYTHONPATH": str(SRC),
             "CLUBSTACK_INSTANCE": str(instance),
             "CLUBSTACK_REDIS_URL": self.redis_url,
-            "CLUBSTACK_SANDBOX_CACHE": str(cache),
+            "CLUBSTACK_SANDBOX_CACHE": str(home / "cache"),
         }
         env.update(settings or {})
         forbidden = {"CLUBSTACK_DATABASE_URL", "CLUBSTACK_SECRET_KEY"} & set(env)
         assert not forbidden, f"a sandbox node must not have {sorted(forbidden)}"
-        argv = [sys.executable, "-m", "clubstack", "contest", "worker", "--workers", str(slots)]
-        node = Node(name, "sandbox", argv, env, self.folder / name, ready="contest sandbox worker:")
+        argv = [*command_as(runas, home), sys.executable, "-m", "clubstack", "contest", "worker",
+                "--workers", str(slots)]  # fmt: skip
+        node = Node(
+            name, "sandbox", argv, env, self.folder / name, ready="contest sandbox worker:",
+            user=runas,
+        )  # fmt: skip
         return self._start(node)
 
     # -- life and death -------------------------------------------------------------------------
@@ -254,7 +327,7 @@ class Fleet:
             log.flush()
             node.process = subprocess.Popen(
                 node.argv, env=node.env, stdout=log, stderr=subprocess.STDOUT,
-                cwd=node.folder,
+                cwd=node.env.get("HOME", str(node.folder)) if node.user else node.folder,
                 start_new_session=True,
             )  # fmt: skip
             log.close()
@@ -335,6 +408,9 @@ class Fleet:
                 self.stop(node)
             except Exception as error:  # the other nodes must stop too
                 errors.append(error)
+        for folder in self._own_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._own_dirs.clear()
         if errors:
             raise errors[0]
 
