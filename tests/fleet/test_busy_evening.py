@@ -25,10 +25,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tests.compute.conftest import _unavailable
 from tests.conftest import SMTPSink, message_text
 from tests.fleet.conftest import LocalDNS
 from tests.fleet.nodes import SANDBOX_USER, Fleet, Node
-from tests.compute.conftest import _unavailable
 from tests.fleet.remote_libvirt import RemoteHostUnavailable, remote_libvirt_host
 
 pytestmark = pytest.mark.slow
