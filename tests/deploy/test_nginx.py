@@ -8,9 +8,19 @@ import ssl
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from tests.conftest import backend_missing
-from tests.deploy.stack import NGINX, STATIC, Stack
+from tests.deploy.stack import (
+    NGINX,
+    STATIC,
+    Stack,
+    free_port,
+    make_certificate,
+    render_site,
+    start_nginx,
+    wait_for_port,
+)
 
 pytestmark = [pytest.mark.backend, pytest.mark.slow]
 
@@ -140,3 +150,33 @@ def test_a_contest_source_over_the_old_16_mib_reaches_the_app(stack: Stack) -> N
     )
     assert "X-Request-ID" in response.headers, (response.status_code, response.text[:200])
     assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_no_web_node_answering_gets_a_page_in_words(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """nginx alone, its upstream a port where nothing listens: what a member sees when every
+    web node is down, or the one holding their request died."""
+    if NGINX is None:
+        backend_missing("nginx", "the nginx binary is not installed")
+    folder = tmp_path_factory.mktemp("nginx-down")
+    folder.chmod(0o755)
+    cert, key = make_certificate(folder)
+    limits = folder / "clubstack-limits.conf"
+    limits.write_text("client_max_body_size 1m;\n")
+    https_port, http_port = free_port(), free_port()
+    site = render_site(https_port, http_port, free_port(), cert, key, limits)
+    (folder / "site.conf").write_text(site)
+    nginx = start_nginx(folder)
+    try:
+        wait_for_port(https_port, nginx)
+        response = requests.get(
+            f"https://127.0.0.1:{https_port}/drop/", verify=str(cert), timeout=10
+        )
+        assert response.status_code == 502
+        assert "The site did not answer" in response.text
+        assert "may or may not have been" in response.text
+        assert response.headers["Content-Type"].startswith("text/html")
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=20)
