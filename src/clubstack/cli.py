@@ -47,9 +47,14 @@ def main() -> None:
     """clubstack: the web services a computer club runs, behind one login."""
 
 
-def _settings() -> Any:
+def _settings(signing: bool = False) -> Any:
+    """The settings, or a clear error. `signing`: the command signs sessions or links (the web
+    app, the site worker), so a missing production key stops it here, at start."""
     try:
-        return get_settings()
+        settings = get_settings()
+        if signing:
+            settings.secret()
+        return settings
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
 
@@ -68,7 +73,7 @@ def _settings() -> Any:
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
     """Run the web app (gunicorn; --dev for the reloading development server)."""
-    settings = _settings()
+    settings = _settings(signing=True)
     if dev and settings.env == "production":
         # The development server runs the Werkzeug debugger: an interactive Python console
         # for whoever can make a page fail.
@@ -99,7 +104,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
 @click.option("--no-periodic", is_flag=True, help="Do not run periodic jobs on this worker.")
 def worker(workers: int | None, no_periodic: bool) -> None:
     """Run the job worker (background and periodic jobs of all enabled services)."""
-    settings = _settings()
+    settings = _settings(signing=True)
     from clubstack.worker import run_worker
 
     run_worker(settings, workers=workers or settings.jobs_workers, periodic=not no_periodic)

@@ -123,7 +123,8 @@ class Settings(_Base):
 
     env: Literal["development", "production"] = Field(
         default="development",
-        description="production refuses to start without a configured secret key.",
+        description="production: the web app and the site worker refuse to start without a "
+        "configured secret key.",
     )
     instance: Path = Field(
         default=Path("instance"),
@@ -227,10 +228,6 @@ class Settings(_Base):
         self.instance = (
             instance_dir() if self.instance == Path("instance") else self.instance.resolve()
         )
-        if self.env == "production" and self.secret_key is None:
-            raise ValueError(
-                "CLUBSTACK_SECRET_KEY must be set in production (refusing a generated key)"
-            )
         return self
 
     @property
@@ -238,9 +235,17 @@ class Settings(_Base):
         return self.database_url or f"sqlite:///{self.instance / 'clubstack.db'}"
 
     def secret(self) -> str:
-        """The configured secret key, or the generated one in instance/secret_key (0600)."""
+        """The configured secret key, or the generated one in instance/secret_key (0600).
+
+        Production refuses a generated key here, where a key is first needed (the web app and
+        the site worker ask at start), rather than when settings load: a contest sandbox node
+        runs in production with no key at all, and must."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
+        if self.env == "production":
+            raise SettingsError(
+                "CLUBSTACK_SECRET_KEY must be set in production (refusing a generated key)"
+            )
         path = self.instance / "secret_key"
         if path in _generated_secrets:  # read once per process: it is hashed into log lines
             return _generated_secrets[path]

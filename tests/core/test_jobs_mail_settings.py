@@ -133,13 +133,29 @@ def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_settings_cache()
 
 
-def test_production_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_refuses_to_start_without_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("CLUBSTACK_ENV", "production")
+    monkeypatch.setenv("CLUBSTACK_INSTANCE", str(tmp_path))
     monkeypatch.delenv("CLUBSTACK_SECRET_KEY", raising=False)
     clear_settings_cache()
-    with pytest.raises(SettingsError, match="CLUBSTACK_SECRET_KEY"):
-        get_settings()
-    clear_settings_cache()
+    try:
+        # a contest sandbox node runs in production with no key and must load its settings
+        settings = get_settings()
+        with pytest.raises(SettingsError, match="CLUBSTACK_SECRET_KEY"):
+            settings.secret()
+        assert not (tmp_path / "secret_key").exists()  # never a generated key in production
+        for command in (["worker"], ["serve"]):
+            result = CliRunner().invoke(main, command)
+            assert result.exit_code == 1, result.output
+            assert "CLUBSTACK_SECRET_KEY must be set in production" in result.output
+        from clubstack.app import create_app
+
+        with pytest.raises(SettingsError, match="CLUBSTACK_SECRET_KEY"):
+            create_app()
+    finally:
+        clear_settings_cache()
 
 
 def test_toml_file_and_generated_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

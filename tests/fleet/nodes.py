@@ -297,6 +297,7 @@ class Fleet:
             "LANG": "C.UTF-8",
             "HOME": str(home),
             "PYTHONPATH": str(SRC),
+            "CLUBSTACK_ENV": "production",  # as deployed: production, and still no key
             "CLUBSTACK_INSTANCE": str(instance),
             "CLUBSTACK_REDIS_URL": self.redis_url,
             "CLUBSTACK_SANDBOX_CACHE": str(home / "cache"),

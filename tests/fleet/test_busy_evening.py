@@ -526,6 +526,7 @@ def test_sandbox_node_as_its_own_user_holds_nothing_of_the_site(
         environ = Path(f"/proc/{node.process.pid}/environ").read_bytes().split(b"\0")
         names = {item.split(b"=", 1)[0].decode() for item in environ if item}
         assert {n for n in names if n.startswith("CLUBSTACK_")} == {
+            "CLUBSTACK_ENV",
             "CLUBSTACK_INSTANCE",
             "CLUBSTACK_REDIS_URL",
             "CLUBSTACK_SANDBOX_CACHE",
