@@ -1,0 +1,836 @@
+"""Scale figures of the fleet (issue #17): one web node against two, one sandbox node against two.
+
+    python bench/fleet.py [--seconds 5] [--rounds 3] [--connections 32] [--submissions 40]
+                          [--contest-rounds 2] [--members 1000] [--skip-web] [--skip-contest]
+
+Everything runs on this machine as separate processes on one PostgreSQL database (made for
+the run, dropped afterwards) and one Redis database (BENCH_REDIS_URL, default
+redis://127.0.0.1:6379/14; the benchmark empties it first, so it must be one nobody else uses).
+
+Web: the drop (GET of existing messages; POST then GET of the new one) and the landing page
+`/`, through the project's nginx site (deploy/nginx/clubstack.conf over TLS, with its flood
+limit raised so that one load generator address is not throttled; the zone's bookkeeping
+stays) in front of one web node and in front of two. Each web node is `clubstack serve` pinned
+to a core of its own with `taskset` (node A on CPU 0, node B on CPU 1). Two nginx instances
+run side by side, one with A as its only upstream and one with A and B, so the rounds
+alternate between one node and two without restarts and a drifting machine load hits both
+alike; medians of the rounds count. Load comes from `wrk` (one thread, keep-alive connections,
+the Lua scripts of bench/drop.py), closed-loop.
+
+The measurement design, and what it cannot hide: this machine has two cores and nothing else.
+The load generator, nginx (TLS), PostgreSQL and Redis cannot get cores of their own, so they
+are left unpinned and the scheduler puts them wherever there is room. With one node, the node
+has CPU 0 and the shared parts live mostly on CPU 1; with two nodes, the nodes and the shared
+parts compete for the same two cores, so the measured ratio is bounded by
+(node CPU per request + shared CPU per request) / node CPU per request, whatever the code does.
+To say whether the shared parts (database, Redis, nginx) are a bottleneck rather than a CPU
+cost, the benchmark reads the CPU time of every process involved from /proc during each phase
+and prints, per request: web nodes, nginx, wrk, PostgreSQL backends of this database, Redis
+(the whole server: other users of the machine's Redis count too) and the rest of the machine.
+From these it prints a second ratio, "per node core": two nodes' requests per second of node
+CPU, times two cores, against one node's. It is the ratio two nodes would reach if each had a
+core to itself with the shared parts on other machines, and it stays near 2.0 as long as a
+node's work per request does not grow when a second node shares the database and Redis.
+
+Contest: submissions judged per minute with one and with two sandbox nodes. Each sandbox node
+is `clubstack contest worker --workers 1` pinned to a core of its own, with settings that hold
+only the job store's address (no database URL, no secret key), pulling from the JSON queues
+`clubstack-contest-sandbox`/`clubstack-contest-answers`; one site worker (`clubstack worker`,
+unpinned) drains the answers into the database. Each round, a batch of ECDSA submissions (the
+starter program with a different private key each, one per member, so the one-per-member
+queue rule does not serialise them) is stored and queued at once, as `challenges.submit` and
+`tasks.enqueue` do for the web form; the clock runs from the batch queued to the last verdict
+in the database. Judging is CPU-bound (gcc, then 103 calls in the sandbox), so the one-core
+share of the site worker and the database limits two nodes in the same way as above.
+
+Sizes: the database's per-row sizes (pg_total_relation_size / rows, indexes included) after the
+benchmark's inserts, with --members members seeded with a login session each, and the Redis
+memory of one drop message; docs/operations.md ("Sizing") is derived from these figures.
+
+Target (issue #17): two web nodes >= 1.6x one node, or an explanation of what limits it.
+Always exits 0 (it reports; it does not fail on a missed target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from drop import MESSAGE, WRK_COMMON, WRK_GET, WRK_ROUNDTRIP  # noqa: E402
+
+TARGET_RATIO = 1.6
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+ADMIN_DATABASE = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET = "fleet-bench-" + "s" * 40
+WRK_LANDING = (
+    WRK_COMMON
+    + """
+wrk.headers["Accept"] = "text/html"
+"""
+)
+QUEUED = ("submitted", "filtered", "compiled", "tested")
+SAMPLE = ROOT / "src" / "clubstack" / "contest" / "starters" / "ecdsa.c"
+STARTER_D = "c477f9f65c22cce20657faa5b2d1d8122336f851a508a1ed04e479c34985bf96"
+
+
+# --- CPU accounting from /proc ------------------------------------------------------------------
+
+
+def process_ticks(pid: int) -> int:
+    """utime + stime of one process (all its threads), in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def descendants(root: int) -> list[int]:
+    """root and every process below it (gunicorn's workers, nginx's)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) clock ticks of all CPUs since boot (guest time is inside user)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
+
+
+class CpuMeter:
+    """CPU seconds used by named groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before: dict[int, int] = {}
+        self.busy0 = self.steal0 = self.total0 = 0
+        self.wall0 = 0.0
+
+    def start(self) -> None:
+        self.before = {pid: process_ticks(pid) for pids in self.groups.values() for pid in pids}
+        self.busy0, self.steal0, self.total0 = machine_ticks()
+        self.wall0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        out = {
+            name: sum(max(0, process_ticks(pid) - self.before.get(pid, 0)) for pid in pids)
+            / CLOCK_TICKS
+            for name, pids in self.groups.items()
+        }
+        busy, steal, total = machine_ticks()
+        out["machine"] = (busy - self.busy0) / CLOCK_TICKS
+        out["steal"] = (steal - self.steal0) / CLOCK_TICKS
+        out["machine_capacity"] = (total - self.total0) / CLOCK_TICKS
+        out["wall"] = time.monotonic() - self.wall0
+        return out
+
+
+# --- the database and Redis ---------------------------------------------------------------------
+
+
+def create_database() -> tuple[str, str]:
+    """A PostgreSQL database of this run's own: (SQLAlchemy URL, name)."""
+    import psycopg
+
+    name = f"clubstack_fleetbench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(ADMIN_DATABASE, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # a name made here, not input
+    base = ADMIN_DATABASE.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name, name
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DATABASE, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def backend_pids(url: str, name: str) -> list[int]:
+    with psql(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+# --- node start-up --------------------------------------------------------------------------------
+# (placeholder until tests/fleet/nodes.py lands on branch `fleet`)
+
+from tests.deploy.stack import (  # noqa: E402
+    NGINX,
+    free_port,
+    make_certificate,
+    render_site,
+    wait_for_port,
+)
+
+
+def node_env(folder: Path, *, database_url: str | None, secret: bool, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBSTACK_")}
+    env.update(
+        PYTHONPATH=str(ROOT / "src"),
+        CLUBSTACK_INSTANCE=str(folder),
+        CLUBSTACK_REDIS_URL=REDIS_URL,
+    )
+    if database_url:
+        env["CLUBSTACK_DATABASE_URL"] = database_url
+    if secret:
+        env["CLUBSTACK_SECRET_KEY"] = SECRET
+    env.update(extra)
+    return env
+
+
+def clubstack(*args: str) -> list[str]:
+    return [sys.executable, "-m", "clubstack", *args]
+
+
+def pinned(cpu: int | None, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
+
+
+@dataclass
+class Node:
+    name: str
+    process: subprocess.Popen
+    port: int = 0
+    log: Path | None = None
+
+    def pids(self) -> list[int]:
+        return descendants(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def web_env(folder: Path, database_url: str, base_url: str) -> dict:
+    unlimited = "10000000/minute"
+    return node_env(
+        folder,
+        database_url=database_url,
+        secret=True,
+        CLUBSTACK_ENV="production",
+        CLUBSTACK_BASE_URL=base_url,
+        CLUBSTACK_PROXY_FIX="1",
+        CLUBSTACK_DEFAULT_RATE=unlimited,
+        CLUBSTACK_DROP_CREATE_RATE=unlimited,
+        CLUBSTACK_DROP_READ_RATE=unlimited,
+    )
+
+
+def start_web_node(
+    name: str, folder: Path, database_url: str, base_url: str, cpu: int | None
+) -> Node:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "serve.log"
+    process = subprocess.Popen(
+        pinned(cpu, clubstack("serve", "--host", "127.0.0.1", "--port", str(port))),
+        env=web_env(folder / "instance", database_url, base_url),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for_port(port, process, timeout=90)
+    return Node(name, process, port, log)
+
+
+def start_nginx(folder: Path, upstream: list[int]) -> Node:
+    """The project's site in front of `upstream`, on a free HTTPS port of loopback."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = make_certificate(folder)
+    https_port, http_port = free_port(), free_port()
+    limits = folder / "clubstack-limits.conf"
+    limits.write_text("client_max_body_size 2048k;\n")
+    site = render_site(https_port, http_port, upstream[0], cert, key, limits)
+    site = site.replace(
+        f"server 127.0.0.1:{upstream[0]};",
+        "\n    ".join(f"server 127.0.0.1:{port};" for port in upstream),
+    )
+    assert "rate=30r/s" in site, "the flood limit moved in deploy/nginx/clubstack.conf"
+    site = site.replace("rate=30r/s", "rate=10000000r/s")
+    (folder / "site.conf").write_text(site)
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\npid {folder}/nginx.pid;\n"
+        f"error_log {folder}/nginx-error.log warn;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n    include /etc/nginx/mime.types;\n"
+        "    default_type application/octet-stream;\n"
+        f"    access_log off;\n{temp}\n"
+        f"    include {folder}/site.conf;\n}}\n"
+    )
+    assert NGINX, "nginx is not installed"
+    process = subprocess.Popen(
+        [NGINX, "-p", str(folder), "-e", str(folder / "nginx-error.log"),
+         "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
+        stderr=(folder / "nginx-stderr.log").open("wb"),
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for_port(https_port, process)
+    return Node("nginx", process, https_port)
+
+
+def start_worker(folder: Path, database_url: str) -> Node:
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "worker.log"
+    process = subprocess.Popen(
+        clubstack("worker"),
+        env=node_env(folder / "instance", database_url=database_url, secret=True),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Node("site worker", process, log=log)
+
+
+def start_sandbox_node(name: str, folder: Path, cpu: int | None, slots: int) -> Node:
+    """A sandbox node: the job store's address only, no database URL, no secret key."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "sandbox.log"
+    process = subprocess.Popen(
+        pinned(cpu, clubstack("contest", "worker", "--workers", str(slots))),
+        env=node_env(folder / "instance", database_url=None, secret=False),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while b"contest sandbox worker:" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"sandbox node {name} did not start; see {log}")
+        time.sleep(0.2)
+    return Node(name, process, log=log)
+
+
+def migrate(folder: Path, database_url: str) -> None:
+    subprocess.run(
+        clubstack("db", "upgrade"),
+        env=node_env(folder, database_url=database_url, secret=True),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+# --- web load ------------------------------------------------------------------------------------
+
+
+def https_connection(port: int) -> http.client.HTTPSConnection:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the throwaway certificate of this run
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+
+
+def seed_messages(port: int, count: int) -> list[str]:
+    conn = https_connection(port)
+    body = json.dumps({"message": MESSAGE, "expires_in": 3600}).encode()
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    paths = []
+    for _ in range(count):
+        conn.request("POST", "/drop/", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        location = response.getheader("Location")
+        if response.status != 201 or not location:
+            raise SystemExit(f"seeding drop messages failed with HTTP {response.status}")
+        paths.append("/drop/" + location.split("/drop/", 1)[1])
+    conn.close()
+    return paths
+
+
+def check_answers(port: int, paths: list[str]) -> None:
+    """Each web page answers 200 through this nginx before it is measured."""
+    conn = https_connection(port)
+    for path in paths:
+        conn.request("GET", path, headers={"Accept": "text/html"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"GET {path} through nginx answered {response.status}")
+    conn.close()
+
+
+def write_scripts(folder: Path, paths: list[str]) -> dict[str, Path]:
+    listing = folder / "paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    payload = json.dumps({"message": MESSAGE, "expires_in": 3600})
+    scripts = {
+        "drop GET": WRK_GET % {"paths": listing},
+        "drop POST+GET": WRK_ROUNDTRIP % {"body": json.dumps(payload)},
+        "landing /": WRK_LANDING.replace("%%", "%"),
+    }
+    out = {}
+    for index, (name, text) in enumerate(scripts.items()):
+        out[name] = folder / f"load{index}.lua"
+        out[name].write_text(text)
+    return out
+
+
+@dataclass
+class WebSample:
+    requests: int
+    rps: float
+    p99_ms: float
+    errors: int
+    cpu: dict[str, float]  # CPU seconds per group during the timed run
+
+
+@dataclass
+class WebSeries:
+    samples: list[WebSample] = field(default_factory=list)
+
+    def median(self, pick: Any) -> float:
+        return statistics.median(pick(s) for s in self.samples)
+
+
+def wrk_cpu_seconds(port: int, script: Path, seconds: float, connections: int, meter: CpuMeter):
+    meter.start()
+    process = subprocess.Popen(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+         f"https://127.0.0.1:{port}/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    cpu = meter.stop()
+    assert process.stdout is not None and process.stderr is not None
+    out, err = process.stdout.read().decode(), process.stderr.read().decode()
+    process.stdout.close()
+    process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    line = next((x for x in out.splitlines() if x.startswith("{")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {err[-500:]}")
+    cpu["wrk"] = usage.ru_utime + usage.ru_stime
+    return json.loads(line), cpu
+
+
+def measure_web(args: argparse.Namespace, work: Path, database_url: str, dbname: str) -> dict:
+    nodes: list[Node] = []
+    try:
+        # The base URL only shapes the links in answers; both nginx share node A and B.
+        base = "https://127.0.0.1"
+        node_a = start_web_node("A", work / "web-a", database_url, base, cpu=0)
+        nodes.append(node_a)
+        node_b = start_web_node("B", work / "web-b", database_url, base, cpu=1)
+        nodes.append(node_b)
+        one = start_nginx(work / "nginx-1", [node_a.port])
+        nodes.append(one)
+        two = start_nginx(work / "nginx-2", [node_a.port, node_b.port])
+        nodes.append(two)
+        paths = seed_messages(one.port, 200)
+        check_answers(one.port, ["/", paths[0]])
+        check_answers(two.port, ["/", paths[1], "/", paths[2]])
+        scripts = write_scripts(work, paths)
+        series = {(name, n): WebSeries() for name in scripts for n in (1, 2)}
+        redis_pids = pids_named("redis-server")
+        print(
+            f"web: nodes up (A on CPU 0, B on CPU 1); {args.rounds} rounds x "
+            f"{args.seconds:.0f} s per path and fleet, {args.connections} connections",
+            flush=True,
+        )
+        for round_ in range(args.rounds):
+            for name, script in scripts.items():
+                for count, proxy in ((1, one), (2, two)):
+                    groups = {
+                        "nodes": node_a.pids() + (node_b.pids() if count == 2 else []),
+                        "idle node": node_b.pids() if count == 1 else [],
+                        "nginx": proxy.pids(),
+                        "postgres": backend_pids(database_url, dbname),
+                        "redis": redis_pids,
+                    }
+                    run_wrk_warmup(proxy.port, script, args.connections)
+                    result, cpu = wrk_cpu_seconds(
+                        proxy.port, script, args.seconds, args.connections, CpuMeter(groups)
+                    )
+                    rps = result["requests"] / (result["duration_us"] / 1e6)
+                    series[(name, count)].samples.append(
+                        WebSample(
+                            result["requests"], rps, result["p99_us"] / 1000, result["errors"], cpu
+                        )
+                    )
+            print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
+        return {"series": series, "paths": list(scripts)}
+    finally:
+        for node in reversed(nodes):
+            node.stop()
+
+
+def run_wrk_warmup(port: int, script: Path, connections: int) -> None:
+    subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", "-d1s", "-s", str(script),
+         f"https://127.0.0.1:{port}/"],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def cpu_us_per_request(series: WebSeries, group: str) -> float:
+    """Median over the rounds of a group's CPU microseconds per request answered."""
+    return statistics.median(x.cpu.get(group, 0.0) / x.requests * 1e6 for x in series.samples)
+
+
+def report_web(web: dict, args: argparse.Namespace) -> None:
+    series: dict[tuple[str, int], WebSeries] = web["series"]
+    groups = ("nodes", "nginx", "wrk", "postgres", "redis")
+    print(
+        f"\n{'path':15}{'nodes':>6}{'req/s':>8}{'p99':>9}{'err':>5}  CPU µs per request: "
+        + " ".join(f"{g:>8}" for g in groups)
+        + f"{'other':>8}{'machine':>9}"
+    )
+    per_request: dict[tuple[str, int], dict[str, float]] = {}
+    for (name, count), s in series.items():
+        rps = s.median(lambda x: x.rps)
+        p99 = s.median(lambda x: x.p99_ms)
+        errors = sum(x.errors for x in s.samples)
+
+        costs = {g: cpu_us_per_request(s, g) for g in groups}
+        costs["machine"] = cpu_us_per_request(s, "machine")
+        costs["other"] = (
+            costs["machine"] - sum(costs[g] for g in groups) - cpu_us_per_request(s, "idle node")
+        )
+        costs["busy"] = s.median(lambda x: x.cpu["machine"] / x.cpu["machine_capacity"])
+        costs["steal"] = s.median(lambda x: x.cpu["steal"] / x.cpu["machine_capacity"])
+        costs["node cores"] = s.median(lambda x: x.cpu["nodes"] / x.cpu["wall"])
+        per_request[(name, count)] = costs
+        print(
+            f"{name:15}{count:6}{rps:8.0f}{p99:7.1f}ms{errors:5}  {'':20}"
+            + " ".join(f"{costs[g]:8.0f}" for g in groups)
+            + f"{costs['other']:8.0f}{costs['machine']:9.0f}"
+        )
+    print(
+        f"\n{'path':15}{'2 nodes / 1':>12}{'2-core bound':>13}{'per node core':>14}"
+        f"{'node cores (1 / 2)':>20}{'machine busy, steal (1 / 2)':>31}  target >= {TARGET_RATIO}x"
+    )
+    for name in web["paths"]:
+        one, two = series[(name, 1)], series[(name, 2)]
+        ratio = two.median(lambda x: x.rps) / one.median(lambda x: x.rps)
+        eff1 = one.median(lambda x: x.requests / max(x.cpu["nodes"], 1e-9))
+        eff2 = two.median(lambda x: x.requests / max(x.cpu["nodes"], 1e-9))
+        per_core = 2 * eff2 / eff1
+        c1, c2 = per_request[(name, 1)], per_request[(name, 2)]
+        # The benchmark's own shared parts; other users' load on the machine comes on top.
+        shared = sum(c2[g] for g in groups if g != "nodes")
+        bound = 2 * c2["nodes"] / (c2["nodes"] + shared) if c2["nodes"] else float("nan")
+        verdict = "PASS" if ratio >= TARGET_RATIO else "MISSED"
+        print(
+            f"{name:15}{ratio:11.2f}x{bound:12.2f}x{per_core:13.2f}x"
+            f"{c1['node cores']:12.2f} / {c2['node cores']:.2f}"
+            f"{c1['busy']:>13.0%}, {c1['steal']:.0%} / {c2['busy']:.0%}, {c2['steal']:.0%}"
+            f"  {verdict}"
+        )
+    print(
+        "2-core bound: what two nodes can reach when they share the two cores with the load\n"
+        "generator, nginx, PostgreSQL and Redis: 2 x node CPU / (node + those parts' CPU) per\n"
+        "request, from the 2-node runs (other users' load on the machine lowers it further).\n"
+        "per node core: 2 x two nodes' requests per node CPU second / one node's; near 2.0 when a\n"
+        "node's work per request does not grow as it shares the database and Redis with another."
+    )
+
+
+# --- contest load --------------------------------------------------------------------------------
+
+
+def seed(database_url: str, members: int, tag: str) -> None:
+    """Run as a child with the site's environment: members with one login session each."""
+    from datetime import timedelta
+
+    from clubstack.core.accounts.login import start_session
+    from clubstack.core.accounts.models import User
+    from clubstack.core.db import session_scope
+    from clubstack.core.migrate import open_database
+
+    open_database(database_url)
+    with session_scope() as session:
+        for index in range(members):
+            user = User(email=f"member-{tag}-{index}@example.org", nickname=f"m{tag}{index}")
+            session.add(user)
+            session.flush()
+            start_session(session, user, lifetime=timedelta(days=30))
+
+
+def submit_batch(database_url: str, count: int, tag: str) -> None:
+    """Run as a child with the site's environment: `count` members submit one program each."""
+    from clubstack.contest import challenges, p256, tasks
+    from clubstack.contest.settings import ContestSettings
+    from clubstack.core.accounts.models import User
+    from clubstack.core.db import session_scope
+    from clubstack.core.migrate import open_database
+    from clubstack.settings import service_settings
+
+    open_database(database_url)
+    settings = service_settings(ContestSettings)
+    template = SAMPLE.read_text()
+    assert STARTER_D in template, "the ECDSA starter's key moved"
+    rng = random.Random(tag)
+    stored = []
+    with session_scope() as session:
+        for index in range(count):
+            d = rng.randrange(1, p256.N)
+            user = User(email=f"entrant-{tag}-{index}@example.org", nickname=f"e{tag}{index}")
+            session.add(user)
+            session.flush()
+            challenge = challenges.submit(
+                session,
+                user,
+                settings,
+                template.replace(STARTER_D, f"{d:064x}").encode(),
+                public_key=p256.encode_point(p256.public_key(d)).hex(),
+                proof=p256.schnorr_prove(d).hex(),
+            )
+            stored.append(challenge)
+        session.flush()
+        ids = [c.id for c in stored]
+    from clubstack.contest.models import Challenge
+
+    # The parent's clock starts here: storing (Python's P-256 proofs) is the web node's work.
+    print(f"QUEUEING AT {time.time()!r}", flush=True)
+    with session_scope() as session:
+        for challenge_id in ids:
+            challenge = session.get(Challenge, challenge_id)
+            assert challenge is not None
+            tasks.enqueue(challenge, settings)
+
+
+def child(mode: str, database_url: str, work: Path, *params: str) -> str:
+    """Run this file as a child with the site's settings (--seed or --submit); its output."""
+    env = node_env(work / "site-instance", database_url=database_url, secret=True)
+    env["CLUBSTACK_CONTEST_KIND"] = "ecdsa"
+    return subprocess.run(
+        [sys.executable, __file__, f"--{mode}", *params],
+        env={**env, "BENCH_DATABASE_URL": database_url},
+        check=True,
+        timeout=1200,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def judged(database_url: str, tag: str) -> tuple[int, int, dict[str, int]]:
+    with psql(database_url) as conn:
+        rows = conn.execute(
+            "SELECT c.status, count(*) FROM contest_challenges c JOIN users u ON u.id = c.owner_id "
+            "WHERE u.email LIKE %s GROUP BY c.status",
+            (f"entrant-{tag}-%",),
+        ).fetchall()
+    statuses = {status: int(n) for status, n in rows}
+    waiting = sum(n for s, n in statuses.items() if s in QUEUED)
+    return sum(statuses.values()) - waiting, waiting, statuses
+
+
+def measure_contest(args: argparse.Namespace, work: Path, database_url: str) -> dict:
+    worker = start_worker(work / "worker", database_url)
+    node_a = start_sandbox_node("A", work / "sandbox-a", cpu=0, slots=args.slots)
+    node_b: Node | None = None
+    results: dict[int, list[tuple[float, dict[str, int]]]] = {1: [], 2: []}
+    print(
+        f"\ncontest: {args.contest_rounds} rounds of {args.submissions} ECDSA submissions per "
+        f"fleet; sandbox nodes with {args.slots} slot(s) each, A on CPU 0, B on CPU 1",
+        flush=True,
+    )
+    try:
+        # warm-up: one submission through the whole path (gcc's and the sandbox's caches)
+        child("submit", database_url, work, "1", "warm")
+        wait_judged(database_url, "warm", 1, 300)
+        for round_ in range(args.contest_rounds):
+            for count in (1, 2):
+                if count == 2:
+                    node_b = start_sandbox_node("B", work / "sandbox-b", cpu=1, slots=args.slots)
+                tag = f"r{round_}n{count}"
+                out = child("submit", database_url, work, str(args.submissions), tag)
+                start = float(out.split("QUEUEING AT ", 1)[1].split()[0])
+                statuses = wait_judged(database_url, tag, args.submissions, 1200)
+                elapsed = time.time() - start
+                results[count].append((elapsed, statuses))
+                print(
+                    f"  {count} node(s): {args.submissions} judged in {elapsed:.1f} s "
+                    f"from the first queued: {statuses}",
+                    flush=True,
+                )
+                if node_b is not None:
+                    node_b.stop()
+                    node_b = None
+    finally:
+        for node in (node_b, node_a, worker):
+            if node is not None:
+                node.stop()
+    return results
+
+
+def wait_judged(database_url: str, tag: str, count: int, timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        done, waiting, statuses = judged(database_url, tag)
+        if done >= count and waiting == 0:
+            return statuses
+        if time.monotonic() > deadline:
+            print(f"  gave up waiting for {tag}: {statuses}", flush=True)
+            return statuses
+        time.sleep(0.1)
+
+
+def report_contest(results: dict, args: argparse.Namespace) -> None:
+    per_minute = {
+        count: statistics.median(args.submissions / elapsed * 60 for elapsed, _ in runs)
+        for count, runs in results.items()
+        if runs
+    }
+    print(f"\n{'sandbox nodes':15}{'judged/min':>12}{'s per submission':>18}")
+    for count, rate in per_minute.items():
+        print(f"{count:<15}{rate:12.0f}{60 / rate:18.2f}")
+    if 1 in per_minute and 2 in per_minute:
+        print(f"2 nodes / 1: {per_minute[2] / per_minute[1]:.2f}x")
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+TABLES = ("users", "login_sessions", "contest_challenges")
+
+
+def report_sizes(database_url: str) -> None:
+    print(f"\n{'table':22}{'rows':>8}{'total bytes':>13}{'bytes/row':>11}  (indexes included)")
+    with psql(database_url) as conn:
+        for table in TABLES:
+            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # fixed names
+            size = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0]
+            per = size / rows if rows else float("nan")
+            print(f"{table:22}{rows:8}{size:13}{per:11.0f}")
+        whole = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    print(f"whole database (schema, all tables): {whole / 2**20:.1f} MiB")
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(itertools.islice(client.scan_iter("clubstack:drop:m:*", count=500), 200))
+    if keys:
+        usage = [client.memory_usage(k) or 0 for k in keys]
+        print(
+            f"redis: one drop message ({len(MESSAGE)} characters of text) takes "
+            f"{statistics.median(usage):.0f} bytes (MEMORY USAGE, median of {len(keys)}); "
+            f"used_memory {client.info('memory')['used_memory'] / 2**20:.1f} MiB"
+        )
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="Length of each web phase.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved web rounds.")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections.")
+    parser.add_argument("--submissions", type=int, default=40, help="Submissions per batch.")
+    parser.add_argument("--contest-rounds", type=int, default=2, help="Batches per fleet size.")
+    parser.add_argument("--slots", type=int, default=1, help="Sandbox slots per node.")
+    parser.add_argument("--members", type=int, default=1000, help="Members seeded for sizes.")
+    parser.add_argument("--skip-web", action="store_true")
+    parser.add_argument("--skip-contest", action="store_true")
+    parser.add_argument("--seed", nargs=2, metavar=("MEMBERS", "TAG"), help=argparse.SUPPRESS)
+    parser.add_argument("--submit", nargs=2, metavar=("COUNT", "TAG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        seed(os.environ["BENCH_DATABASE_URL"], int(args.seed[0]), args.seed[1])
+        return 0
+    if args.submit:
+        submit_batch(os.environ["BENCH_DATABASE_URL"], int(args.submit[0]), args.submit[1])
+        return 0
+
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            print(f"fleet benchmark: NOT RUN, {tool} is not installed")
+            return 0
+    print(
+        f"fleet benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; Redis {REDIS_URL}",
+        flush=True,
+    )
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    database_url, dbname = create_database()
+    try:
+        migrate(work / "migrate-instance", database_url)
+        child("seed", database_url, work, str(args.members), "s")
+        if not args.skip_web:
+            report_web(measure_web(args, work, database_url, dbname), args)
+        if not args.skip_contest:
+            report_contest(measure_contest(args, work, database_url), args)
+        report_sizes(database_url)
+    finally:
+        drop_database(dbname)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
