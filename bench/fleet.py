@@ -141,6 +141,17 @@ def pids_named(name: str) -> list[int]:
     return found
 
 
+def cpu_busy_ticks() -> list[tuple[int, int]]:
+    """(busy, total) ticks of each CPU since boot."""
+    out = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            busy = user + nice + system + irq + softirq
+            out.append((busy, busy + idle + iowait + steal))
+    return out
+
+
 def machine_ticks() -> tuple[int, int, int, int]:
     """(busy, interrupts, steal, total) ticks of all CPUs since boot (guest is inside user)."""
     user, nice, system, idle, iowait, irq, softirq, steal = (
@@ -722,7 +733,7 @@ def measure_contest(args: argparse.Namespace, work: Path, database_url: str) -> 
     worker = start_worker(work / "worker", database_url)
     node_a = start_sandbox_node("A", work / "sandbox-a", cpu=0, slots=args.slots)
     node_b: Node | None = None
-    results: dict[int, list[tuple[float, dict[str, int]]]] = {1: [], 2: []}
+    results: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 2: []}
     print(
         f"\ncontest: {args.contest_rounds} rounds of {args.submissions} ECDSA submissions per "
         f"fleet; sandbox nodes with {args.slots} slot(s) each, A on CPU 0, B on CPU 1",
@@ -737,11 +748,19 @@ def measure_contest(args: argparse.Namespace, work: Path, database_url: str) -> 
                 if count == 2:
                     node_b = start_sandbox_node("B", work / "sandbox-b", cpu=1, slots=args.slots)
                 tag = f"r{round_}n{count}"
+                site0, cores0 = processes().get(worker.process.pid, ("", 0))[1], cpu_busy_ticks()
                 out = child("submit", database_url, work, str(args.submissions), tag)
                 start = float(out.split("QUEUEING AT ", 1)[1].split()[0])
                 statuses = wait_judged(database_url, tag, args.submissions, 1200)
                 elapsed = time.time() - start
-                results[count].append((elapsed, statuses))
+                site = processes().get(worker.process.pid, ("", 0))[1] - site0
+                busy = [
+                    (b1 - b0) / max(t1 - t0, 1)
+                    for (b1, t1), (b0, t0) in zip(cpu_busy_ticks(), cores0, strict=True)
+                ]
+                results[count].append(
+                    (elapsed, {"site worker": site / CLOCK_TICKS, "cpu busy": busy})
+                )
                 print(
                     f"  {count} node(s): {args.submissions} judged in {elapsed:.1f} s "
                     f"from the first queued: {statuses}",
@@ -775,9 +794,18 @@ def report_contest(results: dict, args: argparse.Namespace) -> None:
         for count, runs in results.items()
         if runs
     }
-    print(f"\n{'sandbox nodes':15}{'judged/min':>12}{'s per submission':>18}")
+    print(
+        f"\n{'sandbox nodes':15}{'judged/min':>12}{'s per submission':>18}"
+        f"{'site worker CPU ms/submission':>31}{'busy CPU 0 / CPU 1':>21}"
+    )
     for count, rate in per_minute.items():
-        print(f"{count:<15}{rate:12.0f}{60 / rate:18.2f}")
+        runs = results[count]
+        site = statistics.median(cpu["site worker"] / args.submissions for _, cpu in runs)
+        busy = [statistics.median(cpu["cpu busy"][i] for _, cpu in runs) for i in (0, 1)]
+        print(
+            f"{count:<15}{rate:12.0f}{60 / rate:18.2f}{site * 1000:31.0f}"
+            f"{busy[0]:>14.0%} / {busy[1]:.0%}"
+        )
     if 1 in per_minute and 2 in per_minute:
         print(f"2 nodes / 1: {per_minute[2] / per_minute[1]:.2f}x")
 
