@@ -21,16 +21,22 @@ The measurement design, and what it cannot hide: this machine has two cores and 
 The load generator, nginx (TLS), PostgreSQL and Redis cannot get cores of their own, so they
 are left unpinned and the scheduler puts them wherever there is room. With one node, the node
 has CPU 0 and the shared parts live mostly on CPU 1; with two nodes, the nodes and the shared
-parts compete for the same two cores, so the measured ratio is bounded by
-(node CPU per request + shared CPU per request) / node CPU per request, whatever the code does.
+parts compete for the same two cores, so the measured ratio cannot pass 2n / (n + s), n being
+the nodes' CPU per request and s the shared parts', whatever the code does: 1.6x already needs
+the load generator, nginx, PostgreSQL and Redis together to cost no more than a quarter of a
+node's work per request.
 To say whether the shared parts (database, Redis, nginx) are a bottleneck rather than a CPU
-cost, the benchmark reads the CPU time of every process involved from /proc during each phase
-and prints, per request: web nodes, nginx, wrk, PostgreSQL backends of this database, Redis
-(the whole server: other users of the machine's Redis count too) and the rest of the machine.
-From these it prints a second ratio, "per node core": two nodes' requests per second of node
-CPU, times two cores, against one node's. It is the ratio two nodes would reach if each had a
-core to itself with the shared parts on other machines, and it stays near 2.0 as long as a
-node's work per request does not grow when a second node shares the database and Redis.
+cost, the benchmark reads the CPU time of every process from /proc during each timed run and
+prints, per request: the web nodes, nginx, wrk, the PostgreSQL backends of this database,
+Redis (the whole server: other users of the machine's Redis count too), the kernel's interrupt
+work (the loopback network's softirqs, charged to no process) and the rest of the machine,
+whose busiest programs it names (other people's work on a shared machine shows up there).
+From these it prints two more figures. The "2-core bound", 2 x node CPU / (node + shared CPU)
+per request, is the most two nodes can give when they share two cores with everything else.
+The "per node core" ratio, two nodes' requests per second of node CPU, times two cores,
+against one node's, is what two nodes give when each has a core to itself and the shared
+parts live elsewhere: it stays near 2.0 as long as a node's work per request does not grow
+when a second node shares the database, Redis and nginx with it.
 
 Contest: submissions judged per minute with one and with two sandbox nodes. Each sandbox node
 is `clubstack contest worker --workers 1` pinned to a core of its own, with settings that hold
@@ -40,8 +46,9 @@ unpinned) drains the answers into the database. Each round, a batch of ECDSA sub
 starter program with a different private key each, one per member, so the one-per-member
 queue rule does not serialise them) is stored and queued at once, as `challenges.submit` and
 `tasks.enqueue` do for the web form; the clock runs from the batch queued to the last verdict
-in the database. Judging is CPU-bound (gcc, then 103 calls in the sandbox), so the one-core
-share of the site worker and the database limits two nodes in the same way as above.
+in the database, polled every 0.1 s. Judging is CPU-bound (gcc, then 103 calls in the sandbox)
+and the site worker, PostgreSQL and Redis share the same two cores, so two nodes are bounded
+as above; the report gives the site worker's CPU per submission and how busy each core was.
 
 Sizes: the database's per-row sizes (pg_total_relation_size / rows, indexes included) after the
 benchmark's inserts, with --members members seeded with a login session each, and the Redis
