@@ -831,6 +831,14 @@ def report_sizes(database_url: str) -> None:
             per = size / rows if rows else float("nan")
             print(f"{table:22}{rows:8}{size:13}{per:11.0f}")
         whole = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        source, vectors = conn.execute(
+            "SELECT avg(octet_length(source)), avg(octet_length(vectors)) FROM contest_challenges"
+        ).fetchone()
+    if source is not None:
+        print(
+            f"a contest challenge row holds its source ({float(source):.0f} bytes here) and its "
+            f"test vectors as JSON ({float(vectors):.0f} bytes): larger sources grow it in step"
+        )
     print(f"whole database (schema, all tables): {whole / 2**20:.1f} MiB")
     import redis
 
