@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -42,12 +43,21 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
 
 
 def render_site(
-    https_port: int, http_port: int, app_port: int, cert: Path, key: Path, limits: Path
+    https_port: int,
+    http_port: int,
+    app_port: int | Sequence[int],
+    cert: Path,
+    key: Path,
+    limits: Path,
 ) -> str:
     """The real site file with this machine's test values put in place of the production ones.
 
+    ``app_port`` is one gunicorn's port, or several (an upstream of several web nodes, as
+    docs/operations.md "Scaling out" tells an operator to list them).
     Every value must be found: if deploy/nginx/clubstack.conf changes shape, this fails loudly
     instead of testing something else."""
+    ports = [app_port] if isinstance(app_port, int) else list(app_port)
+    upstream = "\n    ".join(f"server 127.0.0.1:{port};" for port in ports)
     text = NGINX_SITE.read_text()
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{http_port};",
@@ -57,7 +67,7 @@ def render_site(
         "/etc/ssl/clubstack/fullchain.pem": str(cert),
         "/etc/ssl/clubstack/privkey.pem": str(key),
         "/opt/clubstack/static/": f"{STATIC}/",
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
+        "server 127.0.0.1:8000;": upstream,
         "/etc/nginx/snippets/clubstack-limits.conf": str(limits),
     }
     for old, new in replacements.items():
@@ -75,6 +85,32 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def start_nginx(folder: Path) -> subprocess.Popen:
+    """nginx in the foreground with folder/site.conf as its only site, every path in folder.
+
+    Checked with `nginx -t` first, so a refused config fails with nginx's own words."""
+    assert NGINX is not None, "nginx is not installed (scripts/system-packages, role test)"
+    main = folder / "nginx.conf"
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main.write_text(
+        f"{user}worker_processes 1;\npid {folder}/nginx.pid;\n"
+        f"error_log {folder}/nginx-error.log warn;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n    include /etc/nginx/mime.types;\n"
+        "    default_type application/octet-stream;\n"
+        f"    access_log {folder}/nginx-access.log;\n{temp}\n"
+        f"    include {folder}/site.conf;\n}}\n"
+    )
+    base = [NGINX, "-p", str(folder), "-e", str(folder / "nginx-error.log"), "-c", str(main)]
+    check = subprocess.run([*base, "-t"], capture_output=True, text=True)
+    assert check.returncode == 0, f"nginx -t refused the site config:\n{check.stderr}"
+    return subprocess.Popen([*base, "-g", "daemon off;"], stderr=subprocess.PIPE)
 
 
 class Stack:
@@ -134,26 +170,7 @@ class Stack:
                 self.https_port, self.http_port, self.app_port, self.cert, self.key, self.limits
             )
         )
-        main = self.folder / "nginx.conf"
-        user = "user root root;\n" if os.geteuid() == 0 else ""
-        temp = "\n".join(
-            f"    {kind}_temp_path {self.folder}/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        main.write_text(
-            f"{user}worker_processes 1;\npid {self.folder}/nginx.pid;\n"
-            f"error_log {self.folder}/nginx-error.log warn;\n"
-            "events { worker_connections 256; }\n"
-            "http {\n    include /etc/nginx/mime.types;\n"
-            "    default_type application/octet-stream;\n"
-            f"    access_log {self.folder}/nginx-access.log;\n{temp}\n"
-            f"    include {self.folder}/site.conf;\n}}\n"
-        )
-        base = [NGINX, "-p", str(self.folder), "-e", str(self.folder / "nginx-error.log"),
-                "-c", str(main)]  # fmt: skip
-        check = subprocess.run([*base, "-t"], capture_output=True, text=True)
-        assert check.returncode == 0, f"nginx -t refused the site config:\n{check.stderr}"
-        nginx = subprocess.Popen([*base, "-g", "daemon off;"], stderr=subprocess.PIPE)
+        nginx = start_nginx(self.folder)
         self.processes.append(nginx)
         wait_for_port(self.https_port, nginx)
         wait_for_port(self.http_port, nginx)

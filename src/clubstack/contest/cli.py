@@ -159,7 +159,7 @@ def worker(workers: int | None) -> None:
 
     from clubstack.contest.settings import ContestSettings
     from clubstack.contest.tasks import sandbox_queue
-    from clubstack.core.jobs import configure_jobs
+    from clubstack.core.jobs import configure_jobs, requeue_lost_tasks
     from clubstack.core.logs import setup_logging
     from clubstack.settings import get_settings, service_settings
 
@@ -169,6 +169,11 @@ def worker(workers: int | None) -> None:
     setup_logging(settings, "contest-worker")
     configure_jobs(settings)  # answers go back on the main queue
     queue = sandbox_queue(settings)
+    # A node killed mid-run (power, OOM killer) left its job leased: take it back now, not
+    # after the site's reaper gives up on it (CLUBSTACK_CONTEST_JOB_TIMEOUT_MINUTES).
+    lost = requeue_lost_tasks(queue)
+    if lost:
+        click.echo(f"contest sandbox worker: requeued {lost} job(s) of a dead worker", err=True)
     consumer = queue.create_consumer(
         workers=workers, worker_type="thread", periodic=False, check_worker_health=True
     )
