@@ -3,19 +3,22 @@
     python bench/fleet.py [--seconds 5] [--rounds 3] [--connections 32] [--submissions 40]
                           [--contest-rounds 2] [--members 1000] [--skip-web] [--skip-contest]
 
-Everything runs on this machine as separate processes on one PostgreSQL database (made for
-the run, dropped afterwards) and one Redis database (BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/14; the benchmark empties it first, so it must be one nobody else uses).
+Everything runs on this machine as the nodes of tests/fleet/nodes.py (the harness of the fleet
+tests: each node its own processes, instance folder and settings) on one PostgreSQL database
+(made for the run, dropped afterwards; BENCH_PG_ADMIN says where to make it) and one Redis
+database (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14; the benchmark empties it first,
+so it must be one nobody else uses).
 
 Web: the drop (GET of existing messages; POST then GET of the new one) and the landing page
 `/`, through the project's nginx site (deploy/nginx/clubstack.conf over TLS, with its flood
 limit raised so that one load generator address is not throttled; the zone's bookkeeping
-stays) in front of one web node and in front of two. Each web node is `clubstack serve` pinned
-to a core of its own with `taskset` (node A on CPU 0, node B on CPU 1). Two nginx instances
-run side by side, one with A as its only upstream and one with A and B, so the rounds
-alternate between one node and two without restarts and a drifting machine load hits both
-alike; medians of the rounds count. Load comes from `wrk` (one thread, keep-alive connections,
-the Lua scripts of bench/drop.py), closed-loop.
+stays) in front of one web node and in front of two. Each web node is gunicorn with
+deploy/gunicorn.conf.py (the options `clubstack serve` uses; --node-workers workers of 4
+threads) pinned to a core of its own with `taskset -a -p` (node A on CPU 0, node B on CPU 1).
+Two nginx configurations take turns on the fleet's address, one with A as its only upstream
+and one with A and B; both nodes stay up, so the rounds alternate between one node and two
+and a drifting machine load hits both alike; medians of the rounds count. Load comes from
+`wrk` (one thread, keep-alive connections, the Lua scripts of bench/drop.py), closed-loop.
 
 The measurement design, and what it cannot hide: this machine has two cores and nothing else.
 The load generator, nginx (TLS), PostgreSQL and Redis cannot get cores of their own, so they
@@ -39,8 +42,9 @@ parts live elsewhere: it stays near 2.0 as long as a node's work per request doe
 when a second node shares the database, Redis and nginx with it.
 
 Contest: submissions judged per minute with one and with two sandbox nodes. Each sandbox node
-is `clubstack contest worker --workers 1` pinned to a core of its own, with settings that hold
-only the job store's address (no database URL, no secret key), pulling from the JSON queues
+is `clubstack contest worker --workers 1` (--slots) pinned to a core of its own, with settings
+that hold only the job store's address (no database URL, no secret key), run as root (see
+SANDBOX_USER below), pulling from the JSON queues
 `clubstack-contest-sandbox`/`clubstack-contest-answers`; one site worker (`clubstack worker`,
 unpinned) drains the answers into the database. Each round, a batch of ECDSA submissions (the
 starter program with a different private key each, one per member, so the one-per-member
@@ -68,7 +72,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -245,173 +248,50 @@ def backend_pids(url: str, name: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
-# --- node start-up --------------------------------------------------------------------------------
-# (placeholder until tests/fleet/nodes.py lands on branch `fleet`)
+# --- the fleet (tests/fleet/nodes.py starts the nodes) ------------------------------------------
 
-from tests.deploy.stack import (  # noqa: E402
-    NGINX,
-    free_port,
-    make_certificate,
-    render_site,
-    wait_for_port,
-)
+from tests.fleet.nodes import Fleet, Node  # noqa: E402
 
-
-def node_env(folder: Path, *, database_url: str | None, secret: bool, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBSTACK_")}
-    env.update(
-        PYTHONPATH=str(ROOT / "src"),
-        CLUBSTACK_INSTANCE=str(folder),
-        CLUBSTACK_REDIS_URL=REDIS_URL,
-    )
-    if database_url:
-        env["CLUBSTACK_DATABASE_URL"] = database_url
-    if secret:
-        env["CLUBSTACK_SECRET_KEY"] = SECRET
-    env.update(extra)
-    return env
+# The sandbox nodes run as root here (cgroups for every run, as bench/contest.py measures):
+# under their own Unix user on this machine, with no delegated cgroup, the sandbox falls back
+# to RLIMIT_NPROC, which counts every task of that user, and bubblewrap's clone failed with
+# EAGAIN in the test runs. BENCH_SANDBOX_USER=clubstack-sandbox measures that mode.
+SANDBOX_USER = os.environ.get("BENCH_SANDBOX_USER") or None
+UNLIMITED = "10000000/minute"
+# The app's own limits would stop one client address long before the nodes are busy.
+BENCH_SETTINGS = {
+    "CLUBSTACK_DEFAULT_RATE": UNLIMITED,
+    "CLUBSTACK_DROP_CREATE_RATE": UNLIMITED,
+    "CLUBSTACK_DROP_READ_RATE": UNLIMITED,
+    "CLUBSTACK_CONTEST_KIND": "ecdsa",
+}
 
 
-def clubstack(*args: str) -> list[str]:
-    return [sys.executable, "-m", "clubstack", *args]
+def pin(node: Node, cpu: int) -> None:
+    """Every thread of every process of the node on one CPU (`taskset -a -p`); processes it
+    starts later (gunicorn's workers, gcc and the sandbox's runs) inherit the mask."""
+    assert node.process is not None
+    for _ in range(2):  # once more after a moment: a worker may have forked mid-scan
+        for pid in descendants(node.process.pid):
+            subprocess.run(
+                ["taskset", "-a", "-p", "-c", str(cpu), str(pid)],
+                check=False,
+                capture_output=True,
+            )
+        time.sleep(1.0)
 
 
-def pinned(cpu: int | None, command: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
-
-
-@dataclass
-class Node:
-    name: str
-    process: subprocess.Popen
-    port: int = 0
-    log: Path | None = None
-
-    def pids(self) -> list[int]:
-        return descendants(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def web_env(folder: Path, database_url: str, base_url: str) -> dict:
-    unlimited = "10000000/minute"
-    return node_env(
-        folder,
-        database_url=database_url,
-        secret=True,
-        CLUBSTACK_ENV="production",
-        CLUBSTACK_BASE_URL=base_url,
-        CLUBSTACK_PROXY_FIX="1",
-        CLUBSTACK_DEFAULT_RATE=unlimited,
-        CLUBSTACK_DROP_CREATE_RATE=unlimited,
-        CLUBSTACK_DROP_READ_RATE=unlimited,
-    )
-
-
-def start_web_node(
-    name: str, folder: Path, database_url: str, base_url: str, cpu: int | None
-) -> Node:
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = folder / "serve.log"
-    process = subprocess.Popen(
-        pinned(cpu, clubstack("serve", "--host", "127.0.0.1", "--port", str(port))),
-        env=web_env(folder / "instance", database_url, base_url),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for_port(port, process, timeout=90)
-    return Node(name, process, port, log)
-
-
-def start_nginx(folder: Path, upstream: list[int]) -> Node:
-    """The project's site in front of `upstream`, on a free HTTPS port of loopback."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = make_certificate(folder)
-    https_port, http_port = free_port(), free_port()
-    limits = folder / "clubstack-limits.conf"
-    limits.write_text("client_max_body_size 2048k;\n")
-    site = render_site(https_port, http_port, upstream[0], cert, key, limits)
-    site = site.replace(
-        f"server 127.0.0.1:{upstream[0]};",
-        "\n    ".join(f"server 127.0.0.1:{port};" for port in upstream),
-    )
-    assert "rate=30r/s" in site, "the flood limit moved in deploy/nginx/clubstack.conf"
-    site = site.replace("rate=30r/s", "rate=10000000r/s")
-    (folder / "site.conf").write_text(site)
-    temp = "\n".join(
-        f"    {kind}_temp_path {folder}/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    (folder / "nginx.conf").write_text(
-        f"{user}worker_processes 1;\npid {folder}/nginx.pid;\n"
-        f"error_log {folder}/nginx-error.log warn;\n"
-        "events { worker_connections 1024; }\n"
-        "http {\n    include /etc/nginx/mime.types;\n"
-        "    default_type application/octet-stream;\n"
-        f"    access_log off;\n{temp}\n"
-        f"    include {folder}/site.conf;\n}}\n"
-    )
-    assert NGINX, "nginx is not installed"
-    process = subprocess.Popen(
-        [NGINX, "-p", str(folder), "-e", str(folder / "nginx-error.log"),
-         "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
-        stderr=(folder / "nginx-stderr.log").open("wb"),
-        start_new_session=True,
-    )  # fmt: skip
-    wait_for_port(https_port, process)
-    return Node("nginx", process, https_port)
-
-
-def start_worker(folder: Path, database_url: str) -> Node:
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "worker.log"
-    process = subprocess.Popen(
-        clubstack("worker"),
-        env=node_env(folder / "instance", database_url=database_url, secret=True),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return Node("site worker", process, log=log)
-
-
-def start_sandbox_node(name: str, folder: Path, cpu: int | None, slots: int) -> Node:
-    """A sandbox node: the job store's address only, no database URL, no secret key."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "sandbox.log"
-    process = subprocess.Popen(
-        pinned(cpu, clubstack("contest", "worker", "--workers", str(slots))),
-        env=node_env(folder / "instance", database_url=None, secret=False),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while b"contest sandbox worker:" not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"sandbox node {name} did not start; see {log}")
-        time.sleep(0.2)
-    return Node(name, process, log=log)
-
-
-def migrate(folder: Path, database_url: str) -> None:
-    subprocess.run(
-        clubstack("db", "upgrade"),
-        env=node_env(folder, database_url=database_url, secret=True),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+def nginx_in_front(fleet: Fleet, upstreams: list[Node], name: str) -> Node:
+    """The fleet's nginx for ``upstreams``, left stopped (only one listens on base_url at a
+    time), with the site's flood limit raised: every request of the load generator comes from
+    one address. The zone and its bookkeeping stay as deployed."""
+    node = fleet.start_nginx(upstreams, name=name)
+    fleet.stop(node)
+    site = node.folder / "site.conf"
+    text = site.read_text()
+    assert "rate=30r/s" in text, "the flood limit moved in deploy/nginx/clubstack.conf"
+    site.write_text(text.replace("rate=30r/s", "rate=10000000r/s"))
+    return node
 
 
 # --- web load ------------------------------------------------------------------------------------
@@ -507,55 +387,68 @@ def wrk_cpu_seconds(port: int, script: Path, seconds: float, connections: int, m
     return json.loads(line), cpu
 
 
-def measure_web(args: argparse.Namespace, work: Path, database_url: str, dbname: str) -> dict:
-    nodes: list[Node] = []
+def measure_web(args: argparse.Namespace, fleet: Fleet, work: Path, dbname: str) -> dict:
+    node_a = fleet.start_web_node("web-a", workers=args.node_workers)
+    node_b = fleet.start_web_node("web-b", workers=args.node_workers)
+    pin(node_a, 0)
+    pin(node_b, 1)
+    proxies = {
+        1: nginx_in_front(fleet, [node_a], "nginx-1"),
+        2: nginx_in_front(fleet, [node_a, node_b], "nginx-2"),
+    }
+    port = fleet.https_port
+    fleet.restart(proxies[1])
+    paths = seed_messages(port, 200)
+    check_answers(port, ["/", paths[0]])
+    fleet.stop(proxies[1])
+    fleet.restart(proxies[2])
+    check_answers(port, ["/", paths[1], "/", paths[2]])
+    fleet.stop(proxies[2])
+    scripts = write_scripts(work, paths)
+    series = {(name, n): WebSeries() for name in scripts for n in (1, 2)}
+    redis_pids = pids_named("redis-server")
+    print(
+        f"web: nodes up (gunicorn {args.node_workers} workers x 4 threads each, A on CPU 0, "
+        f"B on CPU 1); {args.rounds} rounds x {args.seconds:.0f} s per path and fleet, "
+        f"{args.connections} connections",
+        flush=True,
+    )
     try:
-        # The base URL only shapes the links in answers; both nginx share node A and B.
-        base = "https://127.0.0.1"
-        node_a = start_web_node("A", work / "web-a", database_url, base, cpu=0)
-        nodes.append(node_a)
-        node_b = start_web_node("B", work / "web-b", database_url, base, cpu=1)
-        nodes.append(node_b)
-        one = start_nginx(work / "nginx-1", [node_a.port])
-        nodes.append(one)
-        two = start_nginx(work / "nginx-2", [node_a.port, node_b.port])
-        nodes.append(two)
-        paths = seed_messages(one.port, 200)
-        check_answers(one.port, ["/", paths[0]])
-        check_answers(two.port, ["/", paths[1], "/", paths[2]])
-        scripts = write_scripts(work, paths)
-        series = {(name, n): WebSeries() for name in scripts for n in (1, 2)}
-        redis_pids = pids_named("redis-server")
-        print(
-            f"web: nodes up (A on CPU 0, B on CPU 1); {args.rounds} rounds x "
-            f"{args.seconds:.0f} s per path and fleet, {args.connections} connections",
-            flush=True,
-        )
         for round_ in range(args.rounds):
-            for name, script in scripts.items():
-                for count, proxy in ((1, one), (2, two)):
+            for count in (1, 2):
+                proxy = fleet.restart(proxies[count])
+                for name, script in scripts.items():
                     groups = {
-                        "nodes": node_a.pids() + (node_b.pids() if count == 2 else []),
-                        "idle node": node_b.pids() if count == 1 else [],
-                        "nginx": proxy.pids(),
-                        "postgres": backend_pids(database_url, dbname),
+                        "nodes": node_pids(node_a) + (node_pids(node_b) if count == 2 else []),
+                        "idle node": node_pids(node_b) if count == 1 else [],
+                        "nginx": node_pids(proxy),
+                        "postgres": backend_pids(fleet.database_url, dbname),
                         "redis": redis_pids,
                     }
-                    run_wrk_warmup(proxy.port, script, args.connections)
+                    run_wrk_warmup(port, script, args.connections)
                     result, cpu = wrk_cpu_seconds(
-                        proxy.port, script, args.seconds, args.connections, CpuMeter(groups)
+                        port, script, args.seconds, args.connections, CpuMeter(groups)
                     )
                     rps = result["requests"] / (result["duration_us"] / 1e6)
                     series[(name, count)].samples.append(
                         WebSample(
-                            result["requests"], rps, result["p99_us"] / 1000, result["errors"], cpu
+                            result["requests"],
+                            rps,
+                            result["p99_us"] / 1000,
+                            result["errors"],
+                            cpu,
                         )
                     )
+                fleet.stop(proxy)
             print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
-        return {"series": series, "paths": list(scripts)}
     finally:
-        for node in reversed(nodes):
-            node.stop()
+        for node in (node_a, node_b):
+            fleet.stop(node)
+    return {"series": series, "paths": list(scripts)}
+
+
+def node_pids(node: Node) -> list[int]:
+    return descendants(node.process.pid) if node.process is not None else []
 
 
 def run_wrk_warmup(port: int, script: Path, connections: int) -> None:
@@ -710,13 +603,14 @@ def submit_batch(database_url: str, count: int, tag: str) -> None:
             tasks.enqueue(challenge, settings)
 
 
-def child(mode: str, database_url: str, work: Path, *params: str) -> str:
+def child(fleet: Fleet, mode: str, *params: str) -> str:
     """Run this file as a child with the site's settings (--seed or --submit); its output."""
-    env = node_env(work / "site-instance", database_url=database_url, secret=True)
-    env["CLUBSTACK_CONTEST_KIND"] = "ecdsa"
+    instance = fleet.folder / "bench-child" / "instance"
+    instance.mkdir(parents=True, exist_ok=True)
+    env = fleet.site_env(instance)
     return subprocess.run(
         [sys.executable, __file__, f"--{mode}", *params],
-        env={**env, "BENCH_DATABASE_URL": database_url},
+        env={**env, "BENCH_DATABASE_URL": fleet.database_url},
         check=True,
         timeout=1200,
         capture_output=True,
@@ -736,31 +630,41 @@ def judged(database_url: str, tag: str) -> tuple[int, int, dict[str, int]]:
     return sum(statuses.values()) - waiting, waiting, statuses
 
 
-def measure_contest(args: argparse.Namespace, work: Path, database_url: str) -> dict:
-    worker = start_worker(work / "worker", database_url)
-    node_a = start_sandbox_node("A", work / "sandbox-a", cpu=0, slots=args.slots)
+def measure_contest(args: argparse.Namespace, fleet: Fleet) -> dict:
+    database_url = fleet.database_url
+    worker = fleet.start_worker("worker")
+    node_a = fleet.start_sandbox_node("sandbox-a", slots=args.slots, user=SANDBOX_USER)
+    pin(node_a, 0)
     node_b: Node | None = None
-    results: dict[int, list[tuple[float, dict[str, float]]]] = {1: [], 2: []}
+    results: dict[int, list[tuple[float, dict[str, Any]]]] = {1: [], 2: []}
     print(
         f"\ncontest: {args.contest_rounds} rounds of {args.submissions} ECDSA submissions per "
         f"fleet; sandbox nodes with {args.slots} slot(s) each, A on CPU 0, B on CPU 1",
         flush=True,
     )
+    assert worker.process is not None
+    site_pid = worker.process.pid
     try:
         # warm-up: one submission through the whole path (gcc's and the sandbox's caches)
-        child("submit", database_url, work, "1", "warm")
+        child(fleet, "submit", "1", "warm")
         wait_judged(database_url, "warm", 1, 300)
         for round_ in range(args.contest_rounds):
             for count in (1, 2):
                 if count == 2:
-                    node_b = start_sandbox_node("B", work / "sandbox-b", cpu=1, slots=args.slots)
+                    if node_b is None:
+                        node_b = fleet.start_sandbox_node(
+                            "sandbox-b", slots=args.slots, user=SANDBOX_USER
+                        )
+                    else:
+                        fleet.restart(node_b)
+                    pin(node_b, 1)
                 tag = f"r{round_}n{count}"
-                site0, cores0 = processes().get(worker.process.pid, ("", 0))[1], cpu_busy_ticks()
-                out = child("submit", database_url, work, str(args.submissions), tag)
+                site0, cores0 = processes().get(site_pid, ("", 0))[1], cpu_busy_ticks()
+                out = child(fleet, "submit", str(args.submissions), tag)
                 start = float(out.split("QUEUEING AT ", 1)[1].split()[0])
                 statuses = wait_judged(database_url, tag, args.submissions, 1200)
                 elapsed = time.time() - start
-                site = processes().get(worker.process.pid, ("", 0))[1] - site0
+                site = processes().get(site_pid, ("", 0))[1] - site0
                 busy = [
                     (b1 - b0) / max(t1 - t0, 1)
                     for (b1, t1), (b0, t0) in zip(cpu_busy_ticks(), cores0, strict=True)
@@ -774,12 +678,10 @@ def measure_contest(args: argparse.Namespace, work: Path, database_url: str) -> 
                     flush=True,
                 )
                 if node_b is not None:
-                    node_b.stop()
-                    node_b = None
+                    fleet.stop(node_b)
     finally:
-        for node in (node_b, node_a, worker):
-            if node is not None:
-                node.stop()
+        for node in (node_a, worker):
+            fleet.stop(node)
     return results
 
 
@@ -864,6 +766,9 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=40, help="Submissions per batch.")
     parser.add_argument("--contest-rounds", type=int, default=2, help="Batches per fleet size.")
     parser.add_argument("--slots", type=int, default=1, help="Sandbox slots per node.")
+    parser.add_argument(
+        "--node-workers", type=int, default=2, help="gunicorn workers per web node."
+    )
     parser.add_argument("--members", type=int, default=1000, help="Members seeded for sizes.")
     parser.add_argument("--skip-web", action="store_true")
     parser.add_argument("--skip-contest", action="store_true")
@@ -893,12 +798,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     database_url, dbname = create_database()
     try:
-        migrate(work / "migrate-instance", database_url)
-        child("seed", database_url, work, str(args.members), "s")
-        if not args.skip_web:
-            report_web(measure_web(args, work, database_url, dbname), args)
-        if not args.skip_contest:
-            report_contest(measure_contest(args, work, database_url), args)
+        with Fleet(work, database_url, REDIS_URL, settings=BENCH_SETTINGS) as fleet:
+            fleet.migrate()
+            child(fleet, "seed", str(args.members), "s")
+            if not args.skip_web:
+                report_web(measure_web(args, fleet, work, dbname), args)
+            if not args.skip_contest:
+                report_contest(measure_contest(args, fleet), args)
         report_sizes(database_url)
     finally:
         drop_database(dbname)
