@@ -17,7 +17,9 @@ Plain Python, so tests/fleet and bench/fleet.py share it:
   node in the upstream block;
 - site worker: `clubstack worker`;
 - sandbox node: `clubstack contest worker` with only an instance folder and the job store's
-  address (no database URL, no secret key), as its own Unix user when this runs as root.
+  address (no database URL, no secret key), as root like its systemd unit (every run drops to
+  uid 65534 inside its own cgroup); ``user=SANDBOX_USER`` runs it as another Unix user, which
+  cannot judge here (see start_sandbox_node).
 
 Every node runs in a session (process group) of its own, so ``kill`` takes the whole node
 down at once with SIGKILL, as a machine that loses power would: no graceful shutdown.
@@ -269,12 +271,15 @@ class Fleet:
         name: str = "sandbox",
         settings: Mapping[str, str] | None = None,
         slots: int = 1,
-        user: str | None = SANDBOX_USER,
+        user: str | None = None,
     ) -> Node:
         """`clubstack contest worker` with only the job store's address.
 
-        Its settings hold no database URL and no secret key. As root it runs as ``user`` (made
-        if missing), in an instance folder that user owns, outside the test's private folders.
+        Its settings hold no database URL and no secret key. It runs as root by default, as
+        deploy/systemd/clubstack-sandbox.service does: each run gets its own cgroup and drops
+        to uid 65534 itself. As another ``user`` (say SANDBOX_USER; made if missing) there
+        are no cgroups, and RLIMIT_NPROC, counted per uid, then counts the worker's own
+        threads too, so bubblewrap fails to clone ("Resource temporarily unavailable").
         """
         runas = ensure_user(user) if user else None
         home = Path(tempfile.mkdtemp(prefix=f"clubstack-{name}-"))
@@ -396,11 +401,18 @@ class Fleet:
     # -- the context manager --------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop every node, each even if stopping another failed, then raise the first error."""
+        errors: list[Exception] = []
         for node in reversed(self.nodes):
-            self.stop(node)
+            try:
+                self.stop(node)
+            except Exception as error:  # the other nodes must stop too
+                errors.append(error)
         for folder in self._own_dirs:
             shutil.rmtree(folder, ignore_errors=True)
         self._own_dirs.clear()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Fleet:
         return self
