@@ -43,8 +43,8 @@ when a second node shares the database, Redis and nginx with it.
 
 Contest: submissions judged per minute with one and with two sandbox nodes. Each sandbox node
 is `clubstack contest worker --workers 1` (--slots) pinned to a core of its own, with settings
-that hold only the job store's address (no database URL, no secret key), run as root (see
-SANDBOX_USER below), pulling from the JSON queues
+that hold only the job store's address (no database URL, no secret key), run as root like its
+systemd unit, pulling from the JSON queues
 `clubstack-contest-sandbox`/`clubstack-contest-answers`; one site worker (`clubstack worker`,
 unpinned) drains the answers into the database. Each round, a batch of ECDSA submissions (the
 starter program with a different private key each, one per member, so the one-per-member
@@ -252,10 +252,8 @@ def backend_pids(url: str, name: str) -> list[int]:
 
 from tests.fleet.nodes import Fleet, Node  # noqa: E402
 
-# The sandbox nodes run as root here (cgroups for every run, as bench/contest.py measures):
-# under their own Unix user on this machine, with no delegated cgroup, the sandbox falls back
-# to RLIMIT_NPROC, which counts every task of that user, and bubblewrap's clone failed with
-# EAGAIN in the test runs. BENCH_SANDBOX_USER=clubstack-sandbox measures that mode.
+# Sandbox nodes run as root, as their systemd unit does (docs/operations.md, "Node settings");
+# BENCH_SANDBOX_USER names a user to run them as instead.
 SANDBOX_USER = os.environ.get("BENCH_SANDBOX_USER") or None
 UNLIMITED = "10000000/minute"
 # The app's own limits would stop one client address long before the nodes are busy.
