@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
-import shutil
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -23,16 +21,14 @@ from typing import Any
 import pytest
 import redis
 import requests
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tests.conftest import BACKEND_URLS, SMTPSink, backend_missing, message_text
-from tests.fleet.nodes import Fleet, Node
+from tests.conftest import SMTPSink, message_text
+from tests.fleet.conftest import LocalDNS
+from tests.fleet.nodes import SANDBOX_USER, Fleet, Node
 from tests.fleet.remote_libvirt import remote_libvirt_host
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lookup"))
-from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver
 
 pytestmark = pytest.mark.slow
 
@@ -42,64 +38,6 @@ DROPS_PER_MINUTE = 6
 SSH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 )
-
-
-# --- the shared servers ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fleet_database() -> Iterator[str]:
-    """A PostgreSQL database of this run's own, dropped afterwards."""
-    base = make_url(BACKEND_URLS["postgres"])
-    name = f"clubstack_fleet_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = create_engine(
-            base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        backend_missing("postgres", str(error).splitlines()[0])
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture
-def fleet_redis() -> str:
-    url = BACKEND_URLS["redis"]
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=3)
-        client.flushdb()
-        client.close()
-    except Exception as error:
-        backend_missing("redis", str(error))
-    return url
-
-
-@pytest.fixture
-def dns() -> Iterator[LocalDNS]:
-    """The look-up tests' fixture zones; slow.example.com answers after 3 s (a job in flight)."""
-    server = LocalDNS(ZoneResolver(FIXTURE_ZONE, delays={"slow.example.com": 3.0})).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPSink]:
-    sink = SMTPSink()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    # Under /var/tmp and world-traversable: QEMU runs as libvirt-qemu, not as us.
-    path = Path(tempfile.mkdtemp(prefix="clubstack-fleet-", dir="/var/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- a member's browser ------------------------------------------------------------------------
@@ -563,3 +501,27 @@ def _remove_pool(uri: str, pool: Path) -> None:
 
 def _pool_name() -> str:
     return f"clubstack-fleet-{os.getpid()}"
+
+
+def test_sandbox_node_as_its_own_user_holds_nothing_of_the_site(
+    tmp_path: Path, fleet_redis: str
+) -> None:
+    """The harness's other mode: the sandbox node as its own Unix user (made if missing). It
+    starts with the queue's address only, no capability and no secret; it is not the
+    default because without cgroups RLIMIT_NPROC stops bubblewrap (docs/operations.md)."""
+    with Fleet(tmp_path, "postgresql+psycopg://unused@127.0.0.1:9/none", fleet_redis) as fleet:
+        node = fleet.start_sandbox_node("sandbox", user=SANDBOX_USER)
+        assert node.process is not None
+        status = Path(f"/proc/{node.process.pid}/status").read_text()
+        if os.geteuid() == 0:
+            uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+            assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in status
+            assert "CapEff:\t0000000000000000" in status
+        assert not (node.instance / "secret_key").exists()
+        environ = Path(f"/proc/{node.process.pid}/environ").read_bytes().split(b"\0")
+        names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+        assert {n for n in names if n.startswith("CLUBSTACK_")} == {
+            "CLUBSTACK_INSTANCE",
+            "CLUBSTACK_REDIS_URL",
+            "CLUBSTACK_SANDBOX_CACHE",
+        }
