@@ -92,7 +92,6 @@ TARGET_RATIO = 1.6
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 ADMIN_DATABASE = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-SECRET = "fleet-bench-" + "s" * 40
 WRK_LANDING = (
     WRK_COMMON
     + """
@@ -376,7 +375,10 @@ class WebSeries:
         return statistics.median(pick(s) for s in self.samples)
 
 
-def wrk_cpu_seconds(port: int, script: Path, seconds: float, connections: int, meter: CpuMeter):
+def wrk_cpu_seconds(
+    port: int, script: Path, seconds: float, connections: int, meter: CpuMeter
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One timed wrk run: its JSON summary, and the CPU seconds of each group meanwhile."""
     meter.start()
     process = subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script),
