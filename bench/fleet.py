@@ -1,7 +1,8 @@
 """Scale figures of the fleet (issue #17): one web node against two, one sandbox node against two.
 
     python bench/fleet.py [--seconds 5] [--rounds 3] [--connections 32] [--submissions 40]
-                          [--contest-rounds 2] [--members 1000] [--skip-web] [--skip-contest]
+                          [--contest-rounds 2] [--members 1000] [--slots 1] [--node-workers 2]
+                          [--balance least_conn] [--skip-web] [--skip-contest]
 
 Everything runs on this machine as the nodes of tests/fleet/nodes.py (the harness of the fleet
 tests: each node its own processes, instance folder and settings) on one PostgreSQL database
@@ -40,6 +41,10 @@ The "per node core" ratio, two nodes' requests per second of node CPU, times two
 against one node's, is what two nodes give when each has a core to itself and the shared
 parts live elsewhere: it stays near 2.0 as long as a node's work per request does not grow
 when a second node shares the database, Redis and nginx with it.
+
+--balance least_conn measures a third fleet in the same rounds: the two nodes behind nginx's
+least_conn instead of the site's round robin. With closed-loop connections, round robin hands
+each node half the requests, so the node with less CPU at hand sets the pace of both.
 
 Contest: submissions judged per minute with one and with two sandbox nodes. Each sandbox node
 is `clubstack contest worker --workers 1` (--slots) pinned to a core of its own, with settings
@@ -290,16 +295,25 @@ def pin(node: Node, cpu: int) -> None:
         time.sleep(1.0)
 
 
-def nginx_in_front(fleet: Fleet, upstreams: list[Node], name: str) -> Node:
+def nginx_in_front(
+    fleet: Fleet, upstreams: list[Node], name: str, balance: str | None = None
+) -> Node:
     """The fleet's nginx for ``upstreams``, left stopped (only one listens on base_url at a
     time), with the site's flood limit raised: every request of the load generator comes from
-    one address. The zone and its bookkeeping stay as deployed."""
+    one address. The zone and its bookkeeping stay as deployed. ``balance`` (--balance) puts
+    another nginx balancing method than the site's round robin into the upstream block."""
     node = fleet.start_nginx(upstreams, name=name)
     fleet.stop(node)
     site = node.folder / "site.conf"
     text = site.read_text()
     assert "rate=30r/s" in text, "the flood limit moved in deploy/nginx/clubstack.conf"
-    site.write_text(text.replace("rate=30r/s", "rate=10000000r/s"))
+    text = text.replace("rate=30r/s", "rate=10000000r/s")
+    if balance:
+        assert "upstream clubstack_app {" in text
+        text = text.replace(
+            "upstream clubstack_app {", f"upstream clubstack_app {{\n    {balance};"
+        )
+    site.write_text(text)
     return node
 
 
@@ -404,20 +418,26 @@ def measure_web(args: argparse.Namespace, fleet: Fleet, work: Path, dbname: str)
     node_b = fleet.start_web_node("web-b", workers=args.node_workers)
     pin(node_a, 0)
     pin(node_b, 1)
-    proxies = {
-        1: nginx_in_front(fleet, [node_a], "nginx-1"),
-        2: nginx_in_front(fleet, [node_a, node_b], "nginx-2"),
+    # label -> (web nodes behind it, its nginx); --balance adds a third, in the same rounds
+    fleets = {
+        "1": (1, nginx_in_front(fleet, [node_a], "nginx-1")),
+        "2": (2, nginx_in_front(fleet, [node_a, node_b], "nginx-2")),
     }
+    if args.balance:
+        fleets[f"2 {args.balance}"] = (
+            2,
+            nginx_in_front(fleet, [node_a, node_b], "nginx-3", args.balance),
+        )
     port = fleet.https_port
-    fleet.restart(proxies[1])
+    fleet.restart(fleets["1"][1])
     paths = seed_messages(port, 200)
-    check_answers(port, ["/", paths[0]])
-    fleet.stop(proxies[1])
-    fleet.restart(proxies[2])
-    check_answers(port, ["/", paths[1], "/", paths[2]])
-    fleet.stop(proxies[2])
+    fleet.stop(fleets["1"][1])
+    for _, proxy in fleets.values():
+        fleet.restart(proxy)
+        check_answers(port, ["/", paths[0], "/", paths[1]])
+        fleet.stop(proxy)
     scripts = write_scripts(work, paths)
-    series = {(name, n): WebSeries() for name in scripts for n in (1, 2)}
+    series = {(name, label): WebSeries() for name in scripts for label in fleets}
     redis_pids = pids_named("redis-server")
     print(
         f"web: nodes up (gunicorn {args.node_workers} workers x 4 threads each, A on CPU 0, "
@@ -427,12 +447,14 @@ def measure_web(args: argparse.Namespace, fleet: Fleet, work: Path, dbname: str)
     )
     try:
         for round_ in range(args.rounds):
-            for count in (1, 2):
-                proxy = fleet.restart(proxies[count])
+            for label, (count, nginx) in fleets.items():
+                proxy = fleet.restart(nginx)
                 for name, script in scripts.items():
                     groups = {
                         "nodes": node_pids(node_a) + (node_pids(node_b) if count == 2 else []),
                         "idle node": node_pids(node_b) if count == 1 else [],
+                        "node A": node_pids(node_a),
+                        "node B": node_pids(node_b) if count == 2 else [],
                         "nginx": node_pids(proxy),
                         "postgres": backend_pids(fleet.database_url, dbname),
                         "redis": redis_pids,
@@ -442,7 +464,7 @@ def measure_web(args: argparse.Namespace, fleet: Fleet, work: Path, dbname: str)
                         port, script, args.seconds, args.connections, CpuMeter(groups)
                     )
                     rps = result["requests"] / (result["duration_us"] / 1e6)
-                    series[(name, count)].samples.append(
+                    series[(name, label)].samples.append(
                         WebSample(
                             result["requests"],
                             rps,
@@ -456,7 +478,7 @@ def measure_web(args: argparse.Namespace, fleet: Fleet, work: Path, dbname: str)
     finally:
         for node in (node_a, node_b):
             fleet.stop(node)
-    return {"series": series, "paths": list(scripts)}
+    return {"series": series, "paths": list(scripts), "fleets": list(fleets)}
 
 
 def node_pids(node: Node) -> list[int]:
@@ -477,15 +499,15 @@ def cpu_us_per_request(series: WebSeries, group: str) -> float:
 
 
 def report_web(web: dict, args: argparse.Namespace) -> None:
-    series: dict[tuple[str, int], WebSeries] = web["series"]
+    series: dict[tuple[str, str], WebSeries] = web["series"]
     groups = ("nodes", "nginx", "wrk", "postgres", "redis")
     print(
-        f"\n{'path':15}{'nodes':>6}{'req/s':>8}{'p99':>9}{'err':>5}  CPU µs per request: "
+        f"\n{'path':15}{'nodes':>17}{'req/s':>8}{'p99':>9}{'err':>5}  CPU µs per request: "
         + " ".join(f"{g:>8}" for g in groups)
         + f"{'kernel':>8}{'other':>8}{'machine':>9}"
     )
-    per_request: dict[tuple[str, int], dict[str, float]] = {}
-    for (name, count), s in series.items():
+    per_request: dict[tuple[str, str], dict[str, float]] = {}
+    for (name, label), s in series.items():
         rps = s.median(lambda x: x.rps)
         p99 = s.median(lambda x: x.p99_ms)
         errors = sum(x.errors for x in s.samples)
@@ -502,30 +524,33 @@ def report_web(web: dict, args: argparse.Namespace) -> None:
         costs["busy"] = s.median(lambda x: x.cpu["machine"] / x.cpu["machine_capacity"])
         costs["steal"] = s.median(lambda x: x.cpu["steal"] / x.cpu["machine_capacity"])
         costs["node cores"] = s.median(lambda x: x.cpu["nodes"] / x.cpu["wall"])
-        per_request[(name, count)] = costs
+        costs["A cores"] = s.median(lambda x: x.cpu["node A"] / x.cpu["wall"])
+        costs["B cores"] = s.median(lambda x: x.cpu["node B"] / x.cpu["wall"])
+        per_request[(name, label)] = costs
         print(
-            f"{name:15}{count:6}{rps:8.0f}{p99:7.1f}ms{errors:5}  {'':20}"
+            f"{name:15}{label:>17}{rps:8.0f}{p99:7.1f}ms{errors:5}  {'':20}"
             + " ".join(f"{costs[g]:8.0f}" for g in groups)
             + f"{costs['kernel']:8.0f}{costs['other']:8.0f}{costs['machine']:9.0f}"
         )
     print(
-        f"\n{'path':15}{'2 nodes / 1':>12}{'2-core bound':>13}{'per node core':>14}"
-        f"{'node cores (1 / 2)':>20}{'machine busy, steal (1 / 2)':>31}  target >= {TARGET_RATIO}x"
+        f"\n{'path':15}{'nodes':>17}{'ratio to 1':>11}{'2-core bound':>13}{'per node core':>14}"
+        f"{'node cores (1 / 2: A+B)':>25}{'machine busy, steal (1 / 2)':>31}"
+        f"  target >= {TARGET_RATIO}x"
     )
-    for name in web["paths"]:
-        one, two = series[(name, 1)], series[(name, 2)]
+    for name, label in ((n, f) for n in web["paths"] for f in web["fleets"][1:]):
+        one, two = series[(name, "1")], series[(name, label)]
         ratio = two.median(lambda x: x.rps) / one.median(lambda x: x.rps)
         eff1 = one.median(lambda x: x.requests / max(x.cpu["nodes"], 1e-9))
         eff2 = two.median(lambda x: x.requests / max(x.cpu["nodes"], 1e-9))
         per_core = 2 * eff2 / eff1
-        c1, c2 = per_request[(name, 1)], per_request[(name, 2)]
+        c1, c2 = per_request[(name, "1")], per_request[(name, label)]
         # The benchmark's own shared parts; other users' load on the machine comes on top.
         shared = sum(c2[g] for g in groups if g != "nodes") + c2["kernel"]
         bound = 2 * c2["nodes"] / (c2["nodes"] + shared) if c2["nodes"] else float("nan")
         verdict = "PASS" if ratio >= TARGET_RATIO else "MISSED"
         print(
-            f"{name:15}{ratio:11.2f}x{bound:12.2f}x{per_core:13.2f}x"
-            f"{c1['node cores']:12.2f} / {c2['node cores']:.2f}"
+            f"{name:15}{label:>17}{ratio:10.2f}x{bound:12.2f}x{per_core:13.2f}x"
+            f"{c1['node cores']:10.2f} / {c2['A cores']:.2f}+{c2['B cores']:.2f}"
             f"{c1['busy']:>13.0%}, {c1['steal']:.0%} / {c2['busy']:.0%}, {c2['steal']:.0%}"
             f"  {verdict}"
         )
@@ -782,6 +807,11 @@ def main() -> int:
         "--node-workers", type=int, default=2, help="gunicorn workers per web node."
     )
     parser.add_argument("--members", type=int, default=1000, help="Members seeded for sizes.")
+    parser.add_argument(
+        "--balance",
+        choices=["least_conn"],
+        help="Balance the two nodes with this nginx method instead of the site's round robin.",
+    )
     parser.add_argument("--skip-web", action="store_true")
     parser.add_argument("--skip-contest", action="store_true")
     parser.add_argument("--seed", nargs=2, metavar=("MEMBERS", "TAG"), help=argparse.SUPPRESS)
