@@ -24,8 +24,9 @@ def test_each_role_lists_what_its_part_needs() -> None:
     assert {"bubblewrap", "gcc", "libgmp-dev"} <= _list("run")
     assert {"libvirt-dev", "pkg-config", "qemu-system-x86"} <= _list("compute")
     assert {"nginx", "python3-venv"} <= _list("host")
+    assert {"libvirt-daemon-system", "openssh-server"} <= _list("vm-host")
     # the tests need everything the running suite needs, and their own tools
-    assert _list("run", "compute", "host") <= _list("test")
+    assert _list("run", "compute", "host", "vm-host") <= _list("test")
     assert {"chromium", "nginx", "wrk"} <= _list("test")
 
 
