@@ -23,8 +23,9 @@ from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from clubstack.core.errors import ClubError, InputError
+from clubstack.core.ratelimits import READS
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import API_CSP, csrf, limiter, read_limit, secret_in_path, set_csp
+from clubstack.core.web import API_CSP, csrf, limiter, secret_in_path, set_csp
 from clubstack.drop import messages
 from clubstack.drop.config import DropSettings
 from clubstack.drop.messages import CreateRequest, MessageTooLarge
@@ -229,7 +230,7 @@ def _form_page(status: int = 200, **context: Any) -> Response:
 
 
 @limiter.limit(_create_rate, methods=["POST"])
-@read_limit(_read_rate, scope="drop-page")
+@limiter.limit(_read_rate, methods=READS)
 def index() -> Response:
     """GET: the page with the form. POST: create a message (JSON, form or text/plain)."""
     _only("GET", "POST")
@@ -269,7 +270,7 @@ def index() -> Response:
 
 
 @secret_in_path("message_id")  # the unguessable id is the reader's credential
-@read_limit(_read_rate, scope="drop-read")
+@limiter.shared_limit(_read_rate, scope="drop-read", methods=READS)
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
     _only("GET", "DELETE")
@@ -294,7 +295,7 @@ def message(message_id: str) -> Response:
 
 
 @secret_in_path("message_id")
-@read_limit(_read_rate, scope="drop-read")
+@limiter.shared_limit(_read_rate, scope="drop-read", methods=READS)
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
     _only("GET")
