@@ -163,7 +163,7 @@ def test_store_down_answers_503_and_the_rest_keeps_serving(make_app: Any) -> Non
 def test_malformed_ids_never_reach_the_store(app: Any, client: Any) -> None:
     store = app.extensions["clubstack.drop"]["store"]
     calls: list[str] = []
-    store.read = lambda message_id: calls.append(message_id)  # type: ignore[method-assign]
+    store.read = lambda message_id, limit=None: calls.append(message_id)  # type: ignore[method-assign]
     store.delete = lambda message_id, h: calls.append(message_id)  # type: ignore[method-assign]
     for bad in ("short", "a" * 21, "a" * 23, "a" * 21 + "!", "%00" * 8, "a" * 300):
         assert client.get(f"/drop/msg/{bad}", headers=JSON).status_code == 404

@@ -30,9 +30,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter, RouteLimit
+from limits import RateLimitItem
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 READS = ["GET", "HEAD"]  # what a view's read limit counts: `limiter.limit(rate, methods=READS)`
+KEY_PREFIX = "clubstack"  # RATELIMIT_KEY_PREFIX: the first part of every counter's key
+REDIS_KEY_PREFIX = "LIMITS"  # limits' RedisStorage puts its key_prefix (default) before that
 COUNTED = "clubstack_limited_methods"  # on a view: the methods its own limits count ("*": all)
 HOOK_PASSED = "clubstack.limiter_hook_passed"  # in the WSGI environ: the view is running
 
@@ -101,6 +104,13 @@ def nothing_to_check() -> bool:
     return request.method in SAFE_METHODS and not counted & {request.method, "*"}
 
 
+def shared_counter_key(item: RateLimitItem, scope: str) -> str:
+    """The Redis key under which Flask-Limiter counts this client's hits of the shared limit
+    `item` of `scope` (fixed window). A store that counts hits together with its own work (one
+    round trip) uses it, so the count is the one the limiter would keep, and reset clears it."""
+    return f"{REDIS_KEY_PREFIX}:{item.key_for(KEY_PREFIX, client_ip(), scope)}"
+
+
 def _hook_passed() -> None:
     request.environ[HOOK_PASSED] = True
 
@@ -125,6 +135,6 @@ logging.getLogger("flask-limiter").addFilter(OneLineStorageErrors())
 
 
 def init_limits(app: Flask, storage_uri: str) -> None:
-    app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX="clubstack")
+    app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=KEY_PREFIX)
     limiter.init_app(app)
     app.before_request(_hook_passed)  # after the limiter's hook: marks that the view is next

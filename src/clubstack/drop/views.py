@@ -6,6 +6,7 @@ no-referrer; non-HTML answers carry the API CSP (default-src 'none'); pages keep
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -20,20 +21,22 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 from flask_limiter import RateLimitExceeded
+from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from clubstack.core.errors import ClubError, InputError
-from clubstack.core.ratelimits import READS
+from clubstack.core.ratelimits import READS, shared_counter_key
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import API_CSP, csrf, limiter, secret_in_path, set_csp
 from clubstack.drop import messages
 from clubstack.drop.config import DropSettings
 from clubstack.drop.messages import CreateRequest, MessageTooLarge
 from clubstack.drop.openapi import openapi_document
-from clubstack.drop.store import MessageStore, RedisStore, SqlStore, StoredMessage
+from clubstack.drop.store import MessageStore, ReadLimit, RedisStore, SqlStore, StoredMessage
 from clubstack.settings import Settings, service_settings
 
 EXTENSION = "clubstack.drop"
+READ_SCOPE = "drop-read"  # message and raw share one read limit
 LIFETIME_CHOICES = [
     (600, "10 minutes"),
     (3600, "1 hour"),
@@ -215,6 +218,26 @@ def _read_rate() -> str:
     return drop_settings().read_rate
 
 
+@functools.lru_cache(maxsize=8)
+def _single_rate(rate: str) -> RateLimitItem | None:
+    items = parse_many(rate)
+    return items[0] if len(items) == 1 else None
+
+
+def _counted_by_store() -> bool:
+    """The message store counts reads with the read itself (Redis: one round trip), so the
+    limiter leaves the shared read limit to it."""
+    return store().counts_reads and _single_rate(_read_rate()) is not None
+
+
+def _read_limit() -> ReadLimit | None:
+    item = _single_rate(_read_rate())
+    if not store().counts_reads or item is None:
+        return None
+    key = shared_counter_key(item, READ_SCOPE)
+    return ReadLimit(key=key, amount=item.amount, seconds=item.get_expiry())
+
+
 def _form_page(status: int = 200, **context: Any) -> Response:
     drop = drop_settings()
     page = render_template(
@@ -270,7 +293,7 @@ def index() -> Response:
 
 
 @secret_in_path("message_id")  # the unguessable id is the reader's credential
-@limiter.shared_limit(_read_rate, scope="drop-read", methods=READS)
+@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
     _only("GET", "DELETE")
@@ -285,7 +308,7 @@ def message(message_id: str) -> Response:
             )
         messages.remove(store(), message_id, token)
         return Response(status=204)
-    found = messages.read(store(), message_id)
+    found = messages.read(store(), message_id, _read_limit())
     if page_preferred():
         return Response(
             render_template("drop/message.html", message=found, e2e_prefix=messages.E2E_PREFIX),
@@ -295,11 +318,11 @@ def message(message_id: str) -> Response:
 
 
 @secret_in_path("message_id")
-@limiter.shared_limit(_read_rate, scope="drop-read", methods=READS)
+@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
     _only("GET")
-    found = messages.read(store(), message_id)
+    found = messages.read(store(), message_id, _read_limit())
     return Response(found.body, mimetype="text/plain")
 
 
