@@ -488,10 +488,11 @@ def seed_messages(port: int, count: int) -> list[str]:
 
 # What the in-process profile attributes time to: cumulative time of (file suffix, function).
 COMPONENTS = {
-    "Flask-Limiter (writes only now; its hooks skip reads)": [
-        ("flask_limiter/_extension.py", "_check_request_limit")
+    "Flask-Limiter (its passes, with the request filter)": [
+        ("flask_limiter/_extension.py", "_check_request_limit"),
+        ("flask_limiter/_extension.py", "__inject_headers"),
+        ("flask_limiter/_extension.py", "__release_context"),
     ],
-    "core read limit (read_limit: one storage hit)": [("clubstack/core/web.py", "_hit")],
     "core access log": [("clubstack/app.py", "_access_log")],
     "core security headers + request id": [("clubstack/core/web.py", "__call__")],
     "session cookie open/save": [
