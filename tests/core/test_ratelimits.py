@@ -153,3 +153,14 @@ def test_a_dead_limit_store_logs_one_line_per_request_not_a_traceback(
     for record in lines:
         assert record.exc_info is None and record.levelno == logging.WARNING
         assert "rate limit storage failed" in record.getMessage()
+
+
+def test_application_wide_limits_are_refused_while_the_filter_skips_passes() -> None:
+    from flask import Flask
+
+    from clubstack.core.ratelimits import init_limits
+
+    app = Flask(__name__)
+    app.config["RATELIMIT_APPLICATION"] = "100/second"
+    with pytest.raises(RuntimeError, match="nothing_to_check"):
+        init_limits(app, "memory://")

@@ -19,6 +19,8 @@ a request filter (the documented way to exempt a request), the passes that have 
   default limit, where the view's limits leave the method out) in the view's decorator.
 
 To know which views count which methods, `limit` and `shared_limit` mark the view they decorate.
+Both passes hold only while no application-wide or meta limits exist (Flask-Limiter checks those
+in the before-request pass too); init_limits refuses them.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ logging.getLogger("flask-limiter").addFilter(OneLineStorageErrors())
 
 
 def init_limits(app: Flask, storage_uri: str) -> None:
+    if app.config.get("RATELIMIT_APPLICATION") or app.config.get("RATELIMIT_META"):
+        raise RuntimeError("application-wide and meta limits need nothing_to_check revisited")
     app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=KEY_PREFIX)
     limiter.init_app(app)
     app.before_request(_hook_passed)  # after the limiter's hook: marks that the view is next
