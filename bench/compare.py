@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,8 @@ def main() -> int:
     args = parser.parse_args()
     bench_args = [a for a in args.bench_args if a != "--"]
     script = args.script.resolve()
+    # Stopped with SIGTERM, still remove the worktrees (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     folders = []

@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = Path(os.environ.get("CLUBSTACK_BENCH_SRC") or ROOT / "src")
 sys.path.insert(0, str(SRC))
 
+from procstat import server_cpu  # noqa: E402 - bench/, beside this script
+
 TARGET = 0.70
 PATHS = {"landing": "/", "healthz": "/healthz"}
 WORKERS, THREADS = 2, 4  # `clubstack serve` defaults on this 2-core machine
@@ -102,31 +104,6 @@ def _wait(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"server on {port} did not answer in {timeout}s")
-
-
-def _server_cpu(pid: int) -> float:
-    """CPU seconds used so far by a gunicorn master and its workers (from /proc), including
-    workers that gunicorn already replaced (max_requests): their time is in the master's
-    cutime/cstime once reaped."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    try:
-        master = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    total += (int(master[13]) + int(master[14])) / tick  # cutime + cstime: reaped workers
-    pids = [pid]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return float("nan")
-    for one in pids:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-    return total
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -517,9 +494,9 @@ def main() -> int:
             cpu[name] = {"bare": [], "full": []}
             for _ in range(args.rounds):
                 for kind in ("bare", "full"):
-                    used = _server_cpu(processes[kind].pid)
+                    used = server_cpu(processes[kind].pid)
                     rate, count, bad = load(ports[kind], path, args.seconds, args.connections)
-                    used = _server_cpu(processes[kind].pid) - used
+                    used = server_cpu(processes[kind].pid) - used
                     if bad:
                         print(f"warning: {bad} non-200 answers from {kind} {path}")
                     results[name][kind].append(rate)

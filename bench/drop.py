@@ -55,6 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = Path(os.environ.get("CLUBSTACK_BENCH_SRC") or ROOT / "src")
 sys.path.insert(0, str(SRC))
 
+from procstat import server_cpu  # noqa: E402 - bench/, beside this script
+
 MESSAGE = "The benchmark's message: " + "lorem ipsum dolor sit amet " * 8
 # Issue #16: the drop's GET against the baseline (what the original Flask + Redis API does).
 TARGET_BASELINE_RATIO = 1.0
@@ -436,9 +438,10 @@ end
 
 
 def wrk_phase(
-    port: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
+    port: int, pid: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
 ) -> dict[str, Any]:
-    """One phase under wrk (after a 1 s warm-up run that is not counted)."""
+    """One phase under wrk (after a 1 s warm-up run that is not counted); `pid` is the server's
+    (gunicorn master), whose CPU time per request is measured too."""
     paths = workdir / "paths.txt"
     paths.write_text("\n".join(ids) + "\n")
     payload = json.dumps({"message": MESSAGE, "expires_in": 3600})
@@ -456,19 +459,24 @@ def wrk_phase(
         return json.loads(next(line for line in out.splitlines() if line.startswith("{")))
 
     run(1)
+    cpu = server_cpu(pid)
     result = run(seconds)
+    cpu = server_cpu(pid) - cpu
     rps = result["requests"] / (result["duration_us"] / 1e6)
     p99 = result["p99_us"] / 1000
     # A round trip is a POST and a GET: half of the requests are GETs.
     get_rps = rps / 2 if phase == "roundtrip" else rps
-    return {"rps": rps, "get_rps": get_rps, "p99": p99, "errors": result["errors"]}
+    cpu_us = cpu / max(result["requests"], 1) * 1e6
+    errors = result["errors"]
+    return {"rps": rps, "get_rps": get_rps, "p99": p99, "errors": errors, "cpu_us": cpu_us}
 
 
 def python_phase(
-    port: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
+    port: int, pid: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
 ) -> dict[str, Any]:
     merged = run_phase(port, phase, seconds, connections, ids)
     merged["p99"] = pct(merged["get"] + merged["post"], 0.99)
+    merged["cpu_us"] = float("nan")  # warm-up and measured requests are not told apart here
     return merged
 
 
@@ -606,7 +614,7 @@ def main() -> int:
     instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results = {
-        name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
+        name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "get_cpu": [], "errors": 0}
         for name, _, _ in targets
     }
     phase = wrk_phase if shutil.which("wrk") and not args.python_load else python_phase
@@ -629,14 +637,18 @@ def main() -> int:
         # Idle servers cost nothing; interleaving rounds spreads the machine's load drift evenly.
         for round_ in range(args.rounds):
             for name, _kind, _ in targets:
-                port = servers[name][1]
-                trip = phase(port, "roundtrip", args.seconds, args.connections, [], instance)
-                reads = phase(port, "get", args.seconds, args.connections, pools[name], instance)
+                process, port = servers[name]
+                pid = process.pid
+                trip = phase(port, pid, "roundtrip", args.seconds, args.connections, [], instance)
+                reads = phase(
+                    port, pid, "get", args.seconds, args.connections, pools[name], instance
+                )
                 result = results[name]
                 result["trip_rps"].append(trip["rps"])
                 result["get_rps"].append(reads["get_rps"])
                 result["trip"].append(trip["p99"])
                 result["get"].append(reads["p99"])
+                result["get_cpu"].append(reads["cpu_us"])
                 result["errors"] += trip["errors"] + reads["errors"]
             print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
     finally:
@@ -650,7 +662,7 @@ def main() -> int:
     base_p99 = statistics.median(results["baseline"]["get"])
     print(
         f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
-        f"{'GET/base':>9}{'GET/bare':>9}{'errors':>7}  (p99: median of the rounds)"
+        f"{'GET/base':>9}{'GET/bare':>9}{'CPU/GET':>9}{'errors':>7}  (p99: median of the rounds)"
     )
     summary: dict[str, dict[str, float]] = {}
     for name, _, _ in targets:
@@ -660,6 +672,7 @@ def main() -> int:
             "get_rps": statistics.median(result["get_rps"]),
             "trip_p99": statistics.median(result["trip"]),
             "get_p99": statistics.median(result["get"]),
+            "get_cpu_us": statistics.median(result["get_cpu"]),
             "errors": result["errors"],
         }
         row["get_vs_baseline"] = row["get_rps"] / base_get if base_get else float("nan")
@@ -667,7 +680,7 @@ def main() -> int:
         print(
             f"{name:32}{row['trip_rps']:11.0f}{row['trip_p99']:8.1f}ms{row['get_rps']:10.0f}"
             f"{row['get_p99']:7.1f}ms{row['get_vs_baseline']:9.2f}{row['get_vs_bare']:9.2f}"
-            f"{result['errors']:7}"
+            f"{row['get_cpu_us']:7.0f}µs{result['errors']:7}"
         )
     print("\ntargets:")
     for name in ("redis", "sql"):
@@ -698,7 +711,8 @@ def main() -> int:
     load_now = os.getloadavg()
     print(
         f"round trip = POST then GET of the new message; GET = reads of existing messages; "
-        f"req/s are medians of the rounds.\nbaseline = Flask + redis-py doing what the original "
+        f"req/s are medians of the rounds; CPU/GET = server CPU (gunicorn master and workers) "
+        f"per GET.\nbaseline = Flask + redis-py doing what the original "
         f"message API does per read (PING, GET, a log line written synchronously, JSON).\n"
         f"load generator: {tool}, on the same cores as the servers; load average now "
         f"{' '.join(f'{x:.1f}' for x in load_now)}"
