@@ -25,7 +25,7 @@ from clubstack.core.db import abandon_session
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
 
-# limiter and client_ip are the services' to use from here, as before the limits had a module
+# Re-exported: the services import the limiter and client_ip from core.web.
 from clubstack.core.ratelimits import client_ip as client_ip
 from clubstack.core.ratelimits import init_limits
 from clubstack.core.ratelimits import limiter as limiter
