@@ -6,7 +6,9 @@ and /healthz body the full app produced. Load comes from loopback only, bounded 
 `wrk` (keep-alive) if installed, else Python threads with keep-alive connections. Rounds
 alternate between the two servers so a busy machine hurts both alike; the median counts.
 
-    python bench/core.py [--seconds 4] [--rounds 3] [--connections 8] [--profile]
+    python bench/core.py [--seconds 4] [--rounds 3] [--connections 8] [--profile] [--json FILE]
+
+CLUBSTACK_BENCH_SRC measures another checkout's src/ (bench/compare.py).
 
 Target (issue #2): the full stack keeps >= 70% of the bare app's requests per second.
 --profile also runs the full app in-process under cProfile and prints where the time goes.
@@ -32,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# The code under test: this checkout's, or another's (bench/compare.py runs old and new alike).
+SRC = Path(os.environ.get("CLUBSTACK_BENCH_SRC") or ROOT / "src")
+sys.path.insert(0, str(SRC))
+
+from procstat import server_cpu  # noqa: E402 - bench/, beside this script
 
 TARGET = 0.70
 PATHS = {"landing": "/", "healthz": "/healthz"}
@@ -98,31 +104,6 @@ def _wait(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"server on {port} did not answer in {timeout}s")
-
-
-def _server_cpu(pid: int) -> float:
-    """CPU seconds used so far by a gunicorn master and its workers (from /proc), including
-    workers that gunicorn already replaced (max_requests): their time is in the master's
-    cutime/cstime once reaped."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    try:
-        master = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    total += (int(master[13]) + int(master[14])) / tick  # cutime + cstime: reaped workers
-    pids = [pid]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return float("nan")
-    for one in pids:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-    return total
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -446,6 +427,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", metavar="FILE", help="Also write the medians to FILE as JSON.")
     parser.add_argument("--count-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument(
         "--serve", nargs=3, metavar=("KIND", "PORT", "BODIES"), help=argparse.SUPPRESS
@@ -461,7 +443,7 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="clubstack-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBSTACK_")}
     env.update(
-        PYTHONPATH=str(ROOT / "src"),
+        PYTHONPATH=str(SRC),
         CLUBSTACK_INSTANCE=str(folder / "instance"),
         CLUBSTACK_SECRET_KEY="bench-secret-" + "z" * 40,
         # The limiter runs on every request, but must not turn the load into 429s.
@@ -512,9 +494,9 @@ def main() -> int:
             cpu[name] = {"bare": [], "full": []}
             for _ in range(args.rounds):
                 for kind in ("bare", "full"):
-                    used = _server_cpu(processes[kind].pid)
+                    used = server_cpu(processes[kind].pid)
                     rate, count, bad = load(ports[kind], path, args.seconds, args.connections)
-                    used = _server_cpu(processes[kind].pid) - used
+                    used = server_cpu(processes[kind].pid) - used
                     if bad:
                         print(f"warning: {bad} non-200 answers from {kind} {path}")
                     results[name][kind].append(rate)
@@ -527,6 +509,18 @@ def main() -> int:
             ratio = full / bare
             verdict = "ok" if ratio >= TARGET else "BELOW TARGET"
             print(f"{path:<10} {bare:>11.0f} {full:>11.0f} {ratio:>7.2f} {TARGET:>7.2f}  {verdict}")
+        summary = {
+            name: {
+                f"{kind}_{measure}": statistics.median(table[name][kind])
+                for measure, table in (("rps", results), ("cpu_us", cpu))
+                for kind in ("bare", "full")
+            }
+            for name in PATHS
+        }
+        for row in summary.values():
+            row["ratio"] = row["full_rps"] / row["bare_rps"]
+        if args.json:
+            Path(args.json).write_text(json.dumps({"paths": summary, "load": os.getloadavg()}))
         print("\nserver CPU per request (gunicorn master + workers; steadier on a busy machine):")
         print(f"{'path':<10} {'bare µs':>11} {'full µs':>11} {'bare/full':>10}")
         for name, path in PATHS.items():

@@ -1,18 +1,23 @@
 """Benchmark of the drop under gunicorn with the deployment settings.
 
-Starts three servers on this machine with the same gunicorn options
+Starts four servers on this machine with the same gunicorn options
 (clubstack.server.gunicorn_options, as `clubstack serve` uses them):
-  redis  the real app, drop store in Redis (rate limits in Redis too, as deployed)
-  sql    the real app, drop store in the SQL database (SQLite in a temporary instance)
-  bare   a bare Flask app answering the same URLs with the same bytes, no store, no middleware
+  redis     the real app, drop store in Redis (rate limits in Redis too, as deployed)
+  sql       the real app, drop store in the SQL database (SQLite in a temporary instance)
+  baseline  Flask + redis-py doing what the original Flask + Redis message API does per read:
+            one PING, one GET, one log line written synchronously to a file, JSON out
+  bare      a bare Flask app answering the same URLs with the same bytes, no store, no middleware
 and drives them in turn, in interleaved rounds (so the machine's changing load hits all alike),
 with 32 keep-alive connections for a fixed number of seconds per phase, from wrk (one thread,
 Lua scripts; a C load generator leaves the cores to the servers) or, where wrk is missing,
 2 processes x 16 Python threads:
   round trip  POST a message, then GET it back (the drop's real use)
   get         GET messages created before (the read path alone)
-It prints requests/s and p99 latency, the GET throughput ratio to the bare app, and the issue's
-targets (GET >= 60% of bare; p99 < 25 ms at 32 connections). Always exits 0.
+It prints requests/s and p99 latency, the GET throughput as a ratio to the baseline and to the
+bare app, and the targets: GET >= 1.0x the baseline with each store and GET p99 below the
+baseline's (issue #16); GET >= 60% of bare and p99 < 25 ms at 32 connections (issue #5).
+Always exits 0. BENCH_REDIS_URL picks the Redis (default db 14); CLUBSTACK_BENCH_SRC another
+checkout's src/ to measure (bench/compare.py).
 
 --diagnose adds servers with single core middleware parts switched off and a cProfile
 breakdown of one GET, to show where the time goes.
@@ -22,7 +27,7 @@ ratios are measured in the same run on the same machine. Latency is measured clo
 connection sends its next request when the last is answered), so p99 is the latency at the
 server's full throughput.
 
-    python bench/drop.py [--seconds 3] [--rounds 5] [--connections 32] [--diagnose]
+    python bench/drop.py [--seconds 3] [--rounds 5] [--connections 32] [--diagnose] [--json F]
 """
 
 from __future__ import annotations
@@ -46,11 +51,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+# The code under test: this checkout's, or another's (bench/compare.py runs old and new alike).
+SRC = Path(os.environ.get("CLUBSTACK_BENCH_SRC") or ROOT / "src")
+sys.path.insert(0, str(SRC))
+
+from procstat import server_cpu  # noqa: E402 - bench/, beside this script
 
 MESSAGE = "The benchmark's message: " + "lorem ipsum dolor sit amet " * 8
+# Issue #16: the drop's GET against the baseline (what the original Flask + Redis API does).
+TARGET_BASELINE_RATIO = 1.0
+# Issue #5, against bare Flask answering the same bytes.
 TARGET_GET_RATIO = 0.60
 TARGET_P99_MS = 25.0
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 PROCESSES = 2
 
 
@@ -96,6 +109,75 @@ def bare_app() -> Any:
     return app
 
 
+def baseline_app() -> Any:
+    """The drop's target should have been measured against this: what the original Flask + Redis
+    message API (meglyne/REST_API_Python) does per request. A read is one Redis PING, one GET,
+    one log line written synchronously (a FileHandler to a file) and JSON out; a creation is a
+    PING, a SET with a TTL and a log line. Same URLs and JSON shapes as the drop."""
+    import logging
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    import redis
+    from flask import Flask, Response, jsonify, request
+
+    app = Flask("baseline")
+    client = redis.Redis.from_url(os.environ["BENCH_BASELINE_REDIS_URL"])
+    log = logging.getLogger("baseline")
+    log.addHandler(logging.FileHandler(os.environ["BENCH_BASELINE_LOG"]))
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    base = os.environ["CLUBSTACK_BASE_URL"]
+
+    def iso(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @app.post("/drop/")
+    def create() -> Response:
+        client.ping()
+        data = request.get_json()
+        message_id = secrets.token_urlsafe(16)
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=int(data.get("expires_in", 604800)))
+        stored = {"message": data["message"], "created_at": iso(now), "expires_at": iso(expires)}
+        client.set(f"baseline:{message_id}", json.dumps(stored), ex=int(data["expires_in"]))
+        log.info("POST /drop/ %s 201", message_id[:4])
+        url = f"{base}/drop/msg/{message_id}"
+        response = jsonify(
+            {
+                "burn_after_reading": False,
+                "delete_token": secrets.token_urlsafe(16),
+                "expires_at": stored["expires_at"],
+                "message_id": message_id,
+                "raw_url": url + "/raw",
+                "url": url,
+            }
+        )
+        response.status_code = 201
+        response.headers["Location"] = url
+        return response
+
+    @app.get("/drop/msg/<message_id>")
+    def read(message_id: str) -> Any:
+        client.ping()
+        raw = client.get(f"baseline:{message_id}")
+        log.info("GET /drop/msg/%s %s", message_id[:4], 200 if raw else 404)
+        if raw is None:
+            return jsonify({"error": "not_found", "message": "No such message."}), 404
+        stored = json.loads(raw)
+        return jsonify(
+            {
+                "burn_after_reading": False,
+                "created_at": stored["created_at"],
+                "expires_at": stored["expires_at"],
+                "message": stored["message"],
+                "message_id": message_id,
+            }
+        )
+
+    return app
+
+
 def serve(kind: str, port: int) -> None:
     """Run one server in this process (called as `python bench/drop.py --serve KIND PORT`)."""
     from gunicorn.app.base import BaseApplication
@@ -111,6 +193,8 @@ def serve(kind: str, port: int) -> None:
         def load(self) -> Any:
             if kind == "bare":
                 return bare_app()
+            if kind == "baseline":
+                return baseline_app()
             from clubstack.app import create_app
 
             app = create_app()
@@ -146,7 +230,7 @@ def server_env(kind: str, instance: Path, port: int, disable: str = "") -> dict[
 
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONPATH": str(SRC),
         "CLUBSTACK_INSTANCE": str(instance / kind),
         "CLUBSTACK_ENV": "production",
         "CLUBSTACK_SECRET_KEY": "bench-" + "k" * 40,
@@ -159,11 +243,14 @@ def server_env(kind: str, instance: Path, port: int, disable: str = "") -> dict[
     }
     env.pop("CLUBSTACK_REDIS_URL", None)
     if kind == "redis":
-        env["CLUBSTACK_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        env["CLUBSTACK_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
         env["CLUBSTACK_DROP_STORE"] = "redis"
+    elif kind == "baseline":
+        env["BENCH_BASELINE_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+        env["BENCH_BASELINE_LOG"] = str(instance / "baseline.log")
     elif kind == "sql":
         env["CLUBSTACK_DROP_STORE"] = "sql"
-    if kind != "bare":
+    if kind in ("redis", "sql"):
         (instance / kind).mkdir(parents=True, exist_ok=True)
         upgrade(f"sqlite:///{instance / kind / 'clubstack.db'}")
     return env
@@ -351,9 +438,10 @@ end
 
 
 def wrk_phase(
-    port: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
+    port: int, pid: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
 ) -> dict[str, Any]:
-    """One phase under wrk (after a 1 s warm-up run that is not counted)."""
+    """One phase under wrk (after a 1 s warm-up run that is not counted); `pid` is the server's
+    (gunicorn master), whose CPU time per request is measured too."""
     paths = workdir / "paths.txt"
     paths.write_text("\n".join(ids) + "\n")
     payload = json.dumps({"message": MESSAGE, "expires_in": 3600})
@@ -371,19 +459,24 @@ def wrk_phase(
         return json.loads(next(line for line in out.splitlines() if line.startswith("{")))
 
     run(1)
+    cpu = server_cpu(pid)
     result = run(seconds)
+    cpu = server_cpu(pid) - cpu
     rps = result["requests"] / (result["duration_us"] / 1e6)
     p99 = result["p99_us"] / 1000
     # A round trip is a POST and a GET: half of the requests are GETs.
     get_rps = rps / 2 if phase == "roundtrip" else rps
-    return {"rps": rps, "get_rps": get_rps, "p99": p99, "errors": result["errors"]}
+    cpu_us = cpu / max(result["requests"], 1) * 1e6
+    errors = result["errors"]
+    return {"rps": rps, "get_rps": get_rps, "p99": p99, "errors": errors, "cpu_us": cpu_us}
 
 
 def python_phase(
-    port: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
+    port: int, pid: int, phase: str, seconds: float, connections: int, ids: list[str], workdir: Path
 ) -> dict[str, Any]:
     merged = run_phase(port, phase, seconds, connections, ids)
     merged["p99"] = pct(merged["get"] + merged["post"], 0.99)
+    merged["cpu_us"] = float("nan")  # warm-up and measured requests are not told apart here
     return merged
 
 
@@ -403,10 +496,11 @@ def seed_messages(port: int, count: int) -> list[str]:
 
 # What the in-process profile attributes time to: cumulative time of (file suffix, function).
 COMPONENTS = {
-    "Flask-Limiter (writes only now; its hooks skip reads)": [
-        ("flask_limiter/_extension.py", "_check_request_limit")
+    "Flask-Limiter (its passes, with the request filter)": [
+        ("flask_limiter/_extension.py", "_check_request_limit"),
+        ("flask_limiter/_extension.py", "__inject_headers"),
+        ("flask_limiter/_extension.py", "__release_context"),
     ],
-    "core read limit (read_limit: one storage hit)": [("clubstack/core/web.py", "_hit")],
     "core access log": [("clubstack/app.py", "_access_log")],
     "core security headers + request id": [("clubstack/core/web.py", "__call__")],
     "session cookie open/save": [
@@ -478,7 +572,12 @@ def pct(samples: list[float], q: float) -> float:
 
 
 # (name, store kind, core parts switched off)
-TARGETS = [("bare", "bare", ""), ("redis", "redis", ""), ("sql", "sql", "")]
+TARGETS = [
+    ("bare", "bare", ""),
+    ("baseline", "baseline", ""),
+    ("redis", "redis", ""),
+    ("sql", "sql", ""),
+]
 DIAGNOSTIC_TARGETS = [
     ("redis, no limiter", "redis", "limiter"),
     ("redis, no limiter/access log", "redis", "limiter,access-log"),
@@ -500,6 +599,7 @@ def main() -> int:
     parser.add_argument(
         "--python-load", action="store_true", help="Use the Python load generator even with wrk."
     )
+    parser.add_argument("--json", metavar="FILE", help="Also write the medians to FILE as JSON.")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--profile", metavar="KIND", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -514,7 +614,7 @@ def main() -> int:
     instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results = {
-        name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "errors": 0}
+        name: {"trip_rps": [], "get_rps": [], "trip": [], "get": [], "get_cpu": [], "errors": 0}
         for name, _, _ in targets
     }
     phase = wrk_phase if shutil.which("wrk") and not args.python_load else python_phase
@@ -537,14 +637,18 @@ def main() -> int:
         # Idle servers cost nothing; interleaving rounds spreads the machine's load drift evenly.
         for round_ in range(args.rounds):
             for name, _kind, _ in targets:
-                port = servers[name][1]
-                trip = phase(port, "roundtrip", args.seconds, args.connections, [], instance)
-                reads = phase(port, "get", args.seconds, args.connections, pools[name], instance)
+                process, port = servers[name]
+                pid = process.pid
+                trip = phase(port, pid, "roundtrip", args.seconds, args.connections, [], instance)
+                reads = phase(
+                    port, pid, "get", args.seconds, args.connections, pools[name], instance
+                )
                 result = results[name]
                 result["trip_rps"].append(trip["rps"])
                 result["get_rps"].append(reads["get_rps"])
                 result["trip"].append(trip["p99"])
                 result["get"].append(reads["p99"])
+                result["get_cpu"].append(reads["cpu_us"])
                 result["errors"] += trip["errors"] + reads["errors"]
             print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
     finally:
@@ -554,30 +658,49 @@ def main() -> int:
             shutil.rmtree(instance, ignore_errors=True)
 
     bare_get = statistics.median(results["bare"]["get_rps"])
+    base_get = statistics.median(results["baseline"]["get_rps"])
+    base_p99 = statistics.median(results["baseline"]["get"])
     print(
         f"\n{'server':32}{'trip req/s':>11}{'trip p99':>10}{'GET req/s':>10}{'GET p99':>9}"
-        f"{'GET/bare':>9}{'errors':>7}  targets (p99: median of the rounds)"
+        f"{'GET/base':>9}{'GET/bare':>9}{'CPU/GET':>9}{'errors':>7}  (p99: median of the rounds)"
     )
+    summary: dict[str, dict[str, float]] = {}
     for name, _, _ in targets:
         result = results[name]
-        trip_rps = statistics.median(result["trip_rps"])
-        get_rps = statistics.median(result["get_rps"])
-        trip_p99, get_p99 = statistics.median(result["trip"]), statistics.median(result["get"])
-        ratio = get_rps / bare_get if bare_get else float("nan")
-        verdict = ""
-        if name in ("redis", "sql"):
-            ok_ratio = ratio >= TARGET_GET_RATIO
-            ok_p99 = trip_p99 < TARGET_P99_MS and get_p99 < TARGET_P99_MS
-            verdict = (
-                f"GET >= {TARGET_GET_RATIO:.0%} of bare: {'PASS' if ok_ratio else 'FAIL'}; "
-                f"p99 < {TARGET_P99_MS:.0f} ms: {'PASS' if ok_p99 else 'FAIL'}"
-            )
-        elif name != "bare":
-            verdict = "(diagnostic)"
+        row = summary[name] = {
+            "trip_rps": statistics.median(result["trip_rps"]),
+            "get_rps": statistics.median(result["get_rps"]),
+            "trip_p99": statistics.median(result["trip"]),
+            "get_p99": statistics.median(result["get"]),
+            "get_cpu_us": statistics.median(result["get_cpu"]),
+            "errors": result["errors"],
+        }
+        row["get_vs_baseline"] = row["get_rps"] / base_get if base_get else float("nan")
+        row["get_vs_bare"] = row["get_rps"] / bare_get if bare_get else float("nan")
         print(
-            f"{name:32}{trip_rps:11.0f}{trip_p99:8.1f}ms{get_rps:10.0f}{get_p99:7.1f}ms"
-            f"{ratio:9.2f}{result['errors']:7}  {verdict}"
+            f"{name:32}{row['trip_rps']:11.0f}{row['trip_p99']:8.1f}ms{row['get_rps']:10.0f}"
+            f"{row['get_p99']:7.1f}ms{row['get_vs_baseline']:9.2f}{row['get_vs_bare']:9.2f}"
+            f"{row['get_cpu_us']:7.0f}µs{result['errors']:7}"
         )
+    print("\ntargets:")
+    for name in ("redis", "sql"):
+        row = summary[name]
+        checks = [
+            (
+                f"GET >= {TARGET_BASELINE_RATIO:.1f}x baseline (issue #16)",
+                row["get_vs_baseline"] >= TARGET_BASELINE_RATIO,
+            ),
+            (
+                f"GET p99 {row['get_p99']:.1f} < baseline's {base_p99:.1f} ms (issue #16)",
+                row["get_p99"] < base_p99,
+            ),
+            (f"GET >= {TARGET_GET_RATIO:.0%} of bare (issue #5)", row["get_vs_bare"] >= 0.6),
+            (
+                f"p99 < {TARGET_P99_MS:.0f} ms (issue #5)",
+                max(row["trip_p99"], row["get_p99"]) < TARGET_P99_MS,
+            ),
+        ]
+        print(f"  {name:6} " + "; ".join(f"{t}: {'PASS' if ok else 'FAIL'}" for t, ok in checks))
     print(
         "\nworst p99 of the rounds (trip / GET): "
         + ", ".join(
@@ -585,11 +708,17 @@ def main() -> int:
             for name, _, _ in targets
         )
     )
+    load_now = os.getloadavg()
     print(
         f"round trip = POST then GET of the new message; GET = reads of existing messages; "
-        f"req/s are medians of the rounds.\nload generator: {tool}, on the same cores as the "
-        f"servers; load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"req/s are medians of the rounds; CPU/GET = server CPU (gunicorn master and workers) "
+        f"per GET.\nbaseline = Flask + redis-py doing what the original "
+        f"message API does per read (PING, GET, a log line written synchronously, JSON).\n"
+        f"load generator: {tool}, on the same cores as the servers; load average now "
+        f"{' '.join(f'{x:.1f}' for x in load_now)}"
     )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"servers": summary, "load": load_now}))
     if args.diagnose:
         instance = Path(tempfile.mkdtemp(prefix="drop-bench-"))
         try:

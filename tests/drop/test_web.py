@@ -163,7 +163,7 @@ def test_store_down_answers_503_and_the_rest_keeps_serving(make_app: Any) -> Non
 def test_malformed_ids_never_reach_the_store(app: Any, client: Any) -> None:
     store = app.extensions["clubstack.drop"]["store"]
     calls: list[str] = []
-    store.read = lambda message_id: calls.append(message_id)  # type: ignore[method-assign]
+    store.read = lambda message_id, limit=None: calls.append(message_id)  # type: ignore[method-assign]
     store.delete = lambda message_id, h: calls.append(message_id)  # type: ignore[method-assign]
     for bad in ("short", "a" * 21, "a" * 23, "a" * 21 + "!", "%00" * 8, "a" * 300):
         assert client.get(f"/drop/msg/{bad}", headers=JSON).status_code == 404
@@ -247,16 +247,21 @@ def test_empty_prefix_answers_at_the_root(make_app: Any) -> None:
     assert client.get("/assets/drop.js").status_code == 200
 
 
+@pytest.mark.parametrize("redis", [False, True], ids=["limiter", "redis-store-counts"])
 def test_a_limited_page_read_is_an_html_429_and_writes_keep_their_own_limit(
-    make_app: Any,
+    make_app: Any, redis: bool
 ) -> None:
-    client = make_app(drop_read_rate="2/minute").test_client()
+    client = make_app(redis=redis, drop_read_rate="3/minute").test_client()
     created = create(client, "read me")
     path = f"/drop/msg/{created['message_id']}"
-    assert [client.get(path).status_code for _ in range(2)] == [200, 200]
+    # The message and its raw form share one read limit.
+    statuses = [client.get(path).status_code, client.get(path + "/raw").status_code]
+    assert [*statuses, client.get(path).status_code] == [200, 200, 200]
     page = client.get(path)
     assert page.status_code == 429 and page.mimetype == "text/html"
-    assert int(page.headers["Retry-After"]) > 0
+    assert 0 < int(page.headers["Retry-After"]) <= 61
+    limited = client.get(path, headers=JSON)
+    assert limited.status_code == 429 and limited.get_json()["error"] == "rate_limited"
     # Deleting is a write: the read limit does not stop it.
     gone = client.delete(path, headers={"X-Delete-Token": created["delete_token"]})
     assert gone.status_code == 204
@@ -283,3 +288,25 @@ def test_errors_go_through_the_core_mapping_only(app: Any, client: Any) -> None:
         "message": "This address does not accept that.",
     }
     assert wrong.headers["Allow"] == "GET, HEAD"
+
+
+def test_with_redis_a_read_and_its_limit_are_one_round_trip(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.connection
+
+    client = make_app(redis=True).test_client()
+    created = create(client, "one trip")
+    path = f"/drop/msg/{created['message_id']}"
+    assert client.get(path, headers=JSON).status_code == 200  # the script is loaded by now
+    sent: list[object] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(command)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    shown = client.get(path, headers=JSON)
+    assert shown.status_code == 200 and shown.get_json()["message"] == "one trip"
+    assert len(sent) == 1  # the count and the message in one script (before: two round trips)

@@ -3,7 +3,6 @@ size, request ids, and the one mapping from errors to HTTP answers (JSON or an H
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import re
@@ -28,111 +27,25 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import MapAdapter
 
 from clubstack.core.db import abandon_session
-from clubstack.core.errors import ClubError, InputError, RateLimited
+from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
+
+# Re-exported: the services import the limiter and client_ip from core.web.
+from clubstack.core.ratelimits import client_ip as client_ip
+from clubstack.core.ratelimits import init_limits
+from clubstack.core.ratelimits import limiter as limiter
 from clubstack.settings import Settings
 
 log = logging.getLogger("clubstack.web")
 F = TypeVar("F", bound=Callable[..., Any])
 
 csrf = CSRFProtect()
-
-
-def client_ip() -> str:
-    """The client address (ProxyFix has already applied trusted X-Forwarded-For, if configured)."""
-    return request.remote_addr or "unknown"
-
-
-class _QuietMemoryStorage(MemoryStorage):
-    """limits' memory storage, without a timer thread per hit.
-
-    Upstream starts a `threading.Timer` on nearly every increment to sweep expired keys; under
-    load that is a thread spawn per request. Keys already expire lazily on read, so sweeping
-    inline every few seconds is enough.
-    """
-
-    STORAGE_SCHEME = ["clubstack-memory"]
-    _next_sweep = 0.0
-
-    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - overrides a private hook
-        now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + 5
-            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
-
-
-def _default_rate() -> str:
-    return str(current_app.config["CLUBSTACK"].default_rate)
-
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-# One limiter for the process; the default limit is read per app (tests build many apps).
-def _safe_method() -> bool:
-    return request.method in SAFE_METHODS
-
-
-# The default limit guards every state-changing request. Reads that cost something (lookups,
-# drop reads) carry their own limits; floods of plain page views are nginx's job (limit_req in
-# deploy/). X-RateLimit-* headers are off: they cost a second storage round trip per request,
-# and a 429 still says when to come back (Retry-After).
-limiter = Limiter(
-    key_func=client_ip,
-    default_limits=[_default_rate],
-    default_limits_exempt_when=_safe_method,
-    headers_enabled=False,
-    swallow_errors=True,
-)
-
-
-@functools.lru_cache(maxsize=64)
-def _rate_item(rate: str) -> RateLimitItem:
-    return parse(rate)
-
-
-def read_limit(rate: Callable[[], str], scope: str) -> Callable[[F], F]:
-    """A per-client limit on the reads (GET, HEAD) of a hot view, shared by the views of `scope`.
-
-    The hit goes straight to the `limits` strategy Flask-Limiter runs on (same storage, so the
-    count is shared by every worker), in one storage round trip: Flask-Limiter's per-request
-    resolution of which limits apply costs more than a drop read itself. Writes to the view
-    still go through Flask-Limiter and its default limits (see _limiter_hooks_for_writes).
-    """
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if request.method in SAFE_METHODS and limiter.enabled:
-                _hit(_rate_item(rate()), scope)
-            return view(*args, **kwargs)
-
-        return wrapped  # type: ignore[return-value]
-
-    return decorate
-
-
-def _hit(item: RateLimitItem, scope: str) -> None:
-    key = ("reads", scope, client_ip())
-    try:
-        if limiter.limiter.hit(item, *key):
-            return
-        reset = limiter.limiter.get_window_stats(item, *key).reset_time
-    except Exception as error:  # like Flask-Limiter's swallow_errors: reads go on without it
-        # One line, no traceback: while the store is down every read lands here.
-        log.warning(
-            "rate limit storage failed (%s); this read is not limited", type(error).__name__
-        )
-        return
-    raise RateLimited(retry_after=max(1, int(reset - time.time()) + 1))
 
 
 PAGE_CSP_NONCE = (
@@ -464,30 +377,6 @@ def _signed_in() -> bool:
     return current_user() is not None
 
 
-def _limiter_hooks_for_writes(app: Flask) -> None:
-    """Flask-Limiter hooks into every request three times; in our setup only one hook has work,
-    and only for writes. Before the request it checks the default limits, which exempt safe
-    methods (limits a view is decorated with are checked by the decorator). After it, it adds
-    X-RateLimit headers (off) and settles `deduct_when` limits (unused); at teardown it clears
-    state kept on the request context, which is dropped anyway. Together ~65 µs per GET."""
-
-    def of_limiter(hook: Callable[..., Any]) -> bool:
-        if isinstance(hook, functools.partial):
-            return limiter in hook.args
-        return getattr(hook, "__self__", None) is limiter
-
-    assert not limiter._headers_enabled, "X-RateLimit headers need the after-request hook"
-
-    def check_writes() -> None:
-        if request.method not in SAFE_METHODS:
-            limiter._check_request_limit()
-
-    before = app.before_request_funcs[None]
-    app.before_request_funcs[None] = [check_writes if of_limiter(f) else f for f in before]
-    for hooks in (app.after_request_funcs, app.teardown_request_funcs):
-        hooks[None] = [f for f in hooks[None] if not of_limiter(f)]
-
-
 def init_web(app: Flask, settings: Settings) -> None:
     app.config.update(
         SECRET_KEY=settings.secret(),
@@ -500,15 +389,12 @@ def init_web(app: Flask, settings: Settings) -> None:
         PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https://") else "http",
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session instead; sessions expire on their own
         WTF_CSRF_SSL_STRICT=True,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "clubstack-memory://",
-        RATELIMIT_KEY_PREFIX="clubstack",
     )
     app.session_interface = CookieSessions()
     app.json = BoundedJSON(app)
     app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
-    limiter.init_app(app)
-    _limiter_hooks_for_writes(app)
+    init_limits(app, settings.redis_url or "memory://")
     app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)

@@ -7,21 +7,24 @@ clubstack.drop's __init__ adds `routes` to the drop's blueprint.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
+from limits import RateLimitItem, parse_many
 
 from clubstack.core.errors import InputError
+from clubstack.core.ratelimits import READS, shared_counter_key
 from clubstack.core.service import Routes
 from clubstack.core.validation import form_to_dict, validate
-from clubstack.core.web import limiter, read_limit, secret_in_path
+from clubstack.core.web import limiter, secret_in_path
 from clubstack.drop import messages
 from clubstack.drop.errors import BodyError, MessageNotFound, MessageTooLarge, WrongMethod
 from clubstack.drop.messages import CreateRequest
 from clubstack.drop.openapi import openapi_document
 from clubstack.drop.settings import DropSettings
-from clubstack.drop.store import StoredMessage
+from clubstack.drop.store import ReadLimit, StoredMessage
 from clubstack.drop.views import (
     created_page,
     drop_settings,
@@ -122,9 +125,32 @@ def _read_rate() -> str:
     return drop_settings().read_rate
 
 
+READ_SCOPE = "drop-read"  # message and raw share one read limit
+
+
+@functools.lru_cache(maxsize=8)
+def _single_rate(rate: str) -> RateLimitItem | None:
+    items = parse_many(rate)
+    return items[0] if len(items) == 1 else None
+
+
+def _counted_by_store() -> bool:
+    """The message store counts reads with the read itself (Redis: one round trip), so the
+    limiter leaves the shared read limit to it."""
+    return store().counts_reads and _single_rate(_read_rate()) is not None
+
+
+def _read_limit() -> ReadLimit | None:
+    item = _single_rate(_read_rate())
+    if not store().counts_reads or item is None:
+        return None
+    key = shared_counter_key(item, READ_SCOPE)
+    return ReadLimit(key=key, amount=item.amount, seconds=item.get_expiry())
+
+
 @routes.route("/", methods=ANY_METHOD, provide_automatic_options=False)
 @limiter.limit(_create_rate, methods=["POST"])
-@read_limit(_read_rate, scope="drop-page")
+@limiter.limit(_read_rate, methods=READS)
 def index() -> Response:
     """GET: the page with the form. POST: create a message (JSON, form or text/plain)."""
     _only("GET", "POST")
@@ -161,7 +187,7 @@ def index() -> Response:
 
 @routes.route("/msg/<message_id>", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")  # the unguessable id is the reader's credential
-@read_limit(_read_rate, scope="drop-read")
+@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
     _only("GET", "DELETE")
@@ -176,7 +202,7 @@ def message(message_id: str) -> Response:
             )
         messages.remove(store(), message_id, token)
         return Response(status=204)
-    found = messages.read(store(), message_id)
+    found = messages.read(store(), message_id, _read_limit())
     if page_preferred():
         return message_page(found)
     return jsonify(message_json(found))
@@ -184,11 +210,11 @@ def message(message_id: str) -> Response:
 
 @routes.route("/msg/<message_id>/raw", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")
-@read_limit(_read_rate, scope="drop-read")
+@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
     _only("GET")
-    found = messages.read(store(), message_id)
+    found = messages.read(store(), message_id, _read_limit())
     return Response(found.body, mimetype="text/plain")
 
 

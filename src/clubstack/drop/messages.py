@@ -14,7 +14,7 @@ from clubstack.core.db import random_id
 from clubstack.core.errors import InputError
 from clubstack.drop.errors import MessageNotFound, MessageTooLarge
 from clubstack.drop.settings import DropSettings
-from clubstack.drop.store import MessageStore, StoredMessage
+from clubstack.drop.store import MessageStore, ReadLimit, StoredMessage
 
 ID_BYTES = 16  # 128 random bits from `secrets`, 22 URL-safe characters
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -83,11 +83,12 @@ def create(store: MessageStore, request: CreateRequest, settings: DropSettings) 
     return Created(message=message, delete_token=token)
 
 
-def read(store: MessageStore, message_id: str) -> StoredMessage:
-    """The message; a malformed id is refused here and never reaches the store."""
+def read(store: MessageStore, message_id: str, limit: ReadLimit | None = None) -> StoredMessage:
+    """The message; a malformed id is refused here and never reaches the store. `limit`: the
+    reader's read limit, for a store that counts reads (store.counts_reads)."""
     if not valid_id(message_id):
         raise MessageNotFound()
-    message = store.read(message_id)
+    message = store.read(message_id, limit)
     if message is None:
         raise MessageNotFound()
     return message

@@ -33,7 +33,8 @@ class DropSettings(ServiceSettings):
     )
     read_rate: str = Field(
         default="300/minute",
-        description="Reads and deletes one client IP may make (generous: it only slows guessing).",
+        description="Reads one client IP may make (generous: it only slows guessing); deletes "
+        "count against the default rate.",
     )
     store: str = Field(
         default="auto",

@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clubstack.core.clock import utcnow
+from clubstack.core.errors import RateLimited
 from clubstack.drop.errors import StoreUnavailable
 from clubstack.drop.models import DropMessage
 
@@ -38,12 +39,25 @@ class StoredMessage:
     delete_hash: str
 
 
+@dataclass(frozen=True)
+class ReadLimit:
+    """A client's fixed-window count of reads, for a store that counts them itself."""
+
+    key: str
+    amount: int
+    seconds: int
+
+
 class MessageStore(Protocol):
+    # True when read() takes a ReadLimit: the store counts the read in the same round trip.
+    counts_reads: bool
+
     def put(self, message: StoredMessage) -> None: ...
 
-    def read(self, message_id: str) -> StoredMessage | None:
+    def read(self, message_id: str, limit: ReadLimit | None = None) -> StoredMessage | None:
         """The live message, or None. A burn-after-reading message is removed by this read,
-        and of concurrent readers exactly one gets it."""
+        and of concurrent readers exactly one gets it. With a `limit` (stores that count
+        reads), the read is counted first and RateLimited raised when over it."""
 
     def delete(self, message_id: str, delete_hash: str) -> bool:
         """Remove the message if the hash matches; True when something was removed."""
@@ -57,9 +71,27 @@ class MessageStore(Protocol):
 # --- Redis ------------------------------------------------------------------------------------
 
 
+# Count the read (fixed window, as limits' incr_expire does), then GET the normal key or GETDEL
+# the burn key. Answers {0, seconds to wait} over the limit, {1, value} or {2, burnt value},
+# or {3} when there is no such message. GETDEL needs Redis 6.2.
+READ_COUNTED = """
+local count = redis.call("INCR", KEYS[1])
+if count == 1 then redis.call("EXPIRE", KEYS[1], ARGV[2]) end
+if count > tonumber(ARGV[1]) then return {0, redis.call("TTL", KEYS[1])} end
+local plain = redis.call("GET", KEYS[2])
+if plain then return {1, plain} end
+local burnt = redis.call("GETDEL", KEYS[3])
+if burnt then return {2, burnt} end
+return {3}
+"""
+
+
 class RedisStore:
     """Each message is one JSON value with a TTL. Burn messages live under their own key prefix,
-    so a read asks for both keys in one round trip: GET the normal key, GETDEL the burn key."""
+    so a read asks for both keys in one round trip: GET the normal key, GETDEL the burn key.
+    The read limit is counted in the same round trip (a registered Lua script)."""
+
+    counts_reads = True
 
     def __init__(self, client: redis.Redis, prefix: str = "clubstack:drop:") -> None:
         import redis  # the optional [redis] extra: only needed when Redis holds the messages
@@ -67,6 +99,7 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._down: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._read_counted = client.register_script(READ_COUNTED)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 2.0) -> RedisStore:
@@ -100,15 +133,23 @@ class RedisStore:
         if not stored:  # 128 random bits never collide; if they did, never overwrite a message
             raise RuntimeError("drop id collision in Redis")
 
-    def read(self, message_id: str) -> StoredMessage | None:
+    def read(self, message_id: str, limit: ReadLimit | None = None) -> StoredMessage | None:
+        keys = [self._key(message_id, False), self._key(message_id, True)]
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(self._key(message_id, False))
-            pipe.getdel(self._key(message_id, True))
-            plain, burnt = pipe.execute()
+            if limit is None:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.get(keys[0])
+                pipe.getdel(keys[1])
+                plain, burnt = pipe.execute()
+                raw, burn = (plain, False) if plain is not None else (burnt, True)
+            else:
+                counter = [limit.key, *keys]
+                answer = self._read_counted(keys=counter, args=[limit.amount, limit.seconds])
+                if answer[0] == 0:
+                    raise RateLimited(retry_after=max(1, int(answer[1])))
+                raw, burn = (answer[1], answer[0] == 2) if answer[0] != 3 else (None, False)
         except self._down as error:
             raise _redis_down(error) from None
-        raw, burn = (plain, False) if plain is not None else (burnt, True)
         if raw is None:
             return None
         message = _decode(message_id, raw, burn)
@@ -174,6 +215,8 @@ class SqlStore:
     """Messages as rows of drop_messages. Each operation is its own short transaction, so a
     SQLite reader never has to upgrade a stale snapshot to a write lock."""
 
+    counts_reads = False  # reads are counted by the limiter, in its own store
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -194,7 +237,8 @@ class SqlStore:
         except _SQL_DOWN as error:
             raise _sql_down(error) from None
 
-    def read(self, message_id: str) -> StoredMessage | None:
+    def read(self, message_id: str, limit: ReadLimit | None = None) -> StoredMessage | None:
+        assert limit is None, "the SQL store does not count reads"
         try:
             with self.engine.begin() as conn:
                 row = conn.execute(_READ, {"id": message_id, "now": utcnow()}).first()

@@ -1,0 +1,144 @@
+"""Rate limits: one Flask-Limiter for every service, on its public API only.
+
+The default limit guards every state-changing request and exempts safe methods
+(`default_limits_exempt_when`). Reads that cost something (lookups, drop reads) carry their own
+limits (`limiter.limit(rate, methods=READS)` or `shared_limit`); floods of plain page views are
+nginx's job (limit_req in deploy/). X-RateLimit-* headers are off: they cost a second storage
+round trip per request, and a 429 still says when to come back (Retry-After). With a Redis URL
+the counts live in Redis (shared by every worker and machine); without one, in limits' memory
+storage (per process).
+
+Flask-Limiter works out which limits apply to a request in a before-request hook, on every
+request, and again in the decorator of a view that has limits of its own; most of a plain GET's
+limiter cost is that resolution, although nothing applies to it. `ClubLimiter` lets through, by
+a request filter (the documented way to exempt a request), the passes that have nothing to do:
+
+* a safe-method request to a view whose own limits do not count that method (the default limit
+  exempts safe methods, so nothing applies);
+* the before-request pass for a view with limits of its own: Flask-Limiter checks those (and the
+  default limit, where the view's limits leave the method out) in the view's decorator.
+
+To know which views count which methods, `limit` and `shared_limit` mark the view they decorate.
+Both passes hold only while no application-wide or meta limits exist (Flask-Limiter checks those
+in the before-request pass too); init_limits refuses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request
+from flask_limiter import Limiter, RouteLimit
+from limits import RateLimitItem
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+READS = ["GET", "HEAD"]  # what a view's read limit counts: `limiter.limit(rate, methods=READS)`
+KEY_PREFIX = "clubstack"  # RATELIMIT_KEY_PREFIX: the first part of every counter's key
+REDIS_KEY_PREFIX = "LIMITS"  # limits' RedisStorage puts its key_prefix (default) before that
+COUNTED = "clubstack_limited_methods"  # on a view: the methods its own limits count ("*": all)
+HOOK_PASSED = "clubstack.limiter_hook_passed"  # in the WSGI environ: the view is running
+
+
+class MarkingRouteLimit(RouteLimit):
+    """A route limit that writes on the view it decorates which methods it counts."""
+
+    def __call__(self, obj: Any) -> Any:
+        if isinstance(obj, Blueprint):  # the filter looks for marks on views only
+            raise TypeError("limit the views of a blueprint one by one (see ratelimits.py)")
+        wrapped = super().__call__(obj)
+        counted = {m.upper() for m in self.methods} if self.methods else {"*"}
+        setattr(wrapped, COUNTED, frozenset(counted | getattr(wrapped, COUNTED, frozenset())))
+        return wrapped
+
+
+def _marking(route_limit: RouteLimit, limiter: Limiter) -> MarkingRouteLimit:
+    fields = {f.name: getattr(route_limit, f.name) for f in dataclasses.fields(route_limit)}
+    return MarkingRouteLimit(limiter=limiter, **fields)
+
+
+class ClubLimiter(Limiter):
+    """Flask-Limiter whose limit decorators mark their views, for `nothing_to_check`."""
+
+    def limit(self, limit_value: str | Callable[[], str], **options: Any) -> RouteLimit:
+        return _marking(super().limit(limit_value, **options), self)
+
+    def shared_limit(
+        self, limit_value: str | Callable[[], str], scope: Any, **options: Any
+    ) -> RouteLimit:
+        return _marking(super().shared_limit(limit_value, scope, **options), self)
+
+
+def client_ip() -> str:
+    """The client address (ProxyFix has already applied trusted X-Forwarded-For, if configured)."""
+    return request.remote_addr or "unknown"
+
+
+def _default_rate() -> str:
+    return str(current_app.config["CLUBSTACK"].default_rate)
+
+
+def _safe_method() -> bool:
+    return request.method in SAFE_METHODS
+
+
+# One limiter for the process; the default limit is read per app (tests build many apps).
+limiter = ClubLimiter(
+    key_func=client_ip,
+    default_limits=[_default_rate],
+    default_limits_exempt_when=_safe_method,
+    headers_enabled=False,
+    swallow_errors=True,
+)
+
+
+@limiter.request_filter
+def nothing_to_check() -> bool:
+    """True when no limit can apply in this pass of Flask-Limiter (see the module's doc)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    counted: frozenset[str] | None = getattr(view, COUNTED, None)
+    if counted is None:
+        return request.method in SAFE_METHODS
+    if HOOK_PASSED not in request.environ:
+        return True  # the before-request pass: the view's decorator checks
+    return request.method in SAFE_METHODS and not counted & {request.method, "*"}
+
+
+def shared_counter_key(item: RateLimitItem, scope: str) -> str:
+    """The Redis key under which Flask-Limiter counts this client's hits of the shared limit
+    `item` of `scope` (fixed window). A store that counts hits together with its own work (one
+    round trip) uses it, so the count is the one the limiter would keep, and reset clears it."""
+    return f"{REDIS_KEY_PREFIX}:{item.key_for(KEY_PREFIX, client_ip(), scope)}"
+
+
+def _hook_passed() -> None:
+    request.environ[HOOK_PASSED] = True
+
+
+class OneLineStorageErrors(logging.Filter):
+    """While the limits' store is down, Flask-Limiter lets every request through
+    (swallow_errors) and logs the failure with its traceback, once per request. One line with
+    the error's type says the same without filling the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = "rate limit storage failed (%s); this request is not limited"
+            record.args = (type(error).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+logging.getLogger("flask-limiter").addFilter(OneLineStorageErrors())
+
+
+def init_limits(app: Flask, storage_uri: str) -> None:
+    if app.config.get("RATELIMIT_APPLICATION") or app.config.get("RATELIMIT_META"):
+        raise RuntimeError("application-wide and meta limits need nothing_to_check revisited")
+    app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=KEY_PREFIX)
+    limiter.init_app(app)
+    app.before_request(_hook_passed)  # after the limiter's hook: marks that the view is next
