@@ -163,4 +163,53 @@ def test_application_wide_limits_are_refused_while_the_filter_skips_passes() -> 
     app = Flask(__name__)
     app.config["RATELIMIT_APPLICATION"] = "100/second"
     with pytest.raises(RuntimeError, match="nothing_to_check"):
-        init_limits(app, "memory://")
+        init_limits(app, "clubstack-memory://")
+
+
+def test_counts_in_memory_keep_fixed_windows_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    from clubstack.core import ratelimits
+    from clubstack.core.ratelimits import MEMORY_STORAGE_URI, CountsInMemory
+
+    clock = [1000.0]
+    monkeypatch.setattr(ratelimits.time, "time", lambda: clock[0])
+    storage = storage_from_string(MEMORY_STORAGE_URI)
+    assert isinstance(storage, CountsInMemory)
+    threads = threading.active_count()
+    window = FixedWindowRateLimiter(storage)
+    two_a_minute = parse("2/minute")
+    assert [window.hit(two_a_minute, "ip-a") for _ in range(3)] == [True, True, False]
+    assert window.hit(two_a_minute, "ip-b")  # another client has a count of its own
+    stats = window.get_window_stats(two_a_minute, "ip-a")
+    assert stats.remaining == 0 and stats.reset_time == 1060.0
+    assert threading.active_count() == threads  # no expiry thread, unlike limits' memory://
+    clock[0] = 1060.5  # the window is over: counting starts again
+    assert window.hit(two_a_minute, "ip-a")
+    assert window.get_window_stats(two_a_minute, "ip-a").remaining == 1
+    window.clear(two_a_minute, "ip-a")
+    assert window.get_window_stats(two_a_minute, "ip-a").remaining == 2
+
+
+def test_counts_in_memory_sweep_stale_counts_when_the_table_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clubstack.core import ratelimits
+    from clubstack.core.ratelimits import CountsInMemory
+
+    clock = [0.0]
+    monkeypatch.setattr(ratelimits.time, "time", lambda: clock[0])
+    monkeypatch.setattr(CountsInMemory, "SWEEP_AT", 100)
+    storage = CountsInMemory()
+    for n in range(100):
+        storage.incr(f"old-{n}", expiry=10)
+    clock[0] = 11.0
+    storage.incr("new", expiry=10)  # a new window on a full table sweeps the stale ones
+    assert storage.get("new") == 1 and storage.get("old-1") == 0
+    assert storage.reset() == 1

@@ -5,8 +5,8 @@ The default limit guards every state-changing request and exempts safe methods
 limits (`limiter.limit(rate, methods=READS)` or `shared_limit`); floods of plain page views are
 nginx's job (limit_req in deploy/). X-RateLimit-* headers are off: they cost a second storage
 round trip per request, and a 429 still says when to come back (Retry-After). With a Redis URL
-the counts live in Redis (shared by every worker and machine); without one, in limits' memory
-storage (per process).
+the counts live in Redis (shared by every worker and machine); without one, in this process's
+memory (`CountsInMemory`, a storage on limits' documented extension point).
 
 Flask-Limiter works out which limits apply to a request in a before-request hook, on every
 request, and again in the decorator of a view that has limits of its own; most of a plain GET's
@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter, RouteLimit
 from limits import RateLimitItem
+from limits.storage import Storage
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 READS = ["GET", "HEAD"]  # what a view's read limit counts: `limiter.limit(rate, methods=READS)`
@@ -134,6 +137,68 @@ class OneLineStorageErrors(logging.Filter):
 
 
 logging.getLogger("flask-limiter").addFilter(OneLineStorageErrors())
+
+
+class CountsInMemory(Storage):
+    """Fixed-window counts in this process's memory, expired when next read.
+
+    limits' own MemoryStorage also expires counts from a timer thread, which it starts again on
+    a hit whenever the last one has finished: on a busy process, a thread start for most
+    requests. Counts here are dropped when read after their window (and all stale ones once
+    the table grows), so no thread is needed. Registered by subclassing (limits' documented
+    way to add a storage) under the scheme `clubstack-memory://`. Fixed windows only: the
+    limiter's strategy."""
+
+    STORAGE_SCHEME = ["clubstack-memory"]
+    SWEEP_AT = 10_000  # counts kept before the stale ones are swept
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any):
+        self.window_counts: dict[str, tuple[int, float]] = {}  # key -> (count, expires at)
+        self.counts_lock = threading.Lock()
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self.counts_lock:
+            count, expires = self.window_counts.get(key, (0, 0.0))
+            if expires <= now:
+                if len(self.window_counts) >= self.SWEEP_AT:
+                    self.sweep(now)
+                count, expires = 0, now + expiry
+            self.window_counts[key] = (count + amount, expires)
+            return count + amount
+
+    def get(self, key: str) -> int:
+        count, expires = self.window_counts.get(key, (0, 0.0))
+        return count if expires > time.time() else 0
+
+    def get_expiry(self, key: str) -> float:
+        expires = self.window_counts.get(key, (0, 0.0))[1]
+        return expires if expires > time.time() else time.time()
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self.counts_lock:
+            cleared = len(self.window_counts)
+            self.window_counts.clear()
+        return cleared
+
+    def clear(self, key: str) -> None:
+        with self.counts_lock:
+            self.window_counts.pop(key, None)
+
+    def sweep(self, now: float) -> None:
+        for key in [k for k, (_, expires) in self.window_counts.items() if expires <= now]:
+            del self.window_counts[key]
+
+
+MEMORY_STORAGE_URI = "clubstack-memory://"
 
 
 def init_limits(app: Flask, storage_uri: str) -> None:

@@ -35,10 +35,10 @@ from werkzeug.routing import MapAdapter
 from clubstack.core.db import abandon_session
 from clubstack.core.errors import ClubError, InputError
 from clubstack.core.logs import REQUEST_ID_KEY, SECRET_PATH_ARGS
+from clubstack.core.ratelimits import MEMORY_STORAGE_URI, init_limits
 
 # Re-exported: the services import the limiter and client_ip from core.web.
 from clubstack.core.ratelimits import client_ip as client_ip
-from clubstack.core.ratelimits import init_limits
 from clubstack.core.ratelimits import limiter as limiter
 from clubstack.settings import Settings
 
@@ -394,7 +394,7 @@ def init_web(app: Flask, settings: Settings) -> None:
     app.json = BoundedJSON(app)
     app.before_request(_before)  # first: a larger body limit must apply before CSRF reads it
     csrf.init_app(app)
-    init_limits(app, settings.redis_url or "memory://")
+    init_limits(app, settings.redis_url or MEMORY_STORAGE_URI)
     app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     app.register_error_handler(ClubError, _club_error)
     app.register_error_handler(CSRFError, _csrf_error)
