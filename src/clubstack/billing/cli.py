@@ -120,7 +120,7 @@ def ledger_cmd(email: str, as_csv: bool) -> None:
         if as_csv:
             writer = csv.writer(sys.stdout)
             for row in reports.csv_rows(session, flt):
-                writer.writerow([reports._safe_cell(c) for c in row])
+                writer.writerow([reports.safe_cell(c) for c in row])
             return
         for e in iter_entries(session, flt):
             click.echo(

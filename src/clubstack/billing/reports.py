@@ -197,11 +197,11 @@ def csv_text(session: Session, flt: EntryFilter) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     for row in csv_rows(session, flt):
-        writer.writerow([_safe_cell(cell) for cell in row])
+        writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue()
 
 
-def _safe_cell(value: str) -> str:
+def safe_cell(value: str) -> str:
     """Spreadsheets run cells starting with = + - @ as formulas; quote text ones (not numbers)."""
     if value and value[0] in "=+-@\t\r":
         try:
