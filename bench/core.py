@@ -69,7 +69,10 @@ def _bare_app(bodies: dict[str, Any]) -> Any:
 def serve(kind: str, port: int, bodies_file: str) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from clubstack.server import gunicorn_options
+    try:
+        from clubstack.server import gunicorn_options
+    except ImportError:  # a checkout from before the move out of core (bench/compare.py)
+        from clubstack.core.server import gunicorn_options  # type: ignore[no-redef]
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -182,7 +182,10 @@ def serve(kind: str, port: int) -> None:
     """Run one server in this process (called as `python bench/drop.py --serve KIND PORT`)."""
     from gunicorn.app.base import BaseApplication
 
-    from clubstack.server import gunicorn_options
+    try:
+        from clubstack.server import gunicorn_options
+    except ImportError:  # a checkout from before the move out of core (bench/compare.py)
+        from clubstack.core.server import gunicorn_options  # type: ignore[no-redef]
 
     class Server(BaseApplication):
         def load_config(self) -> None:
