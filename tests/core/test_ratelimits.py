@@ -90,16 +90,19 @@ def test_the_filter_lets_through_only_passes_with_nothing_to_check(make_app: Any
     from clubstack.core.ratelimits import HOOK_PASSED, nothing_to_check
 
     app = make_app()
-    path = "/drop/msg/" + "a" * 22  # the drop's read limit counts GET and HEAD
+    page = "/drop/"  # the form page's read limit counts GET and HEAD, its create limit POST
+    message = "/drop/msg/" + "a" * 22  # reads counted in the view (count_hit), no decorator
     cases = [
         ("/", "GET", False, True),  # no limit of its own; the default skips safe methods
         ("/", "OPTIONS", False, True),
         ("/account/login", "POST", False, False),  # a write: the default limit applies
-        (path, "GET", False, True),  # the before-request pass: its decorator checks
-        (path, "GET", True, False),  # the decorator's pass
-        (path, "HEAD", True, False),
-        (path, "OPTIONS", True, True),  # its limits do not count OPTIONS
-        (path, "DELETE", True, False),  # the default limit, in the decorator's pass
+        (page, "GET", False, True),  # the before-request pass: its decorator checks
+        (page, "GET", True, False),  # the decorator's pass
+        (page, "HEAD", True, False),
+        (page, "OPTIONS", True, True),  # its limits do not count OPTIONS
+        (page, "DELETE", True, False),  # the default limit, in the decorator's pass
+        (message, "GET", False, True),
+        (message, "DELETE", False, False),  # the default limit, in the before-request pass
     ]
     for url, method, in_view, expected in cases:
         with app.test_request_context(url, method=method):

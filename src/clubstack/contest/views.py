@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from importlib import resources
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from limits import parse_many
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -22,6 +20,7 @@ from clubstack.core.accounts.models import User
 from clubstack.core.clock import utcnow
 from clubstack.core.db import db
 from clubstack.core.errors import ClubError, InputError, RateLimited
+from clubstack.core.ratelimits import count_hit
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import body_limit, client_ip, limiter
 from clubstack.settings import service_settings
@@ -52,16 +51,14 @@ def submit_rate() -> str:
 def check_submit_rate() -> None:
     """The submission rate limit, checked inside the view (not by a decorator in front of
     it) so a refused submission still gets its form back with the pasted source in it."""
-    key = ("contest-submit", rate_key())
-    for item in parse_many(submit_rate()):
-        if not limiter.limiter.hit(item, *key):
-            reset = limiter.limiter.get_window_stats(item, *key).reset_time
-            wait = max(1, int(reset - time.time()) + 1)
-            error = RateLimited(retry_after=wait)
-            error.message = (
-                f"Too many submissions: try again in {wait} s. Your source and key are kept below."
-            )
-            raise error
+    try:
+        count_hit(submit_rate(), "contest-submit", key=rate_key())
+    except RateLimited as error:
+        wait = error.headers["Retry-After"]
+        error.message = (
+            f"Too many submissions: try again in {wait} s. Your source and key are kept below."
+        )
+        raise
 
 
 def format_score(value: float | None) -> str:

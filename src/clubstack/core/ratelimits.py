@@ -26,6 +26,7 @@ in the before-request pass too); init_limits refuses them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -34,8 +35,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter, RouteLimit
-from limits import RateLimitItem
+from limits import RateLimitItem, parse_many
 from limits.storage import Storage
+
+from clubstack.core.errors import RateLimited
+
+log = logging.getLogger("flask-limiter")  # the limiter's own logger, with its filter
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 READS = ["GET", "HEAD"]  # what a view's read limit counts: `limiter.limit(rate, methods=READS)`
@@ -107,6 +112,32 @@ def nothing_to_check() -> bool:
     if HOOK_PASSED not in request.environ:
         return True  # the before-request pass: the view's decorator checks
     return request.method in SAFE_METHODS and not counted & {request.method, "*"}
+
+
+@functools.lru_cache(maxsize=64)
+def rate_items(rate: str) -> tuple[RateLimitItem, ...]:
+    """The limits of a rate string ("10/minute;100/day"), parsed once per distinct string."""
+    return tuple(parse_many(rate))
+
+
+def count_hit(rate: str, scope: str, key: str | None = None) -> None:
+    """Count one hit of `rate` for this client (or `key`) in `scope`, from inside a view, on the
+    limiter's own strategy and storage (Flask-Limiter's public `Limiter.limiter`); RateLimited
+    when over. For the limits a decorator cannot express: one the view must answer itself (the
+    contest keeps a refused source in its form), or a hot read that a decorator's per-request
+    limit resolution would make several times dearer (the drop's reads). The counter is the one
+    `shared_limit(rate, scope)` would keep."""
+    identifiers = (KEY_PREFIX, key or client_ip(), scope)
+    strategy = limiter.limiter
+    for item in rate_items(rate):
+        try:
+            allowed = strategy.hit(item, *identifiers)
+            reset = 0.0 if allowed else strategy.get_window_stats(item, *identifiers).reset_time
+        except Exception as error:
+            log.warning("rate limit storage failed (%s); this request is not limited", error)
+            return
+        if not allowed:
+            raise RateLimited(retry_after=max(1, int(reset - time.time()) + 1))
 
 
 def shared_counter_key(item: RateLimitItem, scope: str) -> str:

@@ -7,15 +7,13 @@ clubstack.drop's __init__ adds `routes` to the drop's blueprint.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
-from limits import RateLimitItem, parse_many
 
 from clubstack.core.errors import InputError
-from clubstack.core.ratelimits import READS, shared_counter_key
+from clubstack.core.ratelimits import READS, count_hit, rate_items, shared_counter_key
 from clubstack.core.service import Routes
 from clubstack.core.validation import form_to_dict, validate
 from clubstack.core.web import limiter, secret_in_path
@@ -128,24 +126,19 @@ def _read_rate() -> str:
 READ_SCOPE = "drop-read"  # message and raw share one read limit
 
 
-@functools.lru_cache(maxsize=8)
-def _single_rate(rate: str) -> RateLimitItem | None:
-    items = parse_many(rate)
-    return items[0] if len(items) == 1 else None
-
-
-def _counted_by_store() -> bool:
-    """The message store counts reads with the read itself (Redis: one round trip), so the
-    limiter leaves the shared read limit to it."""
-    return store().counts_reads and _single_rate(_read_rate()) is not None
-
-
-def _read_limit() -> ReadLimit | None:
-    item = _single_rate(_read_rate())
-    if not store().counts_reads or item is None:
-        return None
-    key = shared_counter_key(item, READ_SCOPE)
-    return ReadLimit(key=key, amount=item.amount, seconds=item.get_expiry())
+def _read(message_id: str) -> StoredMessage:
+    """Read a message, counting the read against the shared read limit: with the Redis store
+    in the same round trip as the read (a single-rate limit), otherwise on the limiter's own
+    strategy first. Counted in the view rather than by a limit decorator, whose per-request
+    limit resolution would cost a read more than the read."""
+    rate = _read_rate()
+    items = rate_items(rate)
+    if store().counts_reads and len(items) == 1:
+        key = shared_counter_key(items[0], READ_SCOPE)
+        limit = ReadLimit(key=key, amount=items[0].amount, seconds=items[0].get_expiry())
+        return messages.read(store(), message_id, limit)
+    count_hit(rate, READ_SCOPE)
+    return messages.read(store(), message_id)
 
 
 @routes.route("/", methods=ANY_METHOD, provide_automatic_options=False)
@@ -187,7 +180,6 @@ def index() -> Response:
 
 @routes.route("/msg/<message_id>", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")  # the unguessable id is the reader's credential
-@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def message(message_id: str) -> Response:
     """GET: the message (JSON or a page); DELETE with X-Delete-Token: remove it."""
     _only("GET", "DELETE")
@@ -202,7 +194,7 @@ def message(message_id: str) -> Response:
             )
         messages.remove(store(), message_id, token)
         return Response(status=204)
-    found = messages.read(store(), message_id, _read_limit())
+    found = _read(message_id)
     if page_preferred():
         return message_page(found)
     return jsonify(message_json(found))
@@ -210,11 +202,10 @@ def message(message_id: str) -> Response:
 
 @routes.route("/msg/<message_id>/raw", methods=ANY_METHOD, provide_automatic_options=False)
 @secret_in_path("message_id")
-@limiter.shared_limit(_read_rate, READ_SCOPE, methods=READS, exempt_when=_counted_by_store)
 def raw(message_id: str) -> Response:
     """The message as text/plain; charset=utf-8."""
     _only("GET")
-    found = messages.read(store(), message_id, _read_limit())
+    found = _read(message_id)
     return Response(found.body, mimetype="text/plain")
 
 
