@@ -1,8 +1,9 @@
 """Rate limits: one Flask-Limiter for every service, on its public API only.
 
 The default limit guards every state-changing request and exempts safe methods
-(`default_limits_exempt_when`). Reads that cost something (lookups, drop reads) carry their own
-limits (`limiter.limit(rate, methods=READS)` or `shared_limit`); floods of plain page views are
+(`default_limits_exempt_when`). Reads that cost something carry their own limits
+(`limiter.limit(rate, methods=READS)` or `shared_limit`), or count them in the view with
+`count_hit` (the drop's hot reads, the contest's submissions); floods of plain page views are
 nginx's job (limit_req in deploy/). X-RateLimit-* headers are off: they cost a second storage
 round trip per request, and a 429 still says when to come back (Retry-After). With a Redis URL
 the counts live in Redis (shared by every worker and machine); without one, in this process's
