@@ -166,6 +166,41 @@ def ledger() -> Ledger:
 # --- an app with a host, an image (the tiny guest) and plans -------------------------------
 
 
+def add_host_and_image(
+    session: Any,
+    name: str,
+    host: dict[str, str],
+    guest: tinyguest.TinyGuest,
+    domain_type: str,
+) -> None:
+    """A host (``host``: its uri, pool_name and pool_path) and the tiny guest as image "tiny"."""
+    session.add(
+        Host(
+            name=name,
+            uri=host["uri"],
+            pool_name=host["pool_name"],
+            pool_path=host["pool_path"],
+            network="none",
+            domain_type=domain_type,
+            vcpus=2,
+            memory_mib=4096,
+            disk_gib=100,
+            up=True,
+            last_seen_at=clock.utcnow(),
+        )
+    )
+    session.add(
+        Image(
+            name="tiny",
+            title="Tiny busybox guest",
+            path=str(guest.disk),
+            kernel=str(guest.kernel),
+            initrd=str(guest.initrd),
+            cmdline=guest.cmdline,
+        )
+    )
+
+
 def setup_compute(
     app: Any,
     test_host: dict[str, str],
@@ -176,31 +211,7 @@ def setup_compute(
     """The test host, the tiny guest as an image, and a few plans."""
     with app.app_context():
         session = db.session()
-        session.add(
-            Host(
-                name="test",
-                uri=test_host["uri"],
-                pool_name=test_host["pool_name"],
-                pool_path=test_host["pool_path"],
-                network="none",
-                domain_type=domain_type,
-                vcpus=2,
-                memory_mib=4096,
-                disk_gib=100,
-                up=True,
-                last_seen_at=clock.utcnow(),
-            )
-        )
-        session.add(
-            Image(
-                name="tiny",
-                title="Tiny busybox guest",
-                path=str(guest.disk),
-                kernel=str(guest.kernel),
-                initrd=str(guest.initrd),
-                cmdline=guest.cmdline,
-            )
-        )
+        add_host_and_image(session, "test", test_host, guest, domain_type)
         session.add(
             Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730)
         )  # 1 cent per hour

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKEND_URLS, SMTPSink, backend_missing
+from tests.conftest import BACKEND_URLS, SMTPSink, backend_missing, redis_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lookup"))
 from lookup_dns import FIXTURE_ZONE, LocalDNS, ZoneResolver
@@ -45,14 +44,7 @@ def fleet_database() -> Iterator[str]:
 
 @pytest.fixture
 def fleet_redis() -> str:
-    url = BACKEND_URLS["redis"]
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=3)
-        client.flushdb()
-        client.close()
-    except Exception as error:
-        backend_missing("redis", str(error))
-    return url
+    return redis_url()  # flushed: the fleet's processes use the tests' Redis database
 
 
 @pytest.fixture

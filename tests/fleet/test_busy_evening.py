@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tests.compute.conftest import _unavailable
+from tests.compute.conftest import _unavailable, add_host_and_image
 from tests.conftest import SMTPSink, message_text
 from tests.fleet.conftest import LocalDNS
 from tests.fleet.nodes import SANDBOX_USER, Fleet, Node
@@ -405,8 +405,7 @@ def _capsul(fleet: Fleet, engine: Engine, member: Member, uri: str, work: Path) 
     """Create and destroy a capsul through nginx on the host at ``uri``."""
     from clubstack.billing import ledger
     from clubstack.compute import hypervisor, tinyguest
-    from clubstack.compute.models import Host, Image, Plan
-    from clubstack.core import clock
+    from clubstack.compute.models import Plan
     from clubstack.core.accounts.models import User
 
     guest = tinyguest.build()
@@ -417,31 +416,8 @@ def _capsul(fleet: Fleet, engine: Engine, member: Member, uri: str, work: Path) 
     with hypervisor.Hypervisor(uri, pool_name=pool_name, pool_path=str(pool)) as hv:
         domain_type = hv.detect_domain_type(str(guest.kernel), str(guest.initrd))
     with Session(engine) as session:
-        session.add(
-            Host(
-                name="remote",
-                uri=uri,
-                pool_name=pool_name,
-                pool_path=str(pool),
-                network="none",
-                domain_type=domain_type,
-                vcpus=2,
-                memory_mib=4096,
-                disk_gib=20,
-                up=True,
-                last_seen_at=clock.utcnow(),
-            )
-        )
-        session.add(
-            Image(
-                name="tiny",
-                title="Tiny busybox guest",
-                path=str(guest.disk),
-                kernel=str(guest.kernel),
-                initrd=str(guest.initrd),
-                cmdline=guest.cmdline,
-            )
-        )
+        host = {"uri": uri, "pool_name": pool_name, "pool_path": str(pool)}
+        add_host_and_image(session, "remote", host, guest, domain_type)
         session.add(Plan(name="f1-xs", vcpus=1, memory_mib=128, disk_gib=1, price_month_cents=730))
         user_id = session.scalar(select(User.id).where(User.email == member.address))
         ledger.credit(
