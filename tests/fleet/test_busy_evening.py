@@ -30,12 +30,15 @@ from tests.conftest import SMTPSink, message_text
 from tests.fleet.conftest import LocalDNS
 from tests.fleet.nodes import SANDBOX_USER, Fleet, Node
 from tests.fleet.remote_libvirt import RemoteHostUnavailable, remote_libvirt_host
+from tests.lookup.lookup_http import VT_KEY, ProviderServer
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTERS = ROOT / "src" / "clubstack" / "contest" / "starters"
 DROPS_PER_MINUTE = 6
+VT_PER_DAY = 3  # VirusTotal requests the whole fleet may send (CLUBSTACK_LOOKUP_VIRUSTOTAL_PER_DAY)
+QUOTA_BATCH = ["one.example.org", "two.example.org", "three.example.org"]
 SSH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ann@laptop"
 )
@@ -176,12 +179,19 @@ def test_busy_evening(
     work: Path,
 ) -> None:
     started = time.monotonic()
+    providers = ProviderServer()
     settings = {
         "CLUBSTACK_SMTP_URL": smtp.url + "?starttls=off",
         "CLUBSTACK_DROP_CREATE_RATE": f"{DROPS_PER_MINUTE}/minute",
         # look-ups only on loopback: the fixture DNS server, nothing else
         "CLUBSTACK_LOOKUP_NAMESERVERS": dns.nameserver,
-        "CLUBSTACK_LOOKUP_CHECKS": "dns",
+        # ... and VirusTotal's documented API, a stand-in on loopback, with a quota for the fleet
+        "CLUBSTACK_LOOKUP_CHECKS": "dns,virustotal",
+        "CLUBSTACK_LOOKUP_VIRUSTOTAL_URL": f"{providers.url}/vt/api/v3",
+        "CLUBSTACK_LOOKUP_VIRUSTOTAL_API_KEY": VT_KEY,
+        "CLUBSTACK_LOOKUP_VIRUSTOTAL_PER_MINUTE": "0",
+        "CLUBSTACK_LOOKUP_VIRUSTOTAL_PER_DAY": str(VT_PER_DAY),
+        "CLUBSTACK_HTTP_ALLOW_HOSTS": providers.host,
         "CLUBSTACK_LOOKUP_DNS_TIMEOUT": "5",
         "CLUBSTACK_LOOKUP_DNS_LIFETIME": "6",
         "CLUBSTACK_LOOKUP_DKIM_SELECTORS": "",
@@ -193,6 +203,7 @@ def test_busy_evening(
         "CLUBSTACK_COMPUTE_STOP_TIMEOUT": "20",
     }
     with contextlib.ExitStack() as stack:
+        stack.callback(providers.stop)
         try:
             libvirt_uri = stack.enter_context(remote_libvirt_host(work))
         except (RemoteHostUnavailable, OSError) as exc:
@@ -205,7 +216,9 @@ def test_busy_evening(
                 sandbox = fleet.start_sandbox_node("sandbox")
                 engine = create_engine(fleet_database)
                 try:
-                    _evening(fleet, engine, smtp, web_a, worker, sandbox, libvirt_uri, work)
+                    _evening(
+                        fleet, engine, smtp, web_a, worker, sandbox, libvirt_uri, work, providers
+                    )
                 finally:
                     engine.dispose()
         finally:  # once no node can create anything more on the host
@@ -223,6 +236,7 @@ def _evening(
     sandbox: Node,
     libvirt_uri: str,
     work: Path,
+    providers: ProviderServer,
 ) -> None:
     from clubstack.billing import ledger
     from clubstack.billing.models import BillingAccount, LedgerEntry
@@ -286,6 +300,7 @@ def _evening(
     fleet.kill(worker)  # mid-job: slow.example.com answers only after 3 s
     fleet.restart(worker)  # the batch comes back
     assert "requeued 1 task(s) whose worker died" in worker.log_text()
+    worker_b = fleet.start_worker("worker-b")  # a second site worker from now on
 
     # -- contest programs; the sandbox node dies mid-run --------------------------------------
     aes = (STARTERS / "aes.c").read_text()
@@ -362,9 +377,38 @@ def _evening(
             ) == {"published"}
 
         wait_for("both submissions to be judged", judged, timeout=90)
-    worker_log = (worker.instance / "logs" / "worker.log").read_text()
+    worker_logs = "".join(
+        (node.instance / "logs" / "worker.log").read_text() for node in (worker, worker_b)
+    )
     for name in submissions:
-        assert worker_log.count(f"challenge {name}: published") == 1, name  # judged once
+        assert worker_logs.count(f"challenge {name}: published") == 1, name  # judged once
+
+    # -- one VirusTotal quota for every worker process -------------------------------------------
+    # The first batch was sent by the killed worker, its restarted process or worker-b; a second
+    # batch now runs on either worker. Quotas kept per process would let each send its own day's
+    # worth; kept in Redis they stop the whole fleet at VT_PER_DAY requests.
+    second = ann.api("POST", "/lookup/api/lookups", json={"indicators": QUOTA_BATCH})
+    assert second.status_code == 202, second.text
+    second_status = wait_for(
+        "the second batch to finish",
+        lambda: (
+            (r := ann.api("GET", f"/lookup/api/lookups/{second.json()['id']}").json())["status"]
+            == "done"
+            and r
+        ),
+        timeout=60,
+    )
+    vt = [
+        item["results"]["virustotal"]["status"]
+        for item in status["results"] + second_status["results"]
+    ]
+    sent = [r for r in providers.requests if r.path.startswith("/vt/")]
+    assert len(sent) == VT_PER_DAY, [r.path for r in sent]
+    # Every applicable check was answered or marked exhausted (not an error). Fewer than
+    # VT_PER_DAY may be answers: the killed worker spent quota on results it never saved.
+    applicable = len(vt) - vt.count("not_applicable")
+    assert vt.count("ok") + vt.count("quota_exhausted") == applicable > VT_PER_DAY, vt
+    assert vt.count("ok") <= VT_PER_DAY, vt
 
     # -- every request succeeded or got a clear answer ------------------------------------------
     for member in (ann, bob):
