@@ -1,56 +1,23 @@
-"""The fields the registration check reads from an RDAP answer (RFC 9083): whoisit's parser where
-it may run, our own reading of the same fields where it may not.
+"""The fields the registration check reads from an RDAP answer (RFC 9083), read from the RFC's
+JSON names.
 
-The gate. This is the one module of clubstack that uses an internal of whoisit: its parser
-(``whoisit.parser.parse``) takes the module's private bootstrap object (``whoisit._bootstrap``),
-which it asks for the registry behind a link. Its public API (``whoisit.domain`` ...) fetches by
-itself, with its own HTTP session and the IANA bootstrap files from the internet, which the
-core's HTTP client (SSRF guard, quotas) must do instead. Used only on WHOISIT_TESTED; pyproject
-bounds whoisit below its end (tested on 4.0.3 and 4.1.0).
-
-Outside those versions, or without the bootstrap object, ``rdap_fields`` reads the handful of
-fields itself, from the RFC's JSON names: the same values the registration check shows
-(tests/lookup/test_rdap_gate.py forces that path and compares). ``PARSER`` says which path this
-process takes.
+whoisit's parser would read them too, but only when handed whoisit's private bootstrap object,
+and its public API fetches by itself (its own HTTP session, the IANA bootstrap files from the
+internet) where the core's client (SSRF guard, quotas) must fetch. The handful of fields the
+check shows are read here instead; tests/lookup/test_rdap_fields.py pins them.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import UTC, datetime
-from importlib.metadata import version as installed_version
 from typing import Any
 
-import whoisit
-from whoisit.errors import ParseError
-from whoisit.parser import parse as whoisit_parse
-
-# [first, last) whoisit versions tested; see the module docstring.
-WHOISIT_TESTED = ((4, 0), (5, 0))
-
 # Raised for an answer that is not what RFC 9083 describes.
-MALFORMED = (ValueError, ParseError, KeyError, TypeError, AttributeError)
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError)
 
 
-def whoisit_fits(whoisit_version: str) -> bool:
-    numbers = tuple(int(part) for part in re.findall(r"\d+", whoisit_version)[:2])
-    return WHOISIT_TESTED[0] <= numbers < WHOISIT_TESTED[1] and hasattr(whoisit, "_bootstrap")
-
-
-# "whoisit" (its parser) or "own" (the fields read here); tests set it to force the fallback.
-PARSER = "whoisit" if whoisit_fits(installed_version("whoisit")) else "own"
-
-
-def rdap_fields(kind: str, value: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """registration_date, expiration_date, status, nameservers, entities ({role: [{name}]}),
-    and for IP networks name, handle, country, network and cidrs. Raises one of MALFORMED."""
-    if PARSER == "whoisit":
-        return dict(whoisit_parse(whoisit._bootstrap, kind, value, raw))
-    return _own_fields(kind, value, raw)
-
-
-# --- the public path: RFC 9083's JSON read directly -----------------------------------------
+# --- RFC 9083's JSON ------------------------------------------------------------------------
 
 
 def _date(text: Any) -> datetime | None:
@@ -80,7 +47,9 @@ def _entities(found: list[Any], into: dict[str, list[dict[str, Any]]]) -> None:
         _entities(entity.get("entities") or [], into)
 
 
-def _own_fields(kind: str, value: str, raw: dict[str, Any]) -> dict[str, Any]:
+def rdap_fields(kind: str, value: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """registration_date, expiration_date, status, nameservers, entities ({role: [{name}]}),
+    and for IP networks name, handle, country, network and cidrs. Raises one of MALFORMED."""
     expected = "domain" if kind == "domain" else "ip network"
     if raw.get("objectClassName", expected) != expected:
         raise ValueError(f"expected a {expected!r} object, got {raw.get('objectClassName')!r}")

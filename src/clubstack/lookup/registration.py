@@ -3,9 +3,7 @@ not know, see whoisquery.py), ASN and country via Team Cymru DNS.
 
 RDAP answers are fetched through the core HTTP client (SSRF guard, timeouts) from a
 configurable base URL (a bootstrap redirector such as rdap.org in production, a local
-stand-in in tests) and read by rdapfields.py (whoisit's parser where it may run), so we read
-the same fields whoisit users get. whoisit's own fetching is not used: it has its own HTTP
-session and needs the IANA bootstrap files from the internet.
+stand-in in tests) and read by rdapfields.py from RFC 9083's field names.
 """
 
 from __future__ import annotations
