@@ -128,3 +128,28 @@ def test_setup_leaves_process_ids_and_callers_on_records(app: Any) -> None:
     assert logging.Formatter("%(process)d %(funcName)s").format(records[0]) == (
         f"{os.getpid()} test_setup_leaves_process_ids_and_callers_on_records"
     )
+
+
+def test_a_failure_reaches_the_file_whole_with_its_arguments_and_traceback(app: Any) -> None:
+    """Records go to the writer thread as they are (not formatted and copied first): the line
+    still has its arguments filled in, the traceback follows it, and the path's secret is
+    masked by the filter that ran in the request."""
+    from clubstack.core.logs import flush_logs
+    from clubstack.core.web import secret_in_path
+
+    @app.get("/test-failure/<token>")
+    @secret_in_path("token")
+    def failing(token: str) -> str:
+        try:
+            raise ValueError("the cause")
+        except ValueError:
+            logging.getLogger("clubstack.test").exception("lookup %s of %d failed", token, 7)
+        return "ok"
+
+    token = "s3cret-token-of-twenty-chars"
+    assert app.test_client().get(f"/test-failure/{token}").status_code == 200
+    flush_logs()
+    log = (Path(app.config["CLUBSTACK"].instance) / "logs" / "web.log").read_text()
+    assert f"lookup {token[:4]}… of 7 failed" in log
+    assert "Traceback (most recent call last)" in log and "ValueError: the cause" in log
+    assert token not in log

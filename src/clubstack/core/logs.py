@@ -106,9 +106,10 @@ class _JsonFormatter(logging.Formatter):
 
 
 class _BatchingListener(logging.handlers.QueueListener):
-    """Writes records in batches: after a record it waits 50 ms, then writes everything that
-    came meanwhile. Waking the writer thread for every access line (a GIL hand-over each time)
-    cost a busy server more than the writing itself."""
+    """Writes records in batches: after a record it waits 50 ms, then hands every record that
+    came meanwhile to the handlers, and flushes them when the queue runs dry (a file handler
+    writes its whole batch at once). Waking the writer thread for every access line (a GIL
+    hand-over each time) cost a busy server more than the writing itself."""
 
     def __init__(
         self, records: queue.SimpleQueue[logging.LogRecord], *handlers: logging.Handler
@@ -120,8 +121,20 @@ class _BatchingListener(logging.handlers.QueueListener):
         try:
             return self.records.get_nowait()
         except queue.Empty:
+            self.flush()
             time.sleep(0.05)
             return self.records.get(block)
+
+    def flush(self) -> None:
+        # Only the file handler holds lines back; a stream handler flushes on every line (and
+        # its stream may be closed already when this runs at exit).
+        for handler in self.handlers:
+            if isinstance(handler, DailyFileHandler):
+                handler.flush()
+
+    def stop(self) -> None:
+        super().stop()
+        self.flush()
 
 
 class DailyFileHandler(logging.Handler):
@@ -130,12 +143,16 @@ class DailyFileHandler(logging.Handler):
 
     Several processes (gunicorn workers, several workers on one host) log to the same files, so
     no file is ever renamed: a handler that rotates by renaming races every other process that
-    rotates the same file, and lines are lost or land in the wrong day's file. Here each line is
-    one `write` on a file opened with O_APPEND, which the kernel appends whole, and the file is
-    chosen by the record's own time, so a line made at 23:59:59.99 and written a moment after
-    midnight still goes into its day's file. Files older than `keep_days` days are deleted by
-    whichever process first opens a new day's file.
+    rotates the same file, and lines are lost or land in the wrong day's file. Here lines are
+    written whole on a file opened with O_APPEND, which the kernel appends in one piece: the
+    lines pending when `flush` is called (the writer thread calls it when its queue runs dry) go
+    out in one `write` of at most about BATCH_BYTES. The file is chosen by the record's own
+    time, so a line made at 23:59:59.99 and written a moment after midnight still goes into its
+    day's file. Files older than `keep_days` days are deleted by whichever process first opens a
+    new day's file.
     """
+
+    BATCH_BYTES = 64 * 1024
 
     def __init__(self, path: Path, keep_days: int) -> None:
         super().__init__()
@@ -144,6 +161,8 @@ class DailyFileHandler(logging.Handler):
         self.day = ""
         self.fd = -1
         self.day_span = (0.0, 0.0)  # [start, end) of self.day, to skip formatting dates per line
+        self.pending: list[bytes] = []  # formatted lines not yet written (see flush)
+        self.pending_bytes = 0
 
     def day_file(self, day: str) -> Path:
         return self.path.with_name(f"{self.path.name}.{day}")
@@ -153,12 +172,27 @@ class DailyFileHandler(logging.Handler):
             data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
             start, end = self.day_span
             if not start <= record.created < end:
+                self.flush()  # what is pending belongs to the open day's file
                 self._open(time.strftime("%Y-%m-%d", time.gmtime(record.created)))
-            view = memoryview(data)
-            while view:  # a regular file takes the whole line in one write; loop all the same
-                view = view[os.write(self.fd, view) :]
+            self.pending.append(data)
+            self.pending_bytes += len(data)
+            if self.pending_bytes >= self.BATCH_BYTES:
+                self.flush()
         except Exception:
             self.handleError(record)
+
+    def flush(self) -> None:
+        """Write the pending lines with one `write` (looped only if the kernel took part)."""
+        self.acquire()
+        try:
+            if self.pending and self.fd >= 0:
+                view = memoryview(b"".join(self.pending))
+                self.pending.clear()
+                self.pending_bytes = 0
+                while view:
+                    view = view[os.write(self.fd, view) :]
+        finally:
+            self.release()
 
     def _open(self, day: str) -> None:
         fd = os.open(
@@ -202,6 +236,7 @@ class DailyFileHandler(logging.Handler):
                     old.unlink()
 
     def close(self) -> None:
+        self.flush()
         self.acquire()
         try:
             if self.fd >= 0:
@@ -213,7 +248,14 @@ class DailyFileHandler(logging.Handler):
 
 
 class _ClubstackQueueHandler(logging.handlers.QueueHandler):
-    """The root handler setup_logging installs (and replaces when called again)."""
+    """The root handler setup_logging installs (and replaces when called again).
+
+    The records stay in this process, so they go on the queue as they are: the filter has
+    already rendered the message, and the writer thread formats it. (QueueHandler's own
+    `prepare` formats and copies every record so that it could be pickled.)"""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 _configured: tuple[str, str] | None = None
