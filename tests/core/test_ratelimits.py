@@ -87,7 +87,7 @@ def test_no_module_under_src_uses_private_names_of_flask_limiter_or_limits() -> 
 
 
 def test_the_filter_lets_through_only_passes_with_nothing_to_check(make_app: Any) -> None:
-    from clubstack.core.ratelimits import HOOK_PASSED, nothing_to_check
+    from clubstack.core.ratelimits import IN_VIEW, nothing_to_check
 
     app = make_app()
     page = "/drop/"  # the form page's read limit counts GET and HEAD, its create limit POST
@@ -109,7 +109,7 @@ def test_the_filter_lets_through_only_passes_with_nothing_to_check(make_app: Any
             from flask import request
 
             if in_view:
-                request.environ[HOOK_PASSED] = True
+                request.environ[IN_VIEW] = True
             assert nothing_to_check() is expected, (url, method, in_view)
 
 

@@ -19,9 +19,10 @@ a request filter (the documented way to exempt a request), the passes that have 
 * the before-request pass for a view with limits of its own: Flask-Limiter checks those (and the
   default limit, where the view's limits leave the method out) in the view's decorator.
 
-To know which views count which methods, `limit` and `shared_limit` mark the view they decorate.
-Both passes hold only while no application-wide or meta limits exist (Flask-Limiter checks those
-in the before-request pass too); init_limits refuses them.
+To know which views count which methods, `limit` and `shared_limit` mark the view they decorate;
+the views they return mark the request as their pass begins (no hook of our own is needed to
+tell the passes apart). Both passes hold only while no application-wide or meta limits exist
+(Flask-Limiter checks those in the before-request pass too); init_limits refuses them.
 """
 
 from __future__ import annotations
@@ -48,18 +49,25 @@ READS = ["GET", "HEAD"]  # what a view's read limit counts: `limiter.limit(rate,
 KEY_PREFIX = "clubstack"  # RATELIMIT_KEY_PREFIX: the first part of every counter's key
 REDIS_KEY_PREFIX = "LIMITS"  # limits' RedisStorage puts its key_prefix (default) before that
 COUNTED = "clubstack_limited_methods"  # on a view: the methods its own limits count ("*": all)
-HOOK_PASSED = "clubstack.limiter_hook_passed"  # in the WSGI environ: the view is running
+IN_VIEW = "clubstack.limiter_in_view"  # in the WSGI environ: a limit decorator's pass is running
 
 
 class MarkingRouteLimit(RouteLimit):
-    """A route limit that writes on the view it decorates which methods it counts."""
+    """A route limit that writes on the view it decorates which methods it counts, and marks
+    the request when its decorator's pass begins (the before-request pass has then been)."""
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, Blueprint):  # the filter looks for marks on views only
             raise TypeError("limit the views of a blueprint one by one (see ratelimits.py)")
-        wrapped = super().__call__(obj)
+        checked = super().__call__(obj)
+
+        @functools.wraps(checked)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            request.environ[IN_VIEW] = True
+            return checked(*args, **kwargs)
+
         counted = {m.upper() for m in self.methods} if self.methods else {"*"}
-        setattr(wrapped, COUNTED, frozenset(counted | getattr(wrapped, COUNTED, frozenset())))
+        setattr(wrapped, COUNTED, frozenset(counted | getattr(checked, COUNTED, frozenset())))
         return wrapped
 
 
@@ -110,7 +118,7 @@ def nothing_to_check() -> bool:
     counted: frozenset[str] | None = getattr(view, COUNTED, None)
     if counted is None:
         return request.method in SAFE_METHODS
-    if HOOK_PASSED not in request.environ:
+    if IN_VIEW not in request.environ:
         return True  # the before-request pass: the view's decorator checks
     return request.method in SAFE_METHODS and not counted & {request.method, "*"}
 
@@ -146,10 +154,6 @@ def shared_counter_key(item: RateLimitItem, scope: str) -> str:
     `item` of `scope` (fixed window). A store that counts hits together with its own work (one
     round trip) uses it, so the count is the one the limiter would keep, and reset clears it."""
     return f"{REDIS_KEY_PREFIX}:{item.key_for(KEY_PREFIX, client_ip(), scope)}"
-
-
-def _hook_passed() -> None:
-    request.environ[HOOK_PASSED] = True
 
 
 class OneLineStorageErrors(logging.Filter):
@@ -238,4 +242,3 @@ def init_limits(app: Flask, storage_uri: str) -> None:
         raise RuntimeError("application-wide and meta limits need nothing_to_check revisited")
     app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_KEY_PREFIX=KEY_PREFIX)
     limiter.init_app(app)
-    app.before_request(_hook_passed)  # after the limiter's hook: marks that the view is next
