@@ -19,8 +19,9 @@ baseline's (issue #16); GET >= 60% of bare and p99 < 25 ms at 32 connections (is
 Always exits 0. BENCH_REDIS_URL picks the Redis (default db 14); CLUBSTACK_BENCH_SRC another
 checkout's src/ to measure (bench/compare.py).
 
---diagnose adds servers with single core middleware parts switched off and a cProfile
-breakdown of one GET, to show where the time goes.
+--diagnose adds servers with core parts taken out (Flask-Limiter's hooks; the access log; all of
+the core's per-request parts: those two, the CSRF and body-limit hooks and the drop's headers)
+and a cProfile breakdown of one GET, to show where the time goes.
 
 The load generator runs on the same machine as the servers, so absolute numbers are modest;
 ratios are measured in the same run on the same machine. Latency is measured closed-loop (each
@@ -201,23 +202,39 @@ def serve(kind: str, port: int) -> None:
             from clubstack.app import create_app
 
             app = create_app()
-            disable_core_parts(os.environ.get("BENCH_DISABLE", ""))
+            disable_core_parts(app, os.environ.get("BENCH_DISABLE", ""))
             return app
 
     Server().run()
 
 
-def disable_core_parts(parts: str) -> None:
-    """Diagnostics only (--diagnose): switch off one core middleware to measure its cost."""
+def disable_core_parts(app: Any, parts: str) -> None:
+    """Diagnostics only (--diagnose): take core parts out to measure what they cost.
+
+    Hooks are taken out of the app's hook lists (Flask calls them internal; the app never does
+    this): Flask-Limiter's own switch, `enabled`, still leaves its three hooks running on every
+    request, and what they cost is the question."""
     import logging
 
     from clubstack.core.web import limiter
 
+    def bound_to(hook: Any) -> Any:
+        return getattr(hook, "__self__", None) or (getattr(hook, "args", None) or [None])[0]
+
+    hooks_of = {
+        "limiter": lambda hook: bound_to(hook) is limiter,  # Flask-Limiter's three hooks
+        "csrf": lambda hook: getattr(hook, "__name__", "") == "csrf_protect",  # Flask-WTF's
+        "body-limit": lambda hook: getattr(hook, "__name__", "") == "_before",  # core.web
+        "drop-headers": lambda hook: getattr(hook, "__name__", "") == "_security_headers",
+    }
     for part in filter(None, parts.split(",")):
-        if part == "limiter":
-            limiter.enabled = False
-        elif part == "access-log":
+        if part == "access-log":
             logging.getLogger("clubstack.access").disabled = True
+        elif part in hooks_of:
+            for hooks in (app.before_request_funcs, app.after_request_funcs,
+                          app.teardown_request_funcs):  # fmt: skip
+                for scope, funcs in hooks.items():
+                    hooks[scope] = [hook for hook in funcs if not hooks_of[part](hook)]
         else:
             raise SystemExit(f"unknown part {part}")
 
@@ -581,11 +598,14 @@ TARGETS = [
     ("redis", "redis", ""),
     ("sql", "sql", ""),
 ]
+CORE_PARTS = "limiter,csrf,body-limit,drop-headers,access-log"
 DIAGNOSTIC_TARGETS = [
-    ("redis, no limiter", "redis", "limiter"),
-    ("redis, no limiter/access log", "redis", "limiter,access-log"),
-    ("sql, no limiter", "sql", "limiter"),
-    ("sql, no limiter/access log", "sql", "limiter,access-log"),
+    ("redis, no limiter hooks", "redis", "limiter"),
+    ("redis, no access log", "redis", "access-log"),
+    ("redis, none of the core's parts", "redis", CORE_PARTS),
+    ("sql, no limiter hooks", "sql", "limiter"),
+    ("sql, no access log", "sql", "access-log"),
+    ("sql, none of the core's parts", "sql", CORE_PARTS),
 ]
 
 
