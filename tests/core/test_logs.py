@@ -153,3 +153,20 @@ def test_a_failure_reaches_the_file_whole_with_its_arguments_and_traceback(app: 
     assert f"lookup {token[:4]}… of 7 failed" in log
     assert "Traceback (most recent call last)" in log and "ValueError: the cause" in log
     assert token not in log
+
+
+def test_a_batch_that_spans_midnight_goes_into_each_day_s_file(tmp_path: Path) -> None:
+    """The writer holds lines back until its queue runs dry; a batch made across midnight must
+    still file each line under the day it was made, not the day the batch was written."""
+    from clubstack.core.logs import DailyFileHandler
+
+    handler = DailyFileHandler(tmp_path / "web.log", keep_days=30)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for when, text in ((DAY1, "before"), (DAY1 + 1, "still before"), (DAY2, "after")):
+        record = logging.LogRecord("clubstack.test", logging.WARNING, __file__, 1, text, None, None)
+        record.created = when
+        handler.handle(record)
+    handler.flush()
+    handler.close()
+    assert (tmp_path / f"web.log.{_date(DAY1)}").read_text() == "before\nstill before\n"
+    assert (tmp_path / f"web.log.{_date(DAY2)}").read_text() == "after\n"
